@@ -1,0 +1,207 @@
+"""The write side: prices, raw batches, events and the rollups the processing task maintains.
+
+Money is integer pico-USD (1e-12 USD) everywhere: exact on PostgreSQL and SQLite alike.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone as dt_timezone
+
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import Organization, TenantManager
+
+EPOCH = datetime(2000, 1, 1, tzinfo=dt_timezone.utc)
+PRICE_DIGITS = {"max_digits": 18, "decimal_places": 6}  # USD per 1M tokens, up to six decimals
+
+
+class ModelPrice(models.Model):
+    """USD per 1M tokens for a provider's model(s), effective from a date; optionally one org's override."""
+
+    class MatchKind(models.TextChoices):
+        EXACT = "exact", "Exact name"
+        PREFIX = "prefix", "Prefix"
+        REGEX = "regex", "Regular expression"
+
+    org = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="prices",
+                            help_text="Empty: the global price. Set: this organisation's override.")
+    provider = models.CharField(max_length=64, db_index=True)
+    match_kind = models.CharField(max_length=8, choices=MatchKind.choices, default=MatchKind.EXACT)
+    model_match = models.CharField(max_length=256, help_text="Model name, prefix or regex (full match).")
+    display_name = models.CharField(max_length=256, blank=True)
+    input_mtok = models.DecimalField("input $/1M", **PRICE_DIGITS, default=0)
+    output_mtok = models.DecimalField("output $/1M", **PRICE_DIGITS, default=0)
+    cached_input_mtok = models.DecimalField("cache read $/1M", **PRICE_DIGITS, null=True, blank=True,
+                                            help_text="Empty: the input price.")
+    cache_write_mtok = models.DecimalField("cache write $/1M", **PRICE_DIGITS, null=True, blank=True,
+                                           help_text="5-minute cache write. Empty: the input price.")
+    cache_write_1h_mtok = models.DecimalField("cache write 1h $/1M", **PRICE_DIGITS, null=True, blank=True)
+    tiers = models.JSONField(default=list, blank=True, help_text=(
+        'Long-context tiers: [{"above": 200000, "input_mtok": "2.5", "output_mtok": "15", '
+        '"cached_input_mtok": "0.625", "cache_write_mtok": "..."}]. A request whose input exceeds '
+        '"above" pays the tier price for every token.'))
+    per_request_usd = models.DecimalField("$ per request", max_digits=18, decimal_places=12, null=True, blank=True)
+    per_unit_usd = models.DecimalField("$ per unit", max_digits=18, decimal_places=12, null=True, blank=True)
+    unit_field = models.CharField(max_length=64, blank=True,
+                                  help_text="Metadata key holding the unit count (e.g. read_units).")
+    effective_from = models.DateTimeField(default=EPOCH, db_index=True)
+    source = models.CharField(max_length=32, default="manual")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantManager()
+
+    class Meta:
+        ordering = ["provider", "model_match", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "match_kind", "model_match", "effective_from"],
+                                    condition=models.Q(org__isnull=True), name="modelprice_unique_global"),
+            models.UniqueConstraint(fields=["org", "provider", "match_kind", "model_match", "effective_from"],
+                                    condition=models.Q(org__isnull=False), name="modelprice_unique_org"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model_match} ({self.match_kind})"
+
+
+class RawBatch(models.Model):
+    """An accepted request's valid events, stored in one write before the 202; processed by a task."""
+
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    api_key_id = models.BigIntegerField(default=0)
+    received_at = models.DateTimeField(default=timezone.now)
+    payload = models.BinaryField(help_text="msgspec-encoded list of validated events (JSON).")
+    event_count = models.PositiveIntegerField()
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    objects = TenantManager()
+
+    class Meta:
+        indexes = [models.Index(fields=["received_at"], condition=models.Q(processed_at__isnull=True),
+                                name="rawbatch_pending_idx")]
+
+
+class TraceEvent(models.Model):
+    """One captured call, priced. Unique per (org, event_id): a re-sent event is stored once."""
+
+    id = models.BigAutoField(primary_key=True)
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
+    event_id = models.CharField(max_length=64)
+    run_id = models.CharField(max_length=128)
+    span_id = models.CharField(max_length=64, null=True, blank=True)
+    parent_span_id = models.CharField(max_length=64, null=True, blank=True)
+    section = models.CharField(max_length=256, blank=True)
+    section_path = models.CharField(max_length=1024, blank=True)
+    span_type = models.CharField(max_length=16, default="llm")
+    provider = models.CharField(max_length=64, blank=True)
+    model = models.CharField(max_length=256, blank=True)
+    endpoint = models.CharField(max_length=256, blank=True)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    latency_ms = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=16, default="ok")
+    http_status = models.IntegerField(null=True, blank=True)
+    customer_id = models.CharField(max_length=256, null=True, blank=True)
+    stream = models.BooleanField(default=False)
+    timestamp = models.DateTimeField()
+    cost_pico = models.BigIntegerField(null=True, blank=True, help_text="Null: unpriced.")
+    cost_source = models.CharField(max_length=8, default="", blank=True, help_text="price | client | '' (unpriced)")
+    price_id = models.BigIntegerField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    api_key_id = models.BigIntegerField(default=0)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantManager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "event_id"], name="traceevent_unique_org_event")]
+        indexes = [
+            models.Index(fields=["org", "timestamp"], name="traceevent_org_ts_idx"),
+            models.Index(fields=["org", "run_id"], name="traceevent_org_run_idx"),
+            models.Index(fields=["org", "timestamp"], condition=models.Q(cost_pico__isnull=True),
+                         name="traceevent_unpriced_idx"),
+        ]
+
+
+class HourlyRollup(models.Model):
+    """Per org × UTC hour × (agent, section_path, provider, model, customer, api key): sums.
+
+    `dims_hash` is the SHA-1 of the dimension values, so the upsert key stays small whatever the
+    length of a section path. Untracked = section_path ''; no customer = customer_id ''.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
+    hour = models.DateTimeField()
+    dims_hash = models.CharField(max_length=40)
+    agent = models.CharField(max_length=256, blank=True)
+    section_path = models.CharField(max_length=1024, blank=True)
+    provider = models.CharField(max_length=64, blank=True)
+    model = models.CharField(max_length=256, blank=True)
+    customer_id = models.CharField(max_length=256, blank=True)
+    api_key_id = models.BigIntegerField(default=0)
+    calls = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    unpriced_calls = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    cost_pico = models.BigIntegerField(default=0)
+    latency_ms_sum = models.FloatField(default=0)
+
+    objects = TenantManager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "hour", "dims_hash"], name="hourlyrollup_unique_key")]
+
+
+class RunSummary(models.Model):
+    """One row per run, maintained by the processing task: the runs list never groups raw events."""
+
+    id = models.BigAutoField(primary_key=True)
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
+    run_id = models.CharField(max_length=128)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField()
+    calls = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    unpriced_calls = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost_pico = models.BigIntegerField(default=0)
+    customer_id = models.CharField(max_length=256, blank=True)
+    agent = models.CharField(max_length=256, blank=True, help_text="First labelled agent of the run.")
+
+    objects = TenantManager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "run_id"], name="runsummary_unique_org_run")]
+        indexes = [models.Index(fields=["org", "-started_at"], name="runsummary_org_started_idx")]
+
+
+class RunFacet(models.Model):
+    """(run, kind, value) pairs that let the runs list filter by section, model, customer or status."""
+
+    class Kind(models.TextChoices):
+        SECTION = "section"
+        MODEL = "model"
+        CUSTOMER = "customer"
+        STATUS = "status"
+
+    id = models.BigAutoField(primary_key=True)
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
+    run_id = models.CharField(max_length=128)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    value = models.CharField(max_length=1024)
+
+    objects = TenantManager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "kind", "value", "run_id"], name="runfacet_unique")]

@@ -1,0 +1,49 @@
+"""Site-wide API plumbing: the DRF exception handler and /health."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+from rest_framework import exceptions
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+def exception_handler(exc, context):
+    """DRF's handler, plus: a 429 always carries Retry-After, and nothing unexpected becomes a bare 500 page."""
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, exceptions.Throttled):
+        response["Retry-After"] = str(int(exc.wait or 1))
+    return response
+
+
+def _broker_status() -> str:
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return "eager"
+    try:
+        import redis
+
+        redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=1, socket_timeout=1).ping()
+        return "ok"
+    except Exception:  # any failure means the broker is unusable right now
+        return "down"
+
+
+@require_GET
+def health(request):
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        database = "ok"
+    except Exception:
+        logger.exception("health: database check failed")
+        database = "down"
+    broker = _broker_status()
+    ok = database == "ok" and broker != "down"
+    body = {"status": "ok" if ok else "degraded", "database": database, "broker": broker}
+    return JsonResponse(body, status=200 if database == "ok" else 503)
