@@ -43,12 +43,20 @@ class HasApiKey(permissions.BasePermission):
         return isinstance(request.auth, ApiKey)
 
 
+class PaymentRequired(exceptions.APIException):
+    status_code = 402
+    default_detail = "This organisation has no active subscription: subscribe on the Billing page to use the read API."
+    default_code = "payment_required"
+
+
 class HasReadKey(HasApiKey):
-    """Read API: a read-scope key. An ingest key is refused with 403 and a clear reason."""
+    """Read API: a read-scope key of an active org. Ingest key → 403, lapsed subscription → 402."""
 
     def has_permission(self, request, view) -> bool:
         if not super().has_permission(request, view):
             return False
         if not request.auth.can_read:
             raise exceptions.PermissionDenied("This API key has the 'ingest' scope; the read API needs a 'read' key.")
+        if not request.auth.org.is_active:
+            raise PaymentRequired()
         return True
