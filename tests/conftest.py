@@ -68,3 +68,76 @@ def api(client):
             return client.post(url, data, content_type=content_type, headers=headers, **extra)
 
     return _Api
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Throttle counters and the price-book version live in the cache (Redis in CI): start clean."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+def make_price(**fields):
+    """A global price row (the price book is invalidated so the next batch sees it)."""
+    from ingestion.models import ModelPrice
+    from ingestion.pricing import price_book_invalidate
+
+    fields.setdefault("match_kind", "exact")
+    price = ModelPrice.objects.create(**fields)
+    price_book_invalidate()
+    return price
+
+
+@pytest.fixture
+def prices(db):
+    """A small, known price table (USD per 1M tokens)."""
+    return {
+        "gpt-4o": make_price(provider="openai", model_match="gpt-4o", input_mtok="2.5", output_mtok="10",
+                             cached_input_mtok="1.25"),
+        "gpt-4o-mini": make_price(provider="openai", match_kind="prefix", model_match="gpt-4o-mini",
+                                  input_mtok="0.15", output_mtok="0.6", cached_input_mtok="0.075"),
+        "gpt-4o-prefix": make_price(provider="openai", match_kind="prefix", model_match="gpt-4o",
+                                    input_mtok="2.5", output_mtok="10", cached_input_mtok="1.25"),
+        "claude": make_price(provider="anthropic", match_kind="prefix", model_match="claude-sonnet-4",
+                             input_mtok="3", output_mtok="15", cached_input_mtok="0.3", cache_write_mtok="3.75",
+                             tiers=[{"above": 200000, "input_mtok": "6", "output_mtok": "22.5",
+                                     "cached_input_mtok": "0.6", "cache_write_mtok": "7.5"}]),
+    }
+
+
+@pytest.fixture
+def post_events(client, django_capture_on_commit_callbacks):
+    """POST a batch to /v1/events with a key; runs the on-commit processing (eager); returns the response."""
+    import gzip as _gzip
+    import json as _json
+
+    def _post(key, events, *, gzip=False, url="/v1/events", **headers):
+        body = events if isinstance(events, (bytes, str)) else _json.dumps(events)
+        if isinstance(body, str):
+            body = body.encode()
+        if gzip:
+            body = _gzip.compress(body)
+            headers["Content-Encoding"] = "gzip"
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.generic("POST", url, body,
+                                  content_type=headers.pop("content_type", "application/json"), headers=headers)
+
+    return _post
+
+
+@pytest.fixture(autouse=True)
+def _eager_tasks(request):
+    """Tasks run in-process in tests, even with REDIS_URL set; `@pytest.mark.real_worker` tests opt out."""
+    from llmobserve_site.celery import app
+
+    if request.node.get_closest_marker("real_worker"):
+        yield
+        return
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = previous

@@ -1,0 +1,124 @@
+"""POST /v1/events: authenticate, validate structurally, persist in one write, answer 202."""
+
+from __future__ import annotations
+
+import zlib
+
+import msgspec
+from django.conf import settings
+from django.http.request import RawPostDataException
+from django.core.exceptions import RequestDataTooBig
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException, ParseError, UnsupportedMediaType
+from rest_framework.parsers import BaseParser
+from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+
+from .schema import BatchShapeError, batch_decode, events_validate
+from .services import events_ingest
+
+
+class PayloadTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+
+
+class ApiKeyThrottle(SimpleRateThrottle):
+    """Requests per minute per API key, in the shared cache (Redis when REDIS_URL is set)."""
+
+    scope = "ingest"
+    setting = "LLMOBSERVE_INGEST_RATE"
+
+    def get_rate(self):
+        return f"{getattr(settings, self.setting)}/min"
+
+    def get_cache_key(self, request, view):
+        key = getattr(request, "auth", None)
+        if key is None:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": key.pk}
+
+
+class JsonBodyParser(BaseParser):
+    """Declares the accepted media type for the schema; the view reads the raw body itself."""
+
+    media_type = "application/json"
+
+    def parse(self, stream, media_type=None, parser_context=None):  # pragma: no cover - never called
+        return None
+
+
+def _decompressed(body: bytes, limit: int) -> bytes:
+    """Inflate gzip without ever holding more than `limit` + 1 bytes (a gzip bomb stops early)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ParseError(f"Body is not valid gzip: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise PayloadTooLarge(f"Decompressed body exceeds {limit // (1024 * 1024)} MB.")
+    return out
+
+
+def read_json_body(request, *, limit: int) -> bytes:
+    content_type = request.content_type.split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise UnsupportedMediaType(request.content_type or "(none)",
+                                   detail="Send Content-Type: application/json (optionally gzip-encoded).")
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise PayloadTooLarge(f"Body exceeds {limit // (1024 * 1024)} MB.") from None
+    except RawPostDataException:  # pragma: no cover - the stream was read elsewhere
+        raise ParseError("Body could not be read.") from None
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding == "gzip":
+        body = _decompressed(body, limit)
+    elif encoding not in ("", "identity"):
+        raise UnsupportedMediaType(encoding, detail="Content-Encoding must be gzip or identity.")
+    if len(body) > limit:
+        raise PayloadTooLarge(f"Body exceeds {limit // (1024 * 1024)} MB.")
+    return body
+
+
+_ingest_response = inline_serializer("IngestResponse", {
+    "accepted": serializers.IntegerField(),
+    "rejected": serializers.ListField(child=serializers.DictField()),
+    "over_cap": serializers.BooleanField(),
+})
+
+
+class EventsIngestView(APIView):
+    throttle_classes = [ApiKeyThrottle]
+    parser_classes = [JsonBodyParser]
+
+    @extend_schema(
+        summary="Ingest a batch of events",
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={202: _ingest_response, 400: OpenApiResponse(description="Not JSON / not a list of objects"),
+                   401: None, 413: None, 415: None, 429: None},
+        examples=[OpenApiExample("batch", value={"events": [{"provider": "openai", "model": "gpt-4o-mini",
+                                                              "input_tokens": 1200, "output_tokens": 300}]})],
+    )
+    def post(self, request):
+        limit = settings.LLMOBSERVE_MAX_BODY_BYTES
+        body = read_json_body(request, limit=limit)
+        try:
+            typed, raw = batch_decode(body)
+        except msgspec.DecodeError as exc:
+            raise ParseError(f"Body is not valid JSON: {exc}") from None
+        except BatchShapeError as exc:
+            raise ParseError(str(exc)) from None
+        if typed is None and raw and not any(isinstance(item, dict) for item in raw):
+            raise ParseError("Body must be a list of event objects.")
+        count = len(typed if typed is not None else raw)
+        if count > settings.LLMOBSERVE_MAX_EVENTS_PER_REQUEST:
+            raise PayloadTooLarge(f"At most {settings.LLMOBSERVE_MAX_EVENTS_PER_REQUEST} events per request "
+                                  f"(got {count}).")
+        accepted, rejected = events_validate(typed=typed, raw=raw)
+        result = events_ingest(api_key=request.auth, events=accepted, rejected=rejected)
+        return Response({"accepted": result.accepted, "rejected": result.rejected, "over_cap": result.over_cap},
+                        status=status.HTTP_202_ACCEPTED)

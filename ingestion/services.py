@@ -1,0 +1,359 @@
+"""Write-side services: accept a batch durably, then price, store and roll it up exactly once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Iterable
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import ApiKey, Organization
+
+from .models import HourlyRollup, RawBatch, RunFacet, RunSummary, TraceEvent
+from .pricing import price_book_get
+from .schema import EventIn, events_decode, events_encode
+
+logger = logging.getLogger(__name__)
+
+PICO_PER_USD = Decimal(10**12)
+SWEEP_GRACE = timedelta(seconds=30)  # a batch younger than this is probably still in the broker
+MAX_ATTEMPTS = 10
+
+
+@dataclass
+class IngestResult:
+    accepted: int
+    rejected: list[dict[str, Any]]
+    over_cap: bool
+    batch_id: int | None = None
+
+
+def events_ingest(*, api_key: ApiKey, events: list[EventIn], rejected: list[dict[str, Any]]) -> IngestResult:
+    """Persist the valid events in one write, then (after commit) queue their processing."""
+    org = api_key.org
+    batch_id = None
+    if events:
+        batch = RawBatch.objects.create(org=org, api_key_id=api_key.pk, payload=events_encode(events),
+                                        event_count=len(events))
+        batch_id = batch.pk
+        transaction.on_commit(lambda: batch_enqueue(batch_id=batch.pk))
+    return IngestResult(accepted=len(events), rejected=rejected, over_cap=org.over_cap, batch_id=batch_id)
+
+
+def batch_enqueue(*, batch_id: int) -> None:
+    """Queue a batch; a broker outage or an eager-mode failure leaves it pending for the sweeper."""
+    from .tasks import batch_process_task
+
+    try:
+        batch_process_task.delay(batch_id)
+    except Exception:
+        logger.exception("could not queue batch %s; the sweeper will process it", batch_id)
+
+
+# --- processing ---------------------------------------------------------------------------
+
+_EVENT_COLUMNS = (
+    "org_id", "event_id", "run_id", "span_id", "parent_span_id", "section", "section_path", "span_type",
+    "provider", "model", "endpoint", "input_tokens", "output_tokens", "cached_input_tokens",
+    "cache_write_tokens", "reasoning_tokens", "latency_ms", "status", "http_status", "customer_id", "stream",
+    "timestamp", "cost_pico", "cost_source", "price_id", "metadata", "api_key_id", "received_at",
+)
+_ROLLUP_SUMS = ("calls", "errors", "unpriced_calls", "input_tokens", "output_tokens", "cached_input_tokens",
+                "cache_write_tokens", "reasoning_tokens", "cost_pico", "latency_ms_sum")
+_RUN_SUMS = ("calls", "errors", "unpriced_calls", "input_tokens", "output_tokens", "cost_pico")
+
+
+def agent_of(section_path: str) -> str:
+    return section_path.split("/", 1)[0] if section_path else ""
+
+
+def dims_hash(*dims: Any) -> str:
+    return hashlib.sha1("\x1f".join(str(d) for d in dims).encode()).hexdigest()
+
+
+def _event_cost(book, org_id: int, event: EventIn) -> tuple[int | None, str, int | None]:
+    """(cost_pico, cost_source, price_id). The price table wins; a client cost only fills a gap."""
+    units = None
+    if event.metadata:
+        units = event.metadata.get("units")
+        units = units if isinstance(units, int) and not isinstance(units, bool) and units >= 0 else None
+    priced = None
+    if event.provider and event.model:
+        priced = book.price(org_id=org_id, provider=event.provider, model=event.model, at=event.timestamp,
+                            input_tokens=event.input_tokens, output_tokens=event.output_tokens,
+                            cached_input_tokens=event.cached_input_tokens,
+                            cache_write_tokens=event.cache_write_tokens, units=units)
+    if priced is not None:
+        price_id, cost = priced
+        return cost, "price", price_id
+    if event.cost_usd is not None:
+        return int(Decimal(event.cost_usd) * PICO_PER_USD), "client", None
+    return None, "", None
+
+
+@dataclass
+class _Aggregates:
+    rollups: dict[tuple, list] = field(default_factory=dict)
+    runs: dict[str, list] = field(default_factory=dict)
+    facets: set[tuple[str, str, str]] = field(default_factory=set)
+
+
+def _aggregate(org_id: int, api_key_id: int, rows: Iterable[tuple[EventIn, int | None]]) -> _Aggregates:
+    agg = _Aggregates()
+    for event, cost in rows:
+        hour = event.timestamp.replace(minute=0, second=0, microsecond=0)
+        customer = event.customer_id or ""
+        agent = agent_of(event.section_path)
+        error = 0 if event.status == "ok" else 1
+        unpriced = 1 if cost is None else 0
+        key = (hour, agent, event.section_path, event.provider, event.model, customer)
+        r = agg.rollups.get(key)
+        if r is None:
+            r = agg.rollups[key] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0]
+        r[0] += 1
+        r[1] += error
+        r[2] += unpriced
+        r[3] += event.input_tokens
+        r[4] += event.output_tokens
+        r[5] += event.cached_input_tokens
+        r[6] += event.cache_write_tokens
+        r[7] += event.reasoning_tokens
+        r[8] += cost or 0
+        r[9] += event.latency_ms or 0.0
+        end = event.timestamp + timedelta(milliseconds=event.latency_ms or 0)
+        run = agg.runs.get(event.run_id)
+        if run is None:
+            agg.runs[event.run_id] = [event.timestamp, end, 1, error, unpriced, event.input_tokens,
+                                      event.output_tokens, cost or 0, customer, agent]
+        else:
+            run[0] = min(run[0], event.timestamp)
+            run[1] = max(run[1], end)
+            run[2] += 1
+            run[3] += error
+            run[4] += unpriced
+            run[5] += event.input_tokens
+            run[6] += event.output_tokens
+            run[7] += cost or 0
+            run[8] = run[8] or customer
+            run[9] = run[9] or agent
+        if event.section_path:
+            agg.facets.add((event.run_id, RunFacet.Kind.SECTION, event.section_path))
+        if event.model:
+            agg.facets.add((event.run_id, RunFacet.Kind.MODEL, event.model))
+        if customer:
+            agg.facets.add((event.run_id, RunFacet.Kind.CUSTOMER, customer))
+        agg.facets.add((event.run_id, RunFacet.Kind.STATUS, event.status))
+    return agg
+
+
+def _dt(value: datetime):
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _is_pg() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _insert_events(rows: list[tuple]) -> set[str]:
+    """INSERT … ON CONFLICT (org_id, event_id) DO NOTHING; returns the event ids actually inserted."""
+    table = TraceEvent._meta.db_table
+    cols = ", ".join(_EVENT_COLUMNS)
+    inserted: set[str] = set()
+    with connection.cursor() as cursor:
+        if _is_pg():
+            # COPY into a session temp table, then one set-based insert: the fast path on PostgreSQL.
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS _events_in ON COMMIT DELETE ROWS AS "
+                f"SELECT {cols} FROM {table} WITH NO DATA"
+            )
+            cursor.execute("TRUNCATE _events_in")
+            with cursor.cursor.copy(f"COPY _events_in ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(
+                f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _events_in "
+                f"ON CONFLICT (org_id, event_id) DO NOTHING RETURNING event_id"
+            )
+            inserted.update(r[0] for r in cursor.fetchall())
+            return inserted
+        placeholders = "(" + ", ".join(["%s"] * len(_EVENT_COLUMNS)) + ")"
+        chunk = max(1, 30000 // len(_EVENT_COLUMNS))
+        for start in range(0, len(rows), chunk):
+            part = rows[start:start + chunk]
+            cursor.execute(
+                f"INSERT INTO {table} ({cols}) VALUES {', '.join([placeholders] * len(part))} "
+                f"ON CONFLICT (org_id, event_id) DO NOTHING RETURNING event_id",
+                [v for row in part for v in row],
+            )
+            inserted.update(r[0] for r in cursor.fetchall())
+    return inserted
+
+
+def _upsert(table: str, key_cols: tuple[str, ...], cols: tuple[str, ...], values: list[tuple],
+            updates: dict[str, str], chunk_rows: int = 400) -> None:
+    if not values:
+        return
+    placeholders = "(" + ", ".join(["%s"] * len(cols)) + ")"
+    set_clause = ", ".join(f"{c} = {expr}" for c, expr in updates.items())
+    action = f"DO UPDATE SET {set_clause}" if updates else "DO NOTHING"
+    with connection.cursor() as cursor:
+        for start in range(0, len(values), chunk_rows):
+            part = values[start:start + chunk_rows]
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(cols)}) VALUES {', '.join([placeholders] * len(part))} "
+                f"ON CONFLICT ({', '.join(key_cols)}) {action}",
+                [v for row in part for v in row],
+            )
+
+
+def _add(table: str, cols: Iterable[str]) -> dict[str, str]:
+    return {c: f"{table}.{c} + excluded.{c}" for c in cols}
+
+
+def rollups_apply(*, org_id: int, api_key_id: int, agg: _Aggregates) -> None:
+    """Add aggregates to the rollup and run tables; keys sorted so concurrent workers never deadlock."""
+    least, greatest = ("LEAST", "GREATEST") if _is_pg() else ("MIN", "MAX")
+    rt = HourlyRollup._meta.db_table
+    dims = ("hour", "dims_hash", "agent", "section_path", "provider", "model", "customer_id", "api_key_id")
+    rollup_rows = []
+    for key in sorted(agg.rollups, key=lambda k: (k[0], k[1:])):
+        hour, agent, path, provider, model, customer = key
+        rollup_rows.append((org_id, _dt(hour), dims_hash(agent, path, provider, model, customer, api_key_id),
+                            agent, path, provider, model, customer, api_key_id, *agg.rollups[key]))
+    _upsert(rt, ("org_id", "hour", "dims_hash"), ("org_id", *dims, *_ROLLUP_SUMS), rollup_rows,
+            _add(rt, _ROLLUP_SUMS))
+
+    st = RunSummary._meta.db_table
+    run_cols = ("org_id", "run_id", "started_at", "ended_at", *_RUN_SUMS, "customer_id", "agent")
+    run_rows = [(org_id, run_id, _dt(r[0]), _dt(r[1]), *r[2:8], r[8], r[9]) for run_id, r in sorted(agg.runs.items())]
+    updates = _add(st, _RUN_SUMS)
+    updates.update({
+        "started_at": f"{least}({st}.started_at, excluded.started_at)",
+        "ended_at": f"{greatest}({st}.ended_at, excluded.ended_at)",
+        "customer_id": f"CASE WHEN {st}.customer_id = '' THEN excluded.customer_id ELSE {st}.customer_id END",
+        "agent": f"CASE WHEN {st}.agent = '' THEN excluded.agent ELSE {st}.agent END",
+    })
+    _upsert(st, ("org_id", "run_id"), run_cols, run_rows, updates)
+
+    facet_rows = [(org_id, run_id, kind, value) for run_id, kind, value in sorted(agg.facets)]
+    _upsert(RunFacet._meta.db_table, ("org_id", "kind", "value", "run_id"), ("org_id", "run_id", "kind", "value"),
+            facet_rows, {}, chunk_rows=1000)
+
+
+def batch_process(*, batch_id: int) -> int:
+    """Price, store and roll up one raw batch, in one transaction. Returns the number of new events.
+
+    Idempotent: a processed batch is skipped, and events already stored (re-sent, or a retried
+    task) are left out of the rollups because only rows actually inserted are counted.
+    """
+    with transaction.atomic():
+        batch = RawBatch.objects.unscoped().select_for_update().filter(pk=batch_id).first()
+        if batch is None or batch.processed_at is not None:
+            return 0
+        org_id, api_key_id = batch.org_id, batch.api_key_id
+        events = events_decode(bytes(batch.payload))
+        book = price_book_get()
+        now = timezone.now()
+        received = _dt(batch.received_at)
+        seen: set[str] = set()
+        rows, priced = [], []
+        json_dumps = json.dumps
+        for event in events:
+            if event.event_id in seen:
+                continue
+            seen.add(event.event_id)
+            cost, source, price_id = _event_cost(book, org_id, event)
+            priced.append((event, cost))
+            rows.append((
+                org_id, event.event_id, event.run_id, event.span_id, event.parent_span_id, event.section,
+                event.section_path, event.span_type, event.provider, event.model, event.endpoint,
+                event.input_tokens, event.output_tokens, event.cached_input_tokens, event.cache_write_tokens,
+                event.reasoning_tokens, event.latency_ms, event.status, event.http_status, event.customer_id,
+                event.stream, _dt(event.timestamp), cost, source, price_id, json_dumps(event.metadata),
+                api_key_id, received,
+            ))
+        inserted = _insert_events(rows)
+        if len(inserted) != len(priced):
+            priced = [(e, c) for e, c in priced if e.event_id in inserted]
+        rollups_apply(org_id=org_id, api_key_id=api_key_id, agg=_aggregate(org_id, api_key_id, priced))
+        RawBatch.objects.unscoped().filter(pk=batch_id).update(processed_at=now, attempts=batch.attempts + 1)
+    return len(inserted)
+
+
+def batch_failed(*, batch_id: int, error: str) -> None:
+    batch = RawBatch.objects.unscoped().filter(pk=batch_id).first()
+    if batch is not None:
+        RawBatch.objects.unscoped().filter(pk=batch_id).update(attempts=batch.attempts + 1, last_error=error[:2000])
+
+
+def batches_pending(*, older_than: timedelta = SWEEP_GRACE, limit: int = 500) -> list[int]:
+    cutoff = timezone.now() - older_than
+    return list(
+        RawBatch.objects.unscoped()
+        .filter(processed_at__isnull=True, received_at__lte=cutoff, attempts__lt=MAX_ATTEMPTS)
+        .order_by("received_at").values_list("pk", flat=True)[:limit]
+    )
+
+
+# --- re-pricing ------------------------------------------------------------------------------
+
+def events_reprice_unpriced(*, org_id: int | None = None, limit: int = 5000) -> int:
+    """Price stored events that had no price, and move their cost into the rollups and run summaries.
+
+    Runs when the price table changes. Safe to repeat: an event is only counted when its
+    `cost_pico IS NULL → value` update actually happened in this transaction.
+    """
+    book = price_book_get()
+    qs = TraceEvent.objects.unscoped().filter(cost_pico__isnull=True).exclude(model="")
+    if org_id is not None:
+        qs = qs.filter(org_id=org_id)
+    total = 0
+    last_id = 0
+    while True:
+        chunk = list(qs.filter(id__gt=last_id).order_by("id")[:limit])
+        if not chunk:
+            return total
+        last_id = chunk[-1].id
+        with transaction.atomic():
+            rollup_deltas: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+            run_deltas: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+            for ev in chunk:
+                priced = book.price(org_id=ev.org_id, provider=ev.provider, model=ev.model, at=ev.timestamp,
+                                    input_tokens=ev.input_tokens, output_tokens=ev.output_tokens,
+                                    cached_input_tokens=ev.cached_input_tokens,
+                                    cache_write_tokens=ev.cache_write_tokens)
+                if priced is None:
+                    continue
+                price_id, cost = priced
+                updated = TraceEvent.objects.unscoped().filter(pk=ev.pk, cost_pico__isnull=True).update(
+                    cost_pico=cost, cost_source="price", price_id=price_id)
+                if not updated:
+                    continue
+                total += 1
+                hour = ev.timestamp.replace(minute=0, second=0, microsecond=0)
+                customer = ev.customer_id or ""
+                key = (ev.org_id, hour, dims_hash(agent_of(ev.section_path), ev.section_path, ev.provider, ev.model,
+                                                  customer, ev.api_key_id))
+                rollup_deltas[key][0] += cost
+                rollup_deltas[key][1] += 1
+                run_deltas[(ev.org_id, ev.run_id)][0] += cost
+                run_deltas[(ev.org_id, ev.run_id)][1] += 1
+            rt, st = HourlyRollup._meta.db_table, RunSummary._meta.db_table
+            with connection.cursor() as cursor:
+                for (oid, hour, dh), (cost, n) in sorted(rollup_deltas.items()):
+                    cursor.execute(
+                        f"UPDATE {rt} SET cost_pico = cost_pico + %s, unpriced_calls = unpriced_calls - %s "
+                        f"WHERE org_id = %s AND hour = %s AND dims_hash = %s", [cost, n, oid, _dt(hour), dh])
+                for (oid, run_id), (cost, n) in sorted(run_deltas.items()):
+                    cursor.execute(
+                        f"UPDATE {st} SET cost_pico = cost_pico + %s, unpriced_calls = unpriced_calls - %s "
+                        f"WHERE org_id = %s AND run_id = %s", [cost, n, oid, run_id])
+
+
