@@ -1,8 +1,19 @@
-from django.urls import path
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import views
+from . import api, views
 
 urlpatterns = [
+    path("v1/runs", api.RunsView.as_view(), name="api-runs"),
+    path("v1/runs/<str:run_id>", api.RunDetailView.as_view(), name="api-run"),
+    path("v1/stats/summary", api.SummaryView.as_view(), name="api-summary"),
+    path("v1/stats/breakdown", api.BreakdownView.as_view(), name="api-breakdown"),
+    path("v1/stats/timeseries", api.TimeseriesView.as_view(), name="api-timeseries"),
+    path("v1/export", api.ExportView.as_view(), name="api-export"),
+    path("v1/schema", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="api-schema"),
+    path("v1/docs", SpectacularSwaggerView.as_view(url_name="api-schema", authentication_classes=[],
+                                                   permission_classes=[]), name="api-docs"),
+    path("", include("analytics.insights_urls")),
     path("o/<slug:slug>/", views.overview, name="overview"),
     path("o/<slug:slug>/welcome/", views.onboarding, name="onboarding"),
 ]

@@ -233,6 +233,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    "URL_FORMAT_OVERRIDE": None,  # `?format=csv|json` belongs to /v1/export
     "EXCEPTION_HANDLER": "llmobserve_site.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {

@@ -1,0 +1,161 @@
+"""The read API (DESIGN §4b): thin views over analytics.selectors, authenticated by a read-scope key."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import HasReadKey
+from ingestion.api import ApiKeyThrottle
+
+from . import selectors
+from .windows import WindowError, window_from_params
+
+
+class ReadThrottle(ApiKeyThrottle):
+    scope = "read"
+    setting = "LLMOBSERVE_READ_RATE"
+
+
+WINDOW_PARAMS = [
+    OpenApiParameter("window", str, enum=["24h", "7d", "30d"], description="Ends now; default 24h."),
+    OpenApiParameter("since", OpenApiTypes.DATETIME, description="Custom window start (rounded down to the hour)."),
+    OpenApiParameter("until", OpenApiTypes.DATETIME, description="Custom window end (rounded up to the hour)."),
+]
+FILTER_PARAMS = [
+    OpenApiParameter("customer_id", str), OpenApiParameter("section", str, description="Prefix of the section path."),
+    OpenApiParameter("status", str, enum=["ok", "error", "rate_limited", "timeout", "cancelled"]),
+    OpenApiParameter("model", str), OpenApiParameter("agent", str, description='First path segment, "agent:x".'),
+]
+
+
+class ReadView(APIView):
+    permission_classes = [HasReadKey]
+    throttle_classes = [ReadThrottle]
+
+    def window(self, request):
+        try:
+            return window_from_params(request.query_params)
+        except WindowError as exc:
+            raise ValidationError({"window": str(exc)}) from None
+
+    def choice(self, request, name: str, choices, default: str) -> str:
+        value = request.query_params.get(name) or default
+        if value not in choices:
+            raise ValidationError({name: f"must be one of {', '.join(choices)}"})
+        return value
+
+    def filters(self, request) -> selectors.RunFilters:
+        q = request.query_params
+        return selectors.RunFilters(customer_id=q.get("customer_id", ""), section=q.get("section", ""),
+                                    status=q.get("status", ""), model=q.get("model", ""), agent=q.get("agent", ""))
+
+
+class RunsView(ReadView):
+    @extend_schema(summary="Runs, newest first", parameters=WINDOW_PARAMS + FILTER_PARAMS + [
+        OpenApiParameter("cursor", str), OpenApiParameter("limit", int)], responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        try:
+            limit = min(max(int(request.query_params.get("limit", 50)), 1), 500)
+        except ValueError:
+            raise ValidationError({"limit": "must be an integer"}) from None
+        runs, cursor = selectors.runs_list(org=request.auth.org, window=self.window(request),
+                                           filters=self.filters(request), cursor=request.query_params.get("cursor", ""),
+                                           limit=limit)
+        next_url = None
+        if cursor:
+            params = request.query_params.copy()
+            params["cursor"] = cursor
+            next_url = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
+        return Response({"results": [selectors.run_as_api(r) for r in runs], "next": next_url})
+
+
+class RunDetailView(ReadView):
+    @extend_schema(summary="One run: its calls and section tree", responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, run_id: str):
+        org = request.auth.org
+        run = selectors.run_get(org=org, run_id=run_id)
+        events = selectors.run_events(org=org, run_id=run_id)
+        body = selectors.run_as_api(run)
+        body["events"] = [selectors.event_as_api(e.__dict__) for e in events]
+        body["sections"] = [node.as_api() for node in selectors.section_tree(events)]
+        return Response(body)
+
+
+class SummaryView(ReadView):
+    @extend_schema(summary="Cost summary of a window vs the previous one", parameters=WINDOW_PARAMS,
+                   responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        return Response(selectors.cost_summary(org=request.auth.org, window=self.window(request)).as_api())
+
+
+class BreakdownView(ReadView):
+    @extend_schema(summary="Cost by agent, section, provider, model or customer", parameters=WINDOW_PARAMS + [
+        OpenApiParameter("by", str, enum=list(selectors.DIMENSIONS), required=True)],
+        responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        by = self.choice(request, "by", selectors.DIMENSIONS, "agent")
+        rows = selectors.cost_breakdown(org=request.auth.org, by=by, window=self.window(request))
+        return Response({"results": [r.as_api() for r in rows]})
+
+
+class TimeseriesView(ReadView):
+    @extend_schema(summary="Cost over time", parameters=WINDOW_PARAMS + [
+        OpenApiParameter("interval", str, enum=["day", "hour"]),
+        OpenApiParameter("by", str, enum=["provider", "model", "agent"])], responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        interval = self.choice(request, "interval", ("day", "hour"), "day")
+        by = self.choice(request, "by", ("provider", "model", "agent"), "provider")
+        buckets = selectors.cost_timeseries(org=request.auth.org, window=self.window(request), interval=interval, by=by)
+        return Response({"buckets": buckets})
+
+
+def export_response(*, org, window, filters, fmt: str) -> StreamingHttpResponse:
+    """Stream the events as CSV (wire fields in order, then cost_usd) or one JSON array."""
+    rows = selectors.events_iter(org=org, window=window, filters=filters)
+    columns = [f for f in selectors.WIRE_FIELDS if f != "cost_usd"] + ["cost_usd"]
+    stamp = window.start.strftime("%Y%m%d%H")
+    if fmt == "csv":
+        def generate():
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(columns)
+            for n, row in enumerate(rows, 1):
+                row["metadata"] = json.dumps(row["metadata"], separators=(",", ":")) if row["metadata"] else ""
+                writer.writerow(["" if row[c] is None else row[c] for c in columns])
+                if n % 500 == 0:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+            yield buffer.getvalue()
+
+        response = StreamingHttpResponse(generate(), content_type="text/csv; charset=utf-8")
+    else:
+        def generate():
+            yield "["
+            for n, row in enumerate(rows):
+                yield ("," if n else "") + json.dumps({c: row[c] for c in columns}, separators=(",", ":"))
+            yield "]"
+
+        response = StreamingHttpResponse(generate(), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="llmobserve-events-{stamp}.{fmt}"'
+    return response
+
+
+class ExportView(ReadView):
+    @extend_schema(summary="Export events (streamed)", parameters=WINDOW_PARAMS + FILTER_PARAMS + [
+        OpenApiParameter("format", str, enum=["csv", "json"])], responses={200: OpenApiTypes.BINARY})
+    def get(self, request):
+        fmt = self.choice(request, "format", ("csv", "json"), "csv")
+        return export_response(org=request.auth.org, window=self.window(request), filters=self.filters(request),
+                               fmt=fmt)
+
+

@@ -1,0 +1,287 @@
+"""Read-side selectors: every number comes from the rollup and run-summary tables, scoped to one org."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator, Literal
+
+from django.db.models import Q, QuerySet, Sum
+from django.db.models.functions import Trunc
+from django.http import Http404
+
+from accounts.models import Organization
+from ingestion.models import HourlyRollup, RunFacet, RunSummary, TraceEvent
+
+from .windows import Window, usd, usd_div
+
+Dimension = Literal["agent", "section", "provider", "model", "customer"]
+DIMENSIONS: dict[str, str] = {
+    "agent": "agent", "section": "section_path", "provider": "provider", "model": "model", "customer": "customer_id",
+}
+UNTRACKED = "Untracked"
+NO_CUSTOMER = "(no customer)"
+
+
+def _rollups(org: Organization, window: Window) -> QuerySet[HourlyRollup]:
+    return HourlyRollup.objects.for_org(org).filter(hour__gte=window.start, hour__lt=window.end)
+
+
+def label_of(dimension: str, key: str | None) -> str:
+    if key is None or key == "":
+        return NO_CUSTOMER if dimension == "customer" else UNTRACKED
+    if dimension == "agent":
+        return key.split(":", 1)[1] if ":" in key else key
+    return key
+
+
+@dataclass(frozen=True)
+class Summary:
+    cost_pico: int
+    calls: int
+    unpriced_calls: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    previous_cost_pico: int
+
+    @property
+    def change_pct(self) -> float | None:
+        if not self.previous_cost_pico:
+            return None
+        return round((self.cost_pico - self.previous_cost_pico) * 100 / self.previous_cost_pico, 1)
+
+    def as_api(self) -> dict[str, Any]:
+        return {
+            "cost_usd": usd(self.cost_pico), "calls": self.calls, "avg_cost_usd": usd_div(self.cost_pico, self.calls),
+            "previous_cost_usd": usd(self.previous_cost_pico), "change_pct": self.change_pct,
+            "unpriced_calls": self.unpriced_calls,
+        }
+
+
+def cost_summary(*, org: Organization, window: Window) -> Summary:
+    totals = _rollups(org, window).aggregate(
+        cost=Sum("cost_pico"), calls=Sum("calls"), unpriced=Sum("unpriced_calls"), errors=Sum("errors"),
+        input=Sum("input_tokens"), output=Sum("output_tokens"),
+    )
+    previous = _rollups(org, window.previous).aggregate(cost=Sum("cost_pico"))["cost"] or 0
+    return Summary(cost_pico=totals["cost"] or 0, calls=totals["calls"] or 0, unpriced_calls=totals["unpriced"] or 0,
+                   errors=totals["errors"] or 0, input_tokens=totals["input"] or 0,
+                   output_tokens=totals["output"] or 0, previous_cost_pico=previous)
+
+
+@dataclass(frozen=True)
+class BreakdownRow:
+    key: str | None
+    label: str
+    cost_pico: int
+    calls: int
+    unpriced_calls: int
+    share: float
+
+    def as_api(self) -> dict[str, Any]:
+        return {"key": self.key, "label": self.label, "cost_usd": usd(self.cost_pico), "calls": self.calls,
+                "share": self.share}
+
+
+def cost_breakdown(*, org: Organization, by: Dimension, window: Window, limit: int | None = None
+                   ) -> list[BreakdownRow]:
+    """Every key of the dimension in the window, by cost (then calls). Unlabelled rows: key None."""
+    column = DIMENSIONS[by]
+    rows = list(
+        _rollups(org, window).values(column)
+        .annotate(cost=Sum("cost_pico"), calls=Sum("calls"), unpriced=Sum("unpriced_calls"))
+        .order_by("-cost", "-calls", column)
+    )
+    total = sum(r["cost"] or 0 for r in rows)
+    out = []
+    for r in rows[:limit] if limit else rows:
+        key = r[column] or None
+        cost = r["cost"] or 0
+        out.append(BreakdownRow(key=key, label=label_of(by, key), cost_pico=cost, calls=r["calls"] or 0,
+                                unpriced_calls=r["unpriced"] or 0, share=round(cost / total, 4) if total else 0.0))
+    return out
+
+
+def cost_timeseries(*, org: Organization, window: Window, interval: Literal["day", "hour"] = "day",
+                    by: Literal["provider", "model", "agent"] = "provider") -> list[dict[str, Any]]:
+    """Every bucket of the window (empty ones as {}), values = cost per key as plain decimal strings."""
+    column = DIMENSIONS[by]
+    rows = (
+        _rollups(org, window)
+        .annotate(bucket=Trunc("hour", interval, tzinfo=timezone.utc))
+        .values("bucket", column).annotate(cost=Sum("cost_pico")).order_by("bucket")
+    )
+    by_bucket: dict[datetime, dict[str, int]] = {}
+    for r in rows:
+        key = r[column] or UNTRACKED
+        bucket = by_bucket.setdefault(r["bucket"], {})
+        bucket[key] = bucket.get(key, 0) + (r["cost"] or 0)
+    step = timedelta(days=1) if interval == "day" else timedelta(hours=1)
+    t = window.start.replace(hour=0) if interval == "day" else window.start
+    out = []
+    while t < window.end:
+        values = by_bucket.get(t, {})
+        label = t.strftime("%Y-%m-%d") if interval == "day" else t.strftime("%Y-%m-%dT%H:00:00Z")
+        out.append({"t": label, "values": {k: usd(v) for k, v in sorted(values.items(), key=lambda kv: -kv[1])}})
+        t += step
+    return out
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunFilters:
+    customer_id: str = ""
+    section: str = ""
+    status: str = ""
+    model: str = ""
+    agent: str = ""
+
+
+def _encode_cursor(run: RunSummary) -> str:
+    raw = f"{run.started_at.isoformat()}|{run.pk}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int] | None:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        started, pk = raw.rsplit("|", 1)
+        return datetime.fromisoformat(started), int(pk)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def runs_list(*, org: Organization, window: Window, filters: RunFilters = RunFilters(), cursor: str = "",
+              limit: int = 50) -> tuple[list[RunSummary], str | None]:
+    """Newest first, keyset-paginated on (started_at, id); filters go through the run facets."""
+    qs = RunSummary.objects.for_org(org).filter(started_at__gte=window.start, started_at__lt=window.end)
+    facets = RunFacet.objects.for_org(org)
+    for kind, value, prefix in (
+        (RunFacet.Kind.CUSTOMER, filters.customer_id, False), (RunFacet.Kind.MODEL, filters.model, False),
+        (RunFacet.Kind.STATUS, filters.status, False), (RunFacet.Kind.SECTION, filters.section, True),
+    ):
+        if value:
+            match = facets.filter(kind=kind, **({"value__startswith": value} if prefix else {"value": value}))
+            qs = qs.filter(run_id__in=match.values("run_id"))
+    if filters.agent:
+        agent_paths = facets.filter(kind=RunFacet.Kind.SECTION).filter(
+            Q(value=filters.agent) | Q(value__startswith=filters.agent + "/"))
+        qs = qs.filter(run_id__in=agent_paths.values("run_id"))
+    position = _decode_cursor(cursor) if cursor else None
+    if position is not None:
+        started, pk = position
+        qs = qs.filter(Q(started_at__lt=started) | Q(started_at=started, pk__lt=pk))
+    runs = list(qs.order_by("-started_at", "-pk")[: limit + 1])
+    next_cursor = _encode_cursor(runs[limit - 1]) if len(runs) > limit else None
+    return runs[:limit], next_cursor
+
+
+def run_as_api(run: RunSummary) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id, "started_at": run.started_at.isoformat().replace("+00:00", "Z"),
+        "ended_at": run.ended_at.isoformat().replace("+00:00", "Z"), "calls": run.calls,
+        "cost_usd": usd(run.cost_pico) if run.unpriced_calls < run.calls or run.cost_pico else None,
+        "input_tokens": run.input_tokens, "output_tokens": run.output_tokens,
+        "unpriced_calls": run.unpriced_calls, "errors": run.errors,
+    }
+
+
+@dataclass
+class SectionNode:
+    path: str
+    name: str
+    cost_pico: int = 0
+    calls: int = 0
+    unpriced_calls: int = 0
+    children: dict[str, SectionNode] = field(default_factory=dict)
+
+    def as_api(self) -> dict[str, Any]:
+        return {"path": self.path, "name": self.name, "cost_usd": usd(self.cost_pico), "calls": self.calls,
+                "children": [c.as_api() for c in self.sorted_children()]}
+
+    def sorted_children(self) -> list[SectionNode]:
+        return sorted(self.children.values(), key=lambda n: (-n.cost_pico, n.path))
+
+
+def section_tree(events: list[TraceEvent]) -> list[SectionNode]:
+    """Cost and calls rolled up per path node; untracked calls sit in a root node with path ''."""
+    roots: dict[str, SectionNode] = {}
+    for event in events:
+        cost = event.cost_pico or 0
+        unpriced = 1 if event.cost_pico is None else 0
+        if not event.section_path:
+            node = roots.setdefault("", SectionNode(path="", name=UNTRACKED))
+            node.cost_pico += cost
+            node.calls += 1
+            node.unpriced_calls += unpriced
+            continue
+        level, path = roots, ""
+        for segment in event.section_path.split("/"):
+            path = f"{path}/{segment}" if path else segment
+            node = level.setdefault(path, SectionNode(path=path, name=segment))
+            node.cost_pico += cost
+            node.calls += 1
+            node.unpriced_calls += unpriced
+            level = node.children
+    return sorted(roots.values(), key=lambda n: (-n.cost_pico, n.path))
+
+
+def run_get(*, org: Organization, run_id: str) -> RunSummary:
+    run = RunSummary.objects.for_org(org).filter(run_id=run_id).first()
+    if run is None:
+        raise Http404("No such run")
+    return run
+
+
+def run_events(*, org: Organization, run_id: str) -> list[TraceEvent]:
+    return list(TraceEvent.objects.for_org(org).filter(run_id=run_id).order_by("timestamp", "id"))
+
+
+# --- events (export) ---------------------------------------------------------------------------
+
+WIRE_FIELDS = (
+    "event_id", "run_id", "span_id", "parent_span_id", "section", "section_path", "span_type", "provider", "model",
+    "endpoint", "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens",
+    "latency_ms", "status", "http_status", "customer_id", "stream", "timestamp", "cost_usd", "metadata",
+)
+
+
+def event_as_api(values: dict[str, Any]) -> dict[str, Any]:
+    out = {name: values.get(name) for name in WIRE_FIELDS}
+    out["timestamp"] = values["timestamp"].isoformat().replace("+00:00", "Z")
+    out["cost_usd"] = usd(values["cost_pico"])
+    return out
+
+
+_EVENT_VALUES = tuple(f for f in WIRE_FIELDS if f != "cost_usd") + ("cost_pico",)
+
+
+def events_iter(*, org: Organization, window: Window, filters: RunFilters = RunFilters(),
+                chunk_size: int = 2000) -> Iterator[dict[str, Any]]:
+    """Events of the window, oldest first, streamed from the database in chunks (server-side cursor on PG)."""
+    qs = TraceEvent.objects.for_org(org).filter(timestamp__gte=window.start, timestamp__lt=window.end)
+    if filters.customer_id:
+        qs = qs.filter(customer_id=filters.customer_id)
+    if filters.section:
+        qs = qs.filter(section_path__startswith=filters.section)
+    if filters.agent:
+        qs = qs.filter(Q(section_path=filters.agent) | Q(section_path__startswith=filters.agent + "/"))
+    if filters.status:
+        qs = qs.filter(status=filters.status)
+    if filters.model:
+        qs = qs.filter(model=filters.model)
+    for values in qs.order_by("timestamp", "id").values(*_EVENT_VALUES).iterator(chunk_size=chunk_size):
+        yield event_as_api(values)
+
+
+def customers_breakdown(*, org: Organization, window: Window, limit: int | None = None) -> list[BreakdownRow]:
+    return cost_breakdown(org=org, by="customer", window=window, limit=limit)
+
+
+def org_has_events(*, org: Organization) -> bool:
+    return HourlyRollup.objects.for_org(org).exists()
+
+

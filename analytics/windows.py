@@ -1,0 +1,106 @@
+"""Time windows aligned to UTC hours (rollups are hourly) and money formatting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+NAMED_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+DEFAULT_WINDOW = "24h"
+
+
+class WindowError(ValueError):
+    pass
+
+
+def floor_hour(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(value: datetime) -> datetime:
+    floored = floor_hour(value)
+    return floored if floored == value.astimezone(timezone.utc) else floored + timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Window:
+    """[start, end): start on an hour boundary; end is now (named) or an hour boundary (custom)."""
+
+    start: datetime
+    end: datetime
+    name: str = "custom"
+
+    @property
+    def previous(self) -> Window:
+        return Window(start=self.start - (self.end - self.start), end=self.start, name=f"previous {self.name}")
+
+    @property
+    def hours(self) -> int:
+        return max(1, int((ceil_hour(self.end) - self.start).total_seconds() // 3600))
+
+    @classmethod
+    def named(cls, name: str, *, now: datetime | None = None) -> Window:
+        if name not in NAMED_WINDOWS:
+            raise WindowError(f"window must be one of {', '.join(NAMED_WINDOWS)}")
+        now = now or datetime.now(timezone.utc)
+        return cls(start=floor_hour(now) - NAMED_WINDOWS[name], end=now, name=name)
+
+    @classmethod
+    def custom(cls, since: datetime, until: datetime | None = None, *, now: datetime | None = None) -> Window:
+        now = now or datetime.now(timezone.utc)
+        until = until or now
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=timezone.utc)
+        if until.tzinfo is None:
+            until = until.replace(tzinfo=timezone.utc)
+        if until <= since:
+            raise WindowError("until must be after since")
+        if until - since > timedelta(days=400):
+            raise WindowError("a custom window spans at most 400 days")
+        return cls(start=floor_hour(since), end=ceil_hour(until), name="custom")
+
+
+def window_from_params(params, *, now: datetime | None = None) -> Window:
+    """`window=24h|7d|30d` or `since=&until=` (ISO 8601). Raises WindowError with a clear message."""
+    from django.utils.dateparse import parse_date, parse_datetime
+
+    def parse(name: str) -> datetime | None:
+        raw = (params.get(name) or "").strip()
+        if not raw:
+            return None
+        value = parse_datetime(raw.replace(" ", "+")) if "T" in raw or ":" in raw else None
+        if value is None:
+            day = parse_date(raw)
+            if day is None:
+                raise WindowError(f"{name} must be an ISO 8601 date or datetime")
+            value = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        return value
+
+    since, until = parse("since"), parse("until")
+    if since is not None:
+        return Window.custom(since, until, now=now)
+    if until is not None:
+        raise WindowError("until needs since")
+    return Window.named(params.get("window") or DEFAULT_WINDOW, now=now)
+
+
+PICO = Decimal(10**12)
+
+
+def usd(pico: int | None) -> str | None:
+    """Integer pico-USD → plain decimal string, exact, never an exponent ("0.00472")."""
+    if pico is None:
+        return None
+    text = format(Decimal(int(pico)).scaleb(-12), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
+
+
+def usd_div(pico: int, n: int) -> str | None:
+    """Average in USD, exact to 1e-12 (rounded half-even), as a plain string; None when n == 0."""
+    if not n:
+        return None
+    value = (Decimal(int(pico)) / n).quantize(Decimal(1))
+    return usd(int(value))
