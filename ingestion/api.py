@@ -64,6 +64,8 @@ def _decompressed(body: bytes, limit: int) -> bytes:
 
 
 def read_json_body(request, *, limit: int) -> bytes:
+    if request.META.get("CONTENT_LENGTH") in (None, "", "0") and not request.META.get("HTTP_TRANSFER_ENCODING"):
+        raise ParseError('Body is empty: send a JSON array of events or {"events": [...]}.')
     content_type = request.content_type.split(";")[0].strip().lower()
     if content_type != "application/json":
         raise UnsupportedMediaType(request.content_type or "(none)",
