@@ -159,9 +159,12 @@ def runs_list(*, org: Organization, window: Window, filters: RunFilters = RunFil
     """Newest first, keyset-paginated on (started_at, id); filters go through the run facets."""
     qs = RunSummary.objects.for_org(org).filter(started_at__gte=window.start, started_at__lt=window.end)
     facets = RunFacet.objects.for_org(org)
+    if filters.status == "ok":
+        qs = qs.filter(errors=0)
     for kind, value, prefix in (
         (RunFacet.Kind.CUSTOMER, filters.customer_id, False), (RunFacet.Kind.MODEL, filters.model, False),
-        (RunFacet.Kind.STATUS, filters.status, False), (RunFacet.Kind.SECTION, filters.section, True),
+        (RunFacet.Kind.STATUS, "" if filters.status == "ok" else filters.status, False),
+        (RunFacet.Kind.SECTION, filters.section, True),
     ):
         if value:
             match = facets.filter(kind=kind, **({"value__startswith": value} if prefix else {"value": value}))

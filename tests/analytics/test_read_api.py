@@ -96,6 +96,7 @@ def test_runs_list_filters_and_paginates(api, read_key, history):
     assert [r["run_id"] for r in client.get("/v1/runs", customer_id="acme").json()["results"]] == ["run-1"]
     assert [r["run_id"] for r in client.get("/v1/runs", section="agent:res").json()["results"]] == ["run-1"]
     assert [r["run_id"] for r in client.get("/v1/runs", status="error").json()["results"]] == ["run-2"]
+    assert [r["run_id"] for r in client.get("/v1/runs", status="ok").json()["results"]] == ["run-4", "run-3", "run-1"]
     assert [r["run_id"] for r in client.get("/v1/runs", model="gpt-4o-mini").json()["results"]] == ["run-3"]
     assert len(client.get("/v1/runs", window="7d").json()["results"]) == 5
     page = client.get("/v1/runs", limit=3).json()
