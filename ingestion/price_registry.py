@@ -96,18 +96,23 @@ class Registry:
 
 # --- Match clauses ---------------------------------------------------------------------------
 
+def _escape(text: str) -> str:
+    """re.escape, minus the needless `\\-` (outside a character class a hyphen is literal): readable in the admin."""
+    return re.escape(text).replace("\\-", "-")
+
+
 def _clause_regex(clause) -> str:
     """A regex that full-matches exactly the (lower-cased) names the clause matches."""
     from genai_prices import types as gp
 
     if isinstance(clause, gp.ClauseEquals):
-        return re.escape(clause.equals.lower())
+        return _escape(clause.equals.lower())
     if isinstance(clause, gp.ClauseStartsWith):
-        return re.escape(clause.starts_with.lower()) + ".*"
+        return _escape(clause.starts_with.lower()) + ".*"
     if isinstance(clause, gp.ClauseEndsWith):
-        return ".*" + re.escape(clause.ends_with.lower())
+        return ".*" + _escape(clause.ends_with.lower())
     if isinstance(clause, gp.ClauseContains):
-        return ".*" + re.escape(clause.contains.lower()) + ".*"
+        return ".*" + _escape(clause.contains.lower()) + ".*"
     if isinstance(clause, gp.ClauseRegex):
         pattern = clause.regex
         if pattern.startswith("^") and pattern.endswith("$") and "|" not in pattern and not pattern.endswith("\\$"):

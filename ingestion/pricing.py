@@ -254,8 +254,8 @@ def lookup_chain(provider: str, model: str) -> list[tuple[str, str]]:
             chain.append(("aws", maker_model))
     elif key in {"vertex", "vertex_ai", "google_vertex", "google", "gemini", "google_genai"}:
         path = _VERTEX_PATH.match(m)
-        if path:
-            maker = {"google": "google"}.get(path.group(2), path.group(2))
+        if path:  # projects/…/publishers/<maker>/models/<name>
+            maker = path.group(2)
             m_short = m[path.end():]
             chain.append(("google", m_short))
             maker_model = m_short
@@ -264,9 +264,7 @@ def lookup_chain(provider: str, model: str) -> list[tuple[str, str]]:
             chain.append(("google", maker_model))
     elif key in {"openrouter", "litellm"} and "/" in m:
         vendor, _, rest = m.partition("/")
-        maker = PROVIDER_ALIASES.get(_provider_key(vendor), (vendor,))[0]
-        if vendor == "meta_llama" or vendor == "meta-llama":
-            maker = "meta"
+        maker = "meta" if vendor == "meta-llama" else PROVIDER_ALIASES.get(_provider_key(vendor), (vendor,))[0]
         maker_model = rest
 
     if key in RESELLERS or raw_provider in RESELLERS:
