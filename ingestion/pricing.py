@@ -477,30 +477,35 @@ class PriceBook:
     `price_book_get()`, which reloads it when `price_book_invalidate()` has run anywhere.
     """
 
+    MEMO_LIMIT = 200_000  # distinct (org, provider, model) timelines kept before the memo starts over
+
     def __init__(self, rows: Iterable[ModelPrice]):
         self._index = _Index(rows)
         self._memo: dict[tuple[int | None, str, str], tuple[list[datetime], list[Entry]]] = {}
+
+    def _timeline(self, org_id: int | None, provider: str, model: str) -> tuple[list[datetime], list[Entry]]:
+        if org_id not in self._index.scopes:
+            org_id = None  # an org without overrides shares the global timelines
+        key = (org_id, provider, model)
+        timeline = self._memo.get(key)
+        if timeline is None:
+            if len(self._memo) >= self.MEMO_LIMIT:
+                self._memo.clear()
+            timeline = self._memo[key] = self._index.timeline(org_id, provider, model)
+        return timeline
 
     @classmethod
     def load(cls) -> PriceBook:
         return cls(ModelPrice.objects.unscoped().all())
 
     def resolve(self, *, org_id: int | None, provider: str, model: str, at: datetime) -> Entry | None:
-        key = (org_id, provider, model)
-        timeline = self._memo.get(key)
-        if timeline is None:
-            timeline = self._memo[key] = self._index.timeline(org_id, provider, model)
-        return _at(timeline, at)
+        return _at(self._timeline(org_id, provider, model), at)
 
     def price(self, *, org_id: int | None, provider: str, model: str, at: datetime, input_tokens: int,
               output_tokens: int, cached_input_tokens: int = 0, cache_write_tokens: int = 0,
               units=None) -> tuple[int, int] | None:
         """(price_id, cost in pico-USD), or None when no price matches."""
-        key = (org_id, provider, model)
-        timeline = self._memo.get(key)
-        if timeline is None:
-            timeline = self._memo[key] = self._index.timeline(org_id, provider, model)
-        times, entries = timeline
+        times, entries = self._timeline(org_id, provider, model)
         if not times:
             return None
         i = bisect_right(times, at) - 1

@@ -93,3 +93,42 @@ def test_dry_run_writes_nothing():
     call_command("sync_prices", "--dry-run", stdout=out, stderr=StringIO())
     assert "dry run" in out.getvalue()
     assert not ModelPrice.objects.unscoped().exists()
+
+
+REAL_NAMES = [
+    # (provider as the SDK reports it, model as the provider reports it, expected input $/1M, output $/1M)
+    ("openai", "gpt-4o-2024-08-06", "2.5", "10"),
+    ("openai", "gpt-4o-mini-2024-07-18", "0.15", "0.6"),
+    ("anthropic", "claude-3-5-haiku-20241022", "0.8", "4"),
+    ("anthropic", "claude-sonnet-4-20250514", "3", "15"),
+    ("google", "gemini-2.5-pro", "1.25", "10"),
+    ("vertex_ai", "claude-3-5-sonnet-v2@20241022", "3", "15"),
+    ("bedrock", "us.anthropic.claude-3-5-sonnet-20240620-v1:0", "3", "15"),
+    ("bedrock", "cohere.command-r-plus-v1:0", "2.5", "10"),
+    ("azure_openai", "gpt-4o-mini", "0.15", "0.6"),
+    ("mistral", "mistral-small-latest", "0.1", "0.3"),
+    ("cohere", "command-r-plus-08-2024", "2.5", "10"),
+    ("openrouter", "openai/gpt-4o-mini", "0.15", "0.6"),
+]
+
+
+@pytest.mark.django_db
+def test_synced_prices_reach_the_names_sdks_report():
+    sync()
+    at = datetime(2025, 6, 1, tzinfo=timezone.utc)
+    for provider, model, input_mtok, output_mtok in REAL_NAMES:
+        price = price_resolve(org_id=None, provider=provider, model=model, at=at)
+        assert price is not None, (provider, model)
+        assert (price.input_mtok, price.output_mtok) == (Decimal(input_mtok), Decimal(output_mtok)), (provider, model)
+
+
+@pytest.mark.django_db
+def test_synced_long_context_tier_prices_every_token_of_a_large_request():
+    from ingestion.pricing import cost_compute
+
+    sync()
+    at = datetime(2025, 6, 1, tzinfo=timezone.utc)
+    gemini = price_resolve(org_id=None, provider="google", model="gemini-2.5-pro", at=at)
+    assert gemini.tiers and gemini.tiers[0]["above"] == 200_000
+    assert cost_compute(price=gemini, input_tokens=300_000, output_tokens=1_000) == (
+        300_000 * 2_500_000 + 1_000 * 15_000_000)  # $2.50 / $15 per 1M above 200k

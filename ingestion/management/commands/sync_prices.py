@@ -6,6 +6,7 @@ import time
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from ingestion.models import ModelPrice
 from ingestion.price_registry import SOURCE, registry_load
@@ -24,6 +25,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, dry_run: bool = False, verbosity: int = 1, **options):
         started = time.monotonic()
+        now = timezone.now()
         registry = registry_load()
         wanted = {row.key: row for row in registry.rows}
 
@@ -47,6 +49,7 @@ class Command(BaseCommand):
             elif any(getattr(existing, name) != value for name, value in values.items()):
                 for name, value in values.items():
                     setattr(existing, name, value)
+                existing.updated_at = now  # bulk_update does not apply auto_now
                 to_update.append(existing)
         stale_ids = [p.pk for key, p in synced.items() if key not in wanted or key in manual_keys]
 
