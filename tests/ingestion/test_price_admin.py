@@ -107,14 +107,14 @@ def test_exported_csv_imports_back_unchanged(admin_client, prices):
 def test_csv_import_saves_good_rows_reports_bad_ones_and_loses_nothing(admin_client, prices, org, invalidations):
     text = "\n".join([
         HEADER,
-        f",openai,exact,gpt-4.1,,2,8,0.5,,,,,,,2025-04-14,",                    # new global price
+        ",openai,exact,gpt-4.1,,2,8,0.5,,,,,,,2025-04-14,",                    # new global price
         f"{org.slug},openai,prefix,gpt-4o,,1.9,7.5,,,,,,,,,manual",               # updates the override
-        f",openai,regex,gpt-(4.1,,2,8,,,,,,,,,",                                  # bad regex
-        f",anthropic,exact,claude-x,,abc,8,,,,,,,,,",                             # bad price
-        f"no-such-org,openai,exact,gpt-4.1,,2,8,,,,,,,,,",                        # unknown org
-        f",google,prefix,gemini-2.5-pro,,1.25,10,0.31,,,\"[{{\"\"above\"\": 200000, \"\"input_mtok\"\": \"\"2.5\"\"}}]\",,,,,",
-        f",google,prefix,gemini-x,,1,1,,,,\"[{{\"\"input_mtok\"\": 2}}]\",,,,,",  # tier without threshold
-        f",cohere,exact,rerank-v3.5,,0,0,,,,,0.0000000000001,,,,",              # 13 decimals
+        ",openai,regex,gpt-(4.1,,2,8,,,,,,,,,",                                  # bad regex
+        ",anthropic,exact,claude-x,,abc,8,,,,,,,,,",                             # bad price
+        "no-such-org,openai,exact,gpt-4.1,,2,8,,,,,,,,,",                        # unknown org
+        ",google,prefix,gemini-2.5-pro,,1.25,10,0.31,,,\"[{\"\"above\"\": 200000, \"\"input_mtok\"\": \"\"2.5\"\"}]\",,,,,",
+        ",google,prefix,gemini-x,,1,1,,,,\"[{\"\"input_mtok\"\": 2}]\",,,,,",  # tier without threshold
+        ",cohere,exact,rerank-v3.5,,0,0,,,,,0.0000000000001,,,,",              # 13 decimals
     ]) + "\n"
     upload = SimpleUploadedFile("prices.csv", text.encode(), content_type="text/csv")
     response = admin_client.post(reverse("admin:ingestion_modelprice_import"), {"file": upload})
@@ -137,6 +137,16 @@ def test_csv_import_saves_good_rows_reports_bad_ones_and_loses_nothing(admin_cli
         assert ModelPrice.objects.unscoped().filter(pk=untouched.pk, input_mtok=untouched.input_mtok).exists()
     assert ModelPrice.objects.unscoped().count() == len(prices) + 2
     assert invalidations == [1]
+
+
+@pytest.mark.django_db
+def test_import_page_is_linked_from_the_changelist_and_documents_the_format(admin_client):
+    url = reverse("admin:ingestion_modelprice_import")
+    assert f'href="{url}"' in admin_client.get(reverse(CHANGELIST)).content.decode()
+    page = admin_client.get(url)
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert 'enctype="multipart/form-data"' in body and "cached_input_mtok" in body and "effective_from" in body
 
 
 @pytest.mark.django_db
