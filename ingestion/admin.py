@@ -1,0 +1,411 @@
+"""Admin: the price table a pricing analyst edits (search, filters, CSV export/import), and read-only
+views of events, raw batches and rollups. Every price write ends with `prices_changed()`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+
+from accounts.models import Organization
+
+from .models import EPOCH, HourlyRollup, ModelPrice, RawBatch, TraceEvent
+from .pricing import entry_build, prices_changed
+
+CSV_COLUMNS = ["org", "provider", "match_kind", "model_match", "display_name", "input_mtok", "output_mtok",
+               "cached_input_mtok", "cache_write_mtok", "cache_write_1h_mtok", "tiers", "per_request_usd",
+               "per_unit_usd", "unit_field", "effective_from", "source"]
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+
+
+def _plain(value) -> str:
+    """A Decimal without trailing zeros or exponent: 2.500000 → 2.5."""
+    if value is None:
+        return ""
+    text = format(Decimal(value).normalize(), "f")
+    return text
+
+
+def usd_from_pico(pico: int | None) -> str:
+    if pico is None:
+        return "unpriced"
+    return "$" + _plain(Decimal(pico).scaleb(-12)) if pico else "$0"
+
+
+# --- Prices ---------------------------------------------------------------------------------------
+
+class ModelPriceForm(forms.ModelForm):
+    """Validates what the model cannot: tiers' shape, the regex, prices the engine can price exactly."""
+
+    class Meta:
+        model = ModelPrice
+        fields = [c for c in CSV_COLUMNS]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["effective_from"].required = False  # empty: since forever (EPOCH)
+
+    def clean_provider(self):
+        return self.cleaned_data["provider"].strip().lower()
+
+    def clean_model_match(self):
+        return self.cleaned_data["model_match"].strip()
+
+    def clean_tiers(self):
+        tiers = self.cleaned_data.get("tiers") or []
+        if not isinstance(tiers, list):
+            raise ValidationError('Tiers must be a JSON list, e.g. [{"above": 200000, "input_mtok": "6"}].')
+        allowed = {"above", "input_mtok", "output_mtok", "cached_input_mtok", "cache_write_mtok"}
+        for i, tier in enumerate(tiers, start=1):
+            if not isinstance(tier, dict) or "above" not in tier:
+                raise ValidationError(f'Tier {i} needs an "above" threshold (input tokens).')
+            unknown = set(tier) - allowed
+            if unknown:
+                raise ValidationError(f"Tier {i} has unknown keys: {', '.join(sorted(unknown))}.")
+            if not isinstance(tier["above"], int) or tier["above"] < 0:
+                raise ValidationError(f'Tier {i}: "above" must be a whole number of tokens.')
+        return tiers
+
+    def clean_effective_from(self):
+        return self.cleaned_data.get("effective_from") or EPOCH
+
+    def clean(self):
+        data = super().clean()
+        if data.get("match_kind") == ModelPrice.MatchKind.REGEX and data.get("model_match"):
+            try:
+                re.compile(data["model_match"])
+            except re.error as exc:
+                self.add_error("model_match", f"Not a valid regular expression: {exc}.")
+        if not self.errors:
+            probe = ModelPrice(**{k: v for k, v in data.items() if k in {f.name for f in ModelPrice._meta.fields}})
+            try:
+                entry_build(probe)
+            except (ValueError, ArithmeticError, TypeError) as exc:
+                raise ValidationError(f"Cannot price exactly with these values: {exc}.") from exc
+        return data
+
+
+class ScopeFilter(admin.SimpleListFilter):
+    title = "scope"
+    parameter_name = "scope"
+
+    def lookups(self, request, model_admin):
+        return [("global", "Global price"), ("override", "Organisation override")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "global":
+            return queryset.filter(org__isnull=True)
+        if self.value() == "override":
+            return queryset.filter(org__isnull=False)
+        return queryset
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    form = ModelPriceForm
+    change_list_template = "admin/ingestion/modelprice/change_list.html"
+    list_display = ["provider", "model_match", "match_kind", "input_price", "output_price", "cache_read_price",
+                    "cache_write_price", "tier_marker", "effective_from", "scope", "source"]
+    list_display_links = ["model_match"]
+    list_filter = [ScopeFilter, "provider", "match_kind", "source", ("org", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["provider", "model_match", "display_name"]
+    date_hierarchy = "effective_from"
+    list_select_related = ["org"]
+    list_per_page = 100
+    raw_id_fields = ["org"]
+    readonly_fields = ["updated_at"]
+    actions = ["export_csv"]
+    fieldsets = [
+        (None, {"fields": ["org", "provider", "match_kind", "model_match", "display_name", "effective_from",
+                           "source"]}),
+        ("USD per 1M tokens", {"fields": ["input_mtok", "output_mtok", "cached_input_mtok", "cache_write_mtok",
+                                          "cache_write_1h_mtok", "tiers"]}),
+        ("Non-token prices", {"fields": ["per_request_usd", "per_unit_usd", "unit_field"],
+                              "classes": ["collapse"]}),
+        (None, {"fields": ["updated_at"]}),
+    ]
+
+    def get_queryset(self, request):
+        return ModelPrice.objects.unscoped().select_related("org")
+
+    @admin.display(description="input $/1M", ordering="input_mtok")
+    def input_price(self, obj):
+        return _plain(obj.input_mtok)
+
+    @admin.display(description="output $/1M", ordering="output_mtok")
+    def output_price(self, obj):
+        return _plain(obj.output_mtok)
+
+    @admin.display(description="cache read $/1M", ordering="cached_input_mtok")
+    def cache_read_price(self, obj):
+        return _plain(obj.cached_input_mtok) or "= input"
+
+    @admin.display(description="cache write $/1M", ordering="cache_write_mtok")
+    def cache_write_price(self, obj):
+        return _plain(obj.cache_write_mtok) or "= input"
+
+    @admin.display(description="tiers")
+    def tier_marker(self, obj):
+        thresholds = [t.get("above") for t in obj.tiers or [] if isinstance(t, dict)]
+        return ", ".join(f"> {_k(a)}" for a in sorted(thresholds)) if thresholds else ""
+
+    @admin.display(description="org", ordering="org__name")
+    def scope(self, obj):
+        return obj.org.slug if obj.org_id else "global"
+
+    # Every write reloads the price books and re-prices unpriced events after commit.
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        prices_changed()
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        prices_changed()
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        prices_changed()
+
+    @admin.action(description="Export selected prices as CSV")
+    def export_csv(self, request, queryset):
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        stamp = timezone.now().strftime("%Y%m%d-%H%M")
+        response["Content-Disposition"] = f'attachment; filename="model-prices-{stamp}.csv"'
+        prices_csv_write(response, queryset.select_related("org").order_by("provider", "model_match",
+                                                                           "effective_from"))
+        return response
+
+    def get_urls(self):
+        custom = [path("import/", self.admin_site.admin_view(self.import_view), name="ingestion_modelprice_import")]
+        return custom + super().get_urls()
+
+    def import_view(self, request):
+        if not self.has_add_permission(request) or not self.has_change_permission(request):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        result = None
+        form = PriceImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            result = prices_csv_import(form.cleaned_data["file"])
+            if result.saved:
+                messages.success(request, f"Imported {result.created} new and {result.updated} updated prices.")
+            if result.errors:
+                messages.error(request, f"{len(result.errors)} rows were not imported; see below.")
+            if not result.errors:
+                return _redirect(reverse("admin:ingestion_modelprice_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Import prices from CSV",
+            "form": form,
+            "result": result,
+            "columns": CSV_COLUMNS,
+        }
+        return TemplateResponse(request, "admin/ingestion/modelprice/import.html", context)
+
+
+def _redirect(url):
+    from django.http import HttpResponseRedirect
+
+    return HttpResponseRedirect(url)
+
+
+def _k(tokens) -> str:
+    if isinstance(tokens, int) and tokens >= 1000 and tokens % 1000 == 0:
+        return f"{tokens // 1000}k"
+    return str(tokens)
+
+
+def prices_csv_write(stream, queryset) -> None:
+    writer = csv.writer(stream)
+    writer.writerow(CSV_COLUMNS)
+    for p in queryset:
+        writer.writerow([
+            p.org.slug if p.org_id else "", p.provider, p.match_kind, p.model_match, p.display_name,
+            _plain(p.input_mtok), _plain(p.output_mtok), _plain(p.cached_input_mtok), _plain(p.cache_write_mtok),
+            _plain(p.cache_write_1h_mtok), json.dumps(p.tiers) if p.tiers else "", _plain(p.per_request_usd),
+            _plain(p.per_unit_usd), p.unit_field, p.effective_from.isoformat(), p.source,
+        ])
+
+
+class PriceImportForm(forms.Form):
+    file = forms.FileField(help_text=f"UTF-8 CSV with a header row: {', '.join(CSV_COLUMNS)}.")
+
+
+class _CsvRowForm(ModelPriceForm):
+    org = forms.CharField(required=False, help_text="Organisation slug; empty for a global price.")
+    source = forms.CharField(required=False)
+
+    def clean_org(self):
+        slug = (self.cleaned_data.get("org") or "").strip()
+        if not slug:
+            return None
+        org = Organization.objects.filter(slug=slug).first()
+        if org is None:
+            raise ValidationError(f"No organisation with slug {slug!r}.")
+        return org
+
+    def clean_source(self):
+        return (self.cleaned_data.get("source") or "").strip() or "manual"
+
+
+@dataclass
+class ImportResult:
+    created: int = 0
+    updated: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (CSV line number, message)
+
+    @property
+    def saved(self) -> int:
+        return self.created + self.updated
+
+
+def prices_csv_import(upload) -> ImportResult:
+    """Create or update prices from a CSV (keyed by org, provider, match kind, match, effective_from).
+
+    Valid rows are saved; each invalid row is reported with its line number and left out.
+    """
+    result = ImportResult()
+    raw = upload.read(MAX_IMPORT_BYTES + 1)
+    if len(raw) > MAX_IMPORT_BYTES:
+        result.errors.append((0, "The file is larger than 5 MB."))
+        return result
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        result.errors.append((0, "The file is not UTF-8 text."))
+        return result
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in reader.fieldnames or []]
+    missing = {"provider", "model_match", "input_mtok", "output_mtok"} - set(header)
+    if missing:
+        result.errors.append((1, f"Missing columns: {', '.join(sorted(missing))}. Expected: {', '.join(CSV_COLUMNS)}."))
+        return result
+    unknown = set(header) - set(CSV_COLUMNS)
+    if unknown:
+        result.errors.append((1, f"Unknown columns ignored: {', '.join(sorted(unknown))}."))
+    with transaction.atomic():
+        for row in reader:
+            line = reader.line_num
+            data = {k.strip(): (v or "").strip() for k, v in row.items() if k and k.strip() in CSV_COLUMNS}
+            data.setdefault("match_kind", ModelPrice.MatchKind.EXACT)
+            data["match_kind"] = data["match_kind"] or ModelPrice.MatchKind.EXACT
+            data["tiers"] = data.get("tiers") or "[]"
+            form = _CsvRowForm(data=data)
+            form.is_valid()
+            cd = form.cleaned_data
+            if all(k in cd for k in ("org", "provider", "match_kind", "model_match", "effective_from")):
+                existing = ModelPrice.objects.unscoped().filter(
+                    org=cd["org"], provider=cd["provider"], match_kind=cd["match_kind"],
+                    model_match=cd["model_match"], effective_from=cd["effective_from"]).first()
+                if existing is not None:  # the same rule and date: update it in place
+                    form = _CsvRowForm(data=data, instance=existing)
+            if form.is_valid():
+                created = form.instance.pk is None
+                try:
+                    with transaction.atomic():  # a row that fails at the database does not spoil the others
+                        form.save()
+                except IntegrityError as exc:
+                    result.errors.append((line, f"row: could not be saved ({exc})."))
+                    continue
+                if created:
+                    result.created += 1
+                else:
+                    result.updated += 1
+                continue
+            result.errors.append((line, _form_errors(form)))
+        if result.saved:
+            prices_changed()
+    return result
+
+
+def _form_errors(form) -> str:
+    parts = []
+    for name, errors in form.errors.items():
+        label = "row" if name == "__all__" else name
+        parts.append(f"{label}: {' '.join(errors)}")
+    return "; ".join(parts)
+
+
+# --- Read-only views of the event tables ------------------------------------------------------------
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by ingestion: look, never add or edit here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(TraceEvent)
+class TraceEventAdmin(ReadOnlyAdmin):
+    list_display = ["timestamp", "org", "provider", "model", "section_path", "input_tokens", "output_tokens",
+                    "cost", "status"]
+    list_filter = ["provider", "status", "span_type"]
+    search_fields = ["=event_id", "=run_id"]
+    list_select_related = ["org"]
+    show_full_result_count = False  # no COUNT(*) over the whole event table on each page
+    ordering = ["-id"]
+    raw_id_fields = ["org"]
+
+    def get_queryset(self, request):
+        return TraceEvent.objects.unscoped().select_related("org")
+
+    @admin.display(description="cost", ordering="cost_pico")
+    def cost(self, obj):
+        return usd_from_pico(obj.cost_pico)
+
+
+@admin.register(RawBatch)
+class RawBatchAdmin(ReadOnlyAdmin):
+    list_display = ["id", "org", "received_at", "event_count", "processed_at", "attempts", "short_error"]
+    list_filter = [("processed_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["org"]
+    show_full_result_count = False
+    ordering = ["-id"]
+    exclude = ["payload"]
+
+    def get_queryset(self, request):
+        return RawBatch.objects.unscoped().select_related("org").defer("payload")
+
+    @admin.display(description="last error")
+    def short_error(self, obj):
+        return (obj.last_error or "")[:80]
+
+
+@admin.register(HourlyRollup)
+class HourlyRollupAdmin(ReadOnlyAdmin):
+    list_display = ["hour", "org", "provider", "model", "section_path", "customer_id", "calls", "errors",
+                    "unpriced_calls", "cost"]
+    list_filter = ["provider"]
+    search_fields = ["model", "section_path", "customer_id"]
+    list_select_related = ["org"]
+    show_full_result_count = False
+    ordering = ["-hour"]
+
+    def get_queryset(self, request):
+        return HourlyRollup.objects.unscoped().select_related("org")
+
+    @admin.display(description="cost", ordering="cost_pico")
+    def cost(self, obj):
+        return usd_from_pico(obj.cost_pico)
+
+
