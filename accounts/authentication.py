@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, permissions
 from rest_framework.authentication import BaseAuthentication
 
@@ -60,3 +61,14 @@ class HasReadKey(HasApiKey):
         if not request.auth.org.is_active:
             raise PaymentRequired()
         return True
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Describes the API key to the OpenAPI schema (Swagger UI's "Authorize" button)."""
+
+    target_class = ApiKeyAuthentication
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "llmo_…",
+                "description": "An LLMObserve API key. `X-LLMObserve-API-Key: llmo_…` is accepted too."}

@@ -60,7 +60,7 @@ class ReadView(APIView):
 
 
 class RunsView(ReadView):
-    @extend_schema(summary="Runs, newest first", parameters=WINDOW_PARAMS + FILTER_PARAMS + [
+    @extend_schema(operation_id="runs_list", summary="Runs, newest first", parameters=WINDOW_PARAMS + FILTER_PARAMS + [
         OpenApiParameter("cursor", str), OpenApiParameter("limit", int)], responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         try:
@@ -79,7 +79,7 @@ class RunsView(ReadView):
 
 
 class RunDetailView(ReadView):
-    @extend_schema(summary="One run: its calls and section tree", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="runs_retrieve", summary="One run: its calls and section tree", responses={200: OpenApiTypes.OBJECT})
     def get(self, request, run_id: str):
         org = request.auth.org
         run = selectors.run_get(org=org, run_id=run_id)
@@ -91,14 +91,14 @@ class RunDetailView(ReadView):
 
 
 class SummaryView(ReadView):
-    @extend_schema(summary="Cost summary of a window vs the previous one", parameters=WINDOW_PARAMS,
+    @extend_schema(operation_id="stats_summary", summary="Cost summary of a window vs the previous one", parameters=WINDOW_PARAMS,
                    responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         return Response(selectors.cost_summary(org=request.auth.org, window=self.window(request)).as_api())
 
 
 class BreakdownView(ReadView):
-    @extend_schema(summary="Cost by agent, section, provider, model or customer", parameters=WINDOW_PARAMS + [
+    @extend_schema(operation_id="stats_breakdown", summary="Cost by agent, section, provider, model or customer", parameters=WINDOW_PARAMS + [
         OpenApiParameter("by", str, enum=list(selectors.DIMENSIONS), required=True)],
         responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
@@ -108,7 +108,7 @@ class BreakdownView(ReadView):
 
 
 class TimeseriesView(ReadView):
-    @extend_schema(summary="Cost over time", parameters=WINDOW_PARAMS + [
+    @extend_schema(operation_id="stats_timeseries", summary="Cost over time", parameters=WINDOW_PARAMS + [
         OpenApiParameter("interval", str, enum=["day", "hour"]),
         OpenApiParameter("by", str, enum=["provider", "model", "agent"])], responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
@@ -151,7 +151,7 @@ def export_response(*, org, window, filters, fmt: str) -> StreamingHttpResponse:
 
 
 class ExportView(ReadView):
-    @extend_schema(summary="Export events (streamed)", parameters=WINDOW_PARAMS + FILTER_PARAMS + [
+    @extend_schema(operation_id="events_export", summary="Export events (streamed)", parameters=WINDOW_PARAMS + FILTER_PARAMS + [
         OpenApiParameter("format", str, enum=["csv", "json"])], responses={200: OpenApiTypes.BINARY})
     def get(self, request):
         fmt = self.choice(request, "format", ("csv", "json"), "csv")

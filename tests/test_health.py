@@ -15,3 +15,19 @@ def test_health_reports_database_and_broker(client):
 def test_static_files_served_without_collectstatic(client):
     response = client.get("/static/js/htmx.min.js")
     assert response.status_code == 200
+
+
+def test_check_deploy_is_clean_with_https_and_a_real_key():
+    import os
+    import secrets
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "DJANGO_DEBUG": "0", "LLMOBSERVE_HTTPS": "1", "SECRET_KEY": secrets.token_urlsafe(64),
+           "ALLOWED_HOSTS": "llmobserve.example.com"}
+    env.pop("PYTEST_VERSION", None)
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                            cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
