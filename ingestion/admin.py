@@ -188,8 +188,12 @@ class ModelPriceAdmin(admin.ModelAdmin):
         return response
 
     def get_urls(self):
-        custom = [path("import/", self.admin_site.admin_view(self.import_view), name="ingestion_modelprice_import")]
+        custom = [path("import/", self.admin_site.admin_view(self.import_view), name="ingestion_modelprice_import"),
+                  path("reprice/", self.admin_site.admin_view(self.reprice_view), name="ingestion_modelprice_reprice")]
         return custom + super().get_urls()
+
+    def reprice_view(self, request):
+        return _reprice_view(self, request)
 
     def import_view(self, request):
         if not self.has_add_permission(request) or not self.has_change_permission(request):
@@ -215,6 +219,42 @@ class ModelPriceAdmin(admin.ModelAdmin):
             "columns": CSV_COLUMNS,
         }
         return TemplateResponse(request, "admin/ingestion/modelprice/import.html", context)
+
+
+class RepriceForm(forms.Form):
+    since = forms.DateTimeField(help_text="UTC, e.g. 2026-11-01 00:00")
+    until = forms.DateTimeField(help_text="UTC, exclusive")
+    org = forms.ModelChoiceField(queryset=Organization.objects.all(), required=False,
+                                 help_text="Empty: every organisation.")
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("since") and cleaned.get("until") and cleaned["until"] <= cleaned["since"]:
+            raise forms.ValidationError("until must be after since.")
+        return cleaned
+
+
+def _reprice_view(model_admin, request):
+    """Re-price a time range with today's price table (events otherwise keep the price they had)."""
+    from django.core.exceptions import PermissionDenied
+    from django.db import transaction
+
+    from ingestion.tasks import events_reprice_range
+
+    if not model_admin.has_change_permission(request):
+        raise PermissionDenied
+    form = RepriceForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        since, until, org = form.cleaned_data["since"], form.cleaned_data["until"], form.cleaned_data["org"]
+        transaction.on_commit(lambda: events_reprice_range.delay(since.isoformat(), until.isoformat(),
+                                                                 org.pk if org else None))
+        scope = org.slug if org else "every organisation"
+        messages.success(request, f"Re-pricing events of {scope} from {since:%Y-%m-%d %H:%M} to "
+                                  f"{until:%Y-%m-%d %H:%M} UTC with the current prices.")
+        return _redirect(reverse("admin:ingestion_modelprice_changelist"))
+    context = {**model_admin.admin_site.each_context(request), "opts": model_admin.model._meta,
+               "title": "Re-price events in a time range", "form": form}
+    return TemplateResponse(request, "admin/ingestion/modelprice/reprice.html", context)
 
 
 def _redirect(url):

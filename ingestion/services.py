@@ -329,27 +329,26 @@ def batches_pending(*, older_than: timedelta = SWEEP_GRACE, limit: int = 500) ->
 
 # --- re-pricing ------------------------------------------------------------------------------
 
-def events_reprice_unpriced(*, org_id: int | None = None, limit: int = 5000) -> int:
-    """Price stored events that had no price, and move their cost into the rollups and run summaries.
+def _reprice(qs, *, chunk: int = 5000) -> int:
+    """Re-price the events of `qs` with today's price table; move the differences into the rollups.
 
-    Runs when the price table changes. Safe to repeat: an event is only counted when its
-    `cost_pico IS NULL → value` update actually happened in this transaction.
+    Each event's update is conditional on the cost it had when read, so two overlapping runs
+    never apply the same difference twice. Events that no price matches keep what they have
+    (a client-reported cost, or unpriced).
     """
     book = price_book_get()
-    qs = TraceEvent.objects.unscoped().filter(cost_pico__isnull=True).exclude(model="")
-    if org_id is not None:
-        qs = qs.filter(org_id=org_id)
     total = 0
     last_id = 0
+    rt, st = HourlyRollup._meta.db_table, RunSummary._meta.db_table
     while True:
-        chunk = list(qs.filter(id__gt=last_id).order_by("id")[:limit])
-        if not chunk:
+        events = list(qs.filter(id__gt=last_id).order_by("id")[:chunk])
+        if not events:
             return total
-        last_id = chunk[-1].id
+        last_id = events[-1].id
         with transaction.atomic():
             rollup_deltas: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
             run_deltas: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
-            for ev in chunk:
+            for ev in events:
                 priced = book.price(org_id=ev.org_id, provider=ev.provider, model=ev.model, at=ev.timestamp,
                                     input_tokens=ev.input_tokens, output_tokens=ev.output_tokens,
                                     cached_input_tokens=ev.cached_input_tokens,
@@ -357,20 +356,23 @@ def events_reprice_unpriced(*, org_id: int | None = None, limit: int = 5000) -> 
                 if priced is None:
                     continue
                 price_id, cost = priced
-                updated = TraceEvent.objects.unscoped().filter(pk=ev.pk, cost_pico__isnull=True).update(
+                if ev.cost_pico == cost and ev.price_id == price_id:
+                    continue
+                updated = TraceEvent.objects.unscoped().filter(pk=ev.pk, cost_pico=ev.cost_pico).update(
                     cost_pico=cost, cost_source="price", price_id=price_id)
                 if not updated:
                     continue
                 total += 1
+                cost_delta = cost - (ev.cost_pico or 0)
+                unpriced_delta = 1 if ev.cost_pico is None else 0
                 hour = ev.timestamp.replace(minute=0, second=0, microsecond=0)
                 customer = ev.customer_id or ""
                 key = (ev.org_id, hour, dims_hash(agent_of(ev.section_path), ev.section_path, ev.provider, ev.model,
                                                   customer, ev.api_key_id))
-                rollup_deltas[key][0] += cost
-                rollup_deltas[key][1] += 1
-                run_deltas[(ev.org_id, ev.run_id)][0] += cost
-                run_deltas[(ev.org_id, ev.run_id)][1] += 1
-            rt, st = HourlyRollup._meta.db_table, RunSummary._meta.db_table
+                rollup_deltas[key][0] += cost_delta
+                rollup_deltas[key][1] += unpriced_delta
+                run_deltas[(ev.org_id, ev.run_id)][0] += cost_delta
+                run_deltas[(ev.org_id, ev.run_id)][1] += unpriced_delta
             with connection.cursor() as cursor:
                 for (oid, hour, dh), (cost, n) in sorted(rollup_deltas.items()):
                     cursor.execute(
@@ -382,3 +384,20 @@ def events_reprice_unpriced(*, org_id: int | None = None, limit: int = 5000) -> 
                         f"WHERE org_id = %s AND run_id = %s", [cost, n, oid, run_id])
 
 
+def events_reprice_unpriced(*, org_id: int | None = None) -> int:
+    """Runs when the price table changes: price the stored events that had no price."""
+    qs = TraceEvent.objects.unscoped().filter(cost_pico__isnull=True).exclude(model="")
+    if org_id is not None:
+        qs = qs.filter(org_id=org_id)
+    return _reprice(qs)
+
+
+def events_reprice_range(*, since: datetime, until: datetime, org_id: int | None = None) -> int:
+    """The explicit admin action: re-price every event of [since, until) with today's price table.
+
+    Events otherwise keep the price they were priced at (design §5).
+    """
+    qs = TraceEvent.objects.unscoped().filter(timestamp__gte=since, timestamp__lt=until).exclude(model="")
+    if org_id is not None:
+        qs = qs.filter(org_id=org_id)
+    return _reprice(qs)

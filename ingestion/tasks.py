@@ -40,3 +40,12 @@ def batches_sweep() -> int:
 def events_reprice(org_id: int | None = None) -> int:
     """After a price is added or changed: price the events that had none."""
     return services.events_reprice_unpriced(org_id=org_id)
+
+
+@shared_task(name="ingestion.tasks.events_reprice_range", acks_late=True, max_retries=3, retry_backoff=True)
+def events_reprice_range(since: str, until: str, org_id: int | None = None) -> int:
+    """Admin action: re-price a time range with the current price table."""
+    from datetime import datetime
+
+    return services.events_reprice_range(since=datetime.fromisoformat(since), until=datetime.fromisoformat(until),
+                                         org_id=org_id)

@@ -235,3 +235,26 @@ def test_events_are_stored_per_org(org, other_org, ingest_key, post_events, pric
     post_events(other_key, [ev(event_id="same")])
     assert TraceEvent.objects.for_org(org).count() == 1
     assert TraceEvent.objects.for_org(other_org).count() == 1
+
+
+def test_events_keep_their_price_until_a_range_is_repriced(org, ingest_key, post_events, prices, admin_client,
+                                                           django_capture_on_commit_callbacks):
+    from ingestion.models import ModelPrice
+    from ingestion.pricing import price_book_invalidate
+
+    post_events(ingest_key, [ev(event_id="kept", run_id="r")])
+    old = 1000 * 2_500_000 + 200 * 10_000_000
+    ModelPrice.objects.unscoped().filter(pk=prices["gpt-4o"].pk).update(input_mtok="5")
+    price_book_invalidate()
+    assert cost_of(org, "kept") == old  # a price change does not rewrite history by itself
+
+    since = (NOW - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
+    until = (NOW + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post("/admin/ingestion/modelprice/reprice/", {"since": since, "until": until})
+    assert response.status_code == 302
+    new = 1000 * 5_000_000 + 200 * 10_000_000
+    assert cost_of(org, "kept") == new
+    assert HourlyRollup.objects.for_org(org).get().cost_pico == new
+    assert RunSummary.objects.for_org(org).get().cost_pico == new
+    assert admin_client.get("/admin/ingestion/modelprice/reprice/").status_code == 200
