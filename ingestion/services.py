@@ -106,15 +106,16 @@ class _Aggregates:
     facets: set[tuple[str, str, str]] = field(default_factory=set)
 
 
-def _aggregate(org_id: int, api_key_id: int, rows: Iterable[tuple[EventIn, int | None]]) -> _Aggregates:
+def _aggregate(rows: Iterable[tuple[EventIn, int | None, int]]) -> _Aggregates:
+    """Sum (event, cost_pico, api_key_id) rows per rollup key, per run, and collect run facets."""
     agg = _Aggregates()
-    for event, cost in rows:
+    for event, cost, api_key_id in rows:
         hour = event.timestamp.replace(minute=0, second=0, microsecond=0)
         customer = event.customer_id or ""
         agent = agent_of(event.section_path)
         error = 0 if event.status == "ok" else 1
         unpriced = 1 if cost is None else 0
-        key = (hour, agent, event.section_path, event.provider, event.model, customer)
+        key = (hour, agent, event.section_path, event.provider, event.model, customer, api_key_id)
         r = agg.rollups.get(key)
         if r is None:
             r = agg.rollups[key] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0]
@@ -236,14 +237,14 @@ def _add(table: str, cols: Iterable[str]) -> dict[str, str]:
     return {c: f"{table}.{c} + excluded.{c}" for c in cols}
 
 
-def rollups_apply(*, org_id: int, api_key_id: int, agg: _Aggregates) -> None:
+def rollups_apply(*, org_id: int, agg: _Aggregates) -> None:
     """Add aggregates to the rollup and run tables; keys sorted so concurrent workers never deadlock."""
     least, greatest = ("LEAST", "GREATEST") if _is_pg() else ("MIN", "MAX")
     rt = HourlyRollup._meta.db_table
     dims = ("hour", "dims_hash", "agent", "section_path", "provider", "model", "customer_id", "api_key_id")
     rollup_rows = []
     for key in sorted(agg.rollups, key=lambda k: (k[0], k[1:])):
-        hour, agent, path, provider, model, customer = key
+        hour, agent, path, provider, model, customer, api_key_id = key
         rollup_rows.append((org_id, _dt(hour), dims_hash(agent, path, provider, model, customer, api_key_id),
                             agent, path, provider, model, customer, api_key_id, *agg.rollups[key]))
     _upsert(rt, ("org_id", "hour", "dims_hash"), ("org_id", *dims, *_ROLLUP_SUMS), rollup_rows,
@@ -266,49 +267,65 @@ def rollups_apply(*, org_id: int, api_key_id: int, agg: _Aggregates) -> None:
             facet_rows, {}, chunk_rows=1000)
 
 
-def batch_process(*, batch_id: int) -> int:
-    """Price, store and roll up one raw batch, in one transaction. Returns the number of new events.
+COALESCE_MAX_EVENTS = 5000  # a backed-up queue is drained several batches per transaction
 
-    Idempotent: a processed batch is skipped, and events already stored (re-sent, or a retried
-    task) are left out of the rollups because only rows actually inserted are counted.
+
+def batch_process(*, batch_id: int) -> int:
+    """Price, store and roll up one raw batch — and other pending batches of its org — in one transaction.
+
+    Returns the number of new events. Idempotent: processed batches are skipped, and events
+    already stored (re-sent, or a retried task) are left out of the rollups because only rows
+    actually inserted are counted. When the queue is backed up, the transaction also takes the
+    org's other pending batches (rows locked with SKIP LOCKED on PostgreSQL), so fixed costs are
+    paid once per few thousand events; their own tasks then find them processed.
     """
     with transaction.atomic():
         batch = RawBatch.objects.unscoped().select_for_update().filter(pk=batch_id).first()
         if batch is None or batch.processed_at is not None:
             return 0
+        batches = [batch]
         if _is_pg():
             # Safe: the raw batch was committed durably by the request; if this commit is lost in a
             # crash, the batch is still unprocessed and is simply processed again.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        org_id, api_key_id = batch.org_id, batch.api_key_id
-        events = events_decode(bytes(batch.payload))
+            budget = COALESCE_MAX_EVENTS - batch.event_count
+            more = (RawBatch.objects.unscoped().select_for_update(skip_locked=True)
+                    .filter(org_id=batch.org_id, processed_at__isnull=True, event_count__lte=budget)
+                    .exclude(pk=batch_id).order_by("pk")[:8])
+            for other in more:
+                if other.event_count <= budget:
+                    batches.append(other)
+                    budget -= other.event_count
+        org_id = batch.org_id
         book = price_book_get()
         now = timezone.now()
         adapt = connection.ops.adapt_datetimefield_value
-        received = adapt(batch.received_at)
+        encode = _json_encode
         seen: set[str] = set()
         rows, priced = [], []
-        encode = _json_encode
-        for event in events:
-            if event.event_id in seen:
-                continue
-            seen.add(event.event_id)
-            cost, source, price_id = _event_cost(book, org_id, event)
-            priced.append((event, cost))
-            rows.append((
-                org_id, event.event_id, event.run_id, event.span_id, event.parent_span_id, event.section,
-                event.section_path, event.span_type, event.provider, event.model, event.endpoint,
-                event.input_tokens, event.output_tokens, event.cached_input_tokens, event.cache_write_tokens,
-                event.reasoning_tokens, event.latency_ms, event.status, event.http_status, event.customer_id,
-                event.stream, adapt(event.timestamp), cost, source, price_id, encode(event.metadata).decode(),
-                api_key_id, received,
-            ))
+        for raw in batches:
+            api_key_id, received = raw.api_key_id, adapt(raw.received_at)
+            for event in events_decode(bytes(raw.payload)):
+                if event.event_id in seen:
+                    continue
+                seen.add(event.event_id)
+                cost, source, price_id = _event_cost(book, org_id, event)
+                priced.append((event, cost, api_key_id))
+                rows.append((
+                    org_id, event.event_id, event.run_id, event.span_id, event.parent_span_id, event.section,
+                    event.section_path, event.span_type, event.provider, event.model, event.endpoint,
+                    event.input_tokens, event.output_tokens, event.cached_input_tokens, event.cache_write_tokens,
+                    event.reasoning_tokens, event.latency_ms, event.status, event.http_status, event.customer_id,
+                    event.stream, adapt(event.timestamp), cost, source, price_id, encode(event.metadata).decode(),
+                    api_key_id, received,
+                ))
         inserted = _insert_events(rows)
         if len(inserted) != len(priced):
-            priced = [(e, c) for e, c in priced if e.event_id in inserted]
-        rollups_apply(org_id=org_id, api_key_id=api_key_id, agg=_aggregate(org_id, api_key_id, priced))
-        RawBatch.objects.unscoped().filter(pk=batch_id).update(processed_at=now, attempts=batch.attempts + 1)
+            priced = [row for row in priced if row[0].event_id in inserted]
+        rollups_apply(org_id=org_id, agg=_aggregate(priced))
+        for raw in batches:
+            RawBatch.objects.unscoped().filter(pk=raw.pk).update(processed_at=now, attempts=raw.attempts + 1)
     return len(inserted)
 
 
