@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 
 import pytest
@@ -15,6 +16,8 @@ from billing.setup import plan_price_ensure, webhook_endpoint_ensure
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 from .stripe_server import FakeStripe
+
+logging.getLogger("stripe").setLevel(logging.WARNING)  # the library logs every request at INFO
 
 TEST_SECRET_KEY = "sk_test_" + "51LLMObserveFakeKey" + "0" * 12
 
