@@ -50,6 +50,8 @@ def plan_price_ensure() -> tuple[str, bool]:
             price = stripe.Price.create(
                 product=product["id"], unit_amount=PLAN_AMOUNT_CENTS, currency=PLAN_CURRENCY,
                 recurring={"interval": PLAN_INTERVAL}, lookup_key=PRICE_LOOKUP_KEY, nickname=f"{PLAN_NAME} monthly",
+                # An archived price may still hold the lookup key; Stripe moves it only when asked.
+                transfer_lookup_key=True,
                 **stripe_options(),
             )
             created = True

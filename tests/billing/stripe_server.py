@@ -336,6 +336,11 @@ class FakeStripe:
         if p.get("product") not in self.objects:
             raise StripeError(400, f"No such product: '{p.get('product')}'", code="resource_missing", param="product")
         recurring = p.get("recurring")
+        holders = [o for o in self.of_type("price") if p.get("lookup_key") and o.get("lookup_key") == p["lookup_key"]]
+        if holders and not p.get("transfer_lookup_key"):
+            raise StripeError(400, f"A price (`{holders[0]['id']}`) already uses that lookup key.", param="lookup_key")
+        for holder in holders:
+            holder["lookup_key"] = None
         return self._put({
             "id": self.new_id("price"), "object": "price", "active": True, "billing_scheme": "per_unit",
             "created": self.now(), "currency": p["currency"], "custom_unit_amount": None, "livemode": False,
