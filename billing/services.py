@@ -54,7 +54,7 @@ def _ts(value) -> datetime | None:
 def customer_get_or_create(*, org: Organization, user: User | None = None) -> BillingCustomer:
     """The org's Stripe Customer, created once (org id in metadata) and reused for every checkout."""
     existing = billing_customer_get(org=org)
-    if existing is not None:
+    if existing is not None and existing.livemode == livemode():
         return existing
     params = {
         "name": org.name,
@@ -65,6 +65,14 @@ def customer_get_or_create(*, org: Organization, user: User | None = None) -> Bi
     if user is not None and user.email:
         params["email"] = user.email
     customer = stripe.Customer.create(**params, **stripe_options())
+    if existing is not None:
+        # Switched between test and live mode: the other mode's customer means nothing here.
+        existing.stripe_customer_id, existing.livemode = customer["id"], livemode()
+        existing.stripe_subscription_id = existing.stripe_subscription_status = ""
+        existing.cancel_at_period_end = False
+        existing.save(update_fields=["stripe_customer_id", "livemode", "stripe_subscription_id",
+                                     "stripe_subscription_status", "cancel_at_period_end"])
+        return existing
     try:
         with transaction.atomic():
             return BillingCustomer.objects.create(org=org, stripe_customer_id=customer["id"], livemode=livemode())

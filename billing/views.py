@@ -15,7 +15,8 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.decorators import org_member_required
 
 from .selectors import billing_customer_get, billing_overview
-from .services import BillingError, checkout_session_create, portal_session_create, promo_redeem, subscription_sync_from_stripe
+from .services import (PAID_STATUSES, BillingError, checkout_session_create, portal_session_create, promo_redeem,
+                       subscription_sync_from_stripe)
 from .stripe_api import BillingNotConfigured
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def _billing_url(request, **query) -> str:
 @require_GET
 @org_member_required(billing_exempt=True)
 def billing_page(request):
-    if request.GET.get("checkout") == "success":
+    if request.GET.get("checkout") == "success" and request.org.subscription_status not in PAID_STATUSES:
         # Back from Checkout: the webhook may still be in flight, so ask Stripe now (idempotent).
         customer = billing_customer_get(org=request.org)
         if customer is not None:

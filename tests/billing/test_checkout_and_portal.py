@@ -115,3 +115,13 @@ def test_get_on_checkout_is_not_allowed(stripe_fake, owner_client, org):
 def test_anonymous_is_sent_to_login(stripe_fake, client, org):
     response = client.post(reverse("billing_checkout", args=[org.slug]))
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_a_customer_from_the_other_stripe_mode_is_replaced(stripe_fake, price_id, owner_client, org):
+    BillingCustomer.objects.create(org=org, stripe_customer_id="cus_fromlivemode", livemode=True,
+                                   stripe_subscription_id="sub_live", stripe_subscription_status="active")
+    owner_client.post(reverse("billing_checkout", args=[org.slug]))
+    [customer] = stripe_fake.of_type("customer")
+    link = BillingCustomer.objects.for_org(org).get()
+    assert (link.stripe_customer_id, link.livemode, link.stripe_subscription_id) == (customer["id"], False, "")
+    assert stripe_fake.of_type("checkout.session")[0]["customer"] == customer["id"]
