@@ -82,6 +82,7 @@ class FakeStripe:
         self.requests: list[dict] = []
         self._seq = itertools.count(1)
         self._idempotent: dict[str, tuple[int, dict]] = {}
+        self.outage = False  # True: every request gets a 500 api_error, as during a Stripe incident
         self._server: ThreadingHTTPServer | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -111,6 +112,7 @@ class FakeStripe:
             self.objects.clear()
             self.requests.clear()
             self._idempotent.clear()
+            self.outage = False
 
     # --- helpers -----------------------------------------------------------------------------------
     def new_id(self, prefix: str) -> str:
@@ -216,6 +218,8 @@ class FakeStripe:
 
     # --- the API -----------------------------------------------------------------------------------
     def handle(self, method: str, path: str, params: dict, headers: dict) -> tuple[int, dict]:
+        if self.outage:
+            raise StripeError(500, "An unknown error occurred (fake outage).", type_="api_error")
         auth = headers.get("authorization", "")
         key = auth[7:] if auth.lower().startswith("bearer ") else ""
         if not key.startswith(("sk_test_", "rk_test_")) or (self.api_keys and key not in self.api_keys):
@@ -423,6 +427,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Request-Id", f"req_{secrets.token_hex(7)}")
+        if status >= 500:
+            self.send_header("Stripe-Should-Retry", "false")  # keeps the library from sleeping between retries
         self.end_headers()
         self.wfile.write(data)
 

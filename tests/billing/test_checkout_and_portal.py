@@ -125,3 +125,10 @@ def test_a_customer_from_the_other_stripe_mode_is_replaced(stripe_fake, price_id
     link = BillingCustomer.objects.for_org(org).get()
     assert (link.stripe_customer_id, link.livemode, link.stripe_subscription_id) == (customer["id"], False, "")
     assert stripe_fake.of_type("checkout.session")[0]["customer"] == customer["id"]
+
+
+def test_a_stripe_outage_at_checkout_explains_and_charges_nothing(stripe_fake, price_id, owner_client, org):
+    stripe_fake.outage = True
+    response = owner_client.post(reverse("billing_checkout", args=[org.slug]), follow=True)
+    assert response.status_code == 200 and b"Stripe could not be reached" in response.content
+    assert not BillingCustomer.objects.for_org(org).exists()

@@ -230,3 +230,27 @@ def test_returning_from_checkout_syncs_even_before_the_webhook(stripe_fake, pric
     response = owner_client.get(reverse("billing", args=[org.slug]), {"checkout": "success"})
     assert response.status_code == 200 and b"Your subscription is active" in response.content
     assert _state(org) == Status.ACTIVE
+
+
+def test_a_stripe_outage_during_a_webhook_is_a_500_and_stripes_retry_applies_it(
+        stripe_fake, subscribed, webhook, org, client):
+    from djstripe.models import Event
+
+    _, sub, _ = subscribed
+    event = stripe_fake.event("customer.subscription.created", sub)
+    client.raise_request_exception = False
+    stripe_fake.outage = True
+    assert webhook.send(event).status_code == 500
+    assert _state(org) == Status.NONE and not Event.objects.exists()
+
+    stripe_fake.outage = False
+    assert webhook.send(event).status_code == 200  # Stripe redelivers the same event
+    assert _state(org) == Status.ACTIVE
+
+
+def test_the_billing_page_stays_within_a_few_queries(stripe_fake, subscribed, webhook, org, owner_client,
+                                                     django_assert_max_num_queries):
+    session, _, _ = subscribed
+    webhook.send(stripe_fake.event("checkout.session.completed", session))
+    with django_assert_max_num_queries(12):
+        assert owner_client.get(reverse("billing", args=[org.slug])).status_code == 200
