@@ -266,3 +266,21 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# --- Billing (dj-stripe) ----------------------------------------------------
+INSTALLED_APPS += ["djstripe"]
+# Test mode unless STRIPE_LIVE_MODE=1; dj-stripe picks the matching secret key.
+STRIPE_LIVE_MODE = env_bool("STRIPE_LIVE_MODE", False)
+STRIPE_LIVE_SECRET_KEY = os.environ.get("STRIPE_LIVE_SECRET_KEY", "")
+STRIPE_TEST_SECRET_KEY = os.environ.get("STRIPE_TEST_SECRET_KEY", "")
+# dj-stripe 2.11 requires foreign keys to Stripe ids (not its internal pks).
+DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+# Another Stripe API host (stripe-mock, the test suite's fake); billing.apps applies it to stripe.api_base.
+STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
+# The $8/month price; `manage.py billing_setup` finds or creates it when unset.
+STRIPE_PRICE_ID = os.environ.get("STRIPE_PRICE_ID", "")
+# Free trial on new subscriptions, in days (0 = no trial).
+LLMOBSERVE_TRIAL_DAYS = int(os.environ.get("LLMOBSERVE_TRIAL_DAYS", "0"))
+# Days a past-due org keeps full access (with a banner) while Stripe retries the card.
+LLMOBSERVE_PAST_DUE_GRACE_DAYS = int(os.environ.get("LLMOBSERVE_PAST_DUE_GRACE_DAYS", "7"))

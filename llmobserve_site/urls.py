@@ -9,5 +9,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("ingestion.urls")),
     path("", include("analytics.urls")),
+    path("stripe/", include("djstripe.urls", namespace="djstripe")),
+    path("", include("billing.urls")),
     path("", include("accounts.urls")),
 ]
