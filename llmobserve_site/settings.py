@@ -262,3 +262,19 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# --- AI auto-instrument ---
+# Claude model that labels code when ANTHROPIC_API_KEY is set; the static engine answers otherwise.
+LLMOBSERVE_INSTRUMENT_MODEL = os.environ.get("LLMOBSERVE_INSTRUMENT_MODEL", "claude-sonnet-5-5")
+# Empty: the anthropic SDK's default (or ANTHROPIC_BASE_URL); tests point it at a local fake.
+LLMOBSERVE_INSTRUMENT_BASE_URL = os.environ.get("LLMOBSERVE_INSTRUMENT_BASE_URL", "")
+LLMOBSERVE_INSTRUMENT_TIMEOUT = float(os.environ.get("LLMOBSERVE_INSTRUMENT_TIMEOUT", "45"))  # seconds per attempt
+LLMOBSERVE_INSTRUMENT_MAX_RETRIES = int(os.environ.get("LLMOBSERVE_INSTRUMENT_MAX_RETRIES", "1"))
+LLMOBSERVE_INSTRUMENT_MAX_TOKENS = int(os.environ.get("LLMOBSERVE_INSTRUMENT_MAX_TOKENS", "4096"))
+LLMOBSERVE_INSTRUMENT_MAX_CODE_BYTES = 200 * 1024
+# Requests per minute per org (429 beyond), and Claude calls per minute across all orgs (static beyond).
+LLMOBSERVE_INSTRUMENT_RATE_PER_ORG = int(os.environ.get("LLMOBSERVE_INSTRUMENT_RATE_PER_ORG", "20"))
+LLMOBSERVE_INSTRUMENT_RATE_GLOBAL = int(os.environ.get("LLMOBSERVE_INSTRUMENT_RATE_GLOBAL", "200"))
+# What our own Claude calls cost, USD per 1M tokens (metered per org in pico-USD).
+LLMOBSERVE_INSTRUMENT_PRICE_IN = os.environ.get("LLMOBSERVE_INSTRUMENT_PRICE_IN", "3")
+LLMOBSERVE_INSTRUMENT_PRICE_OUT = os.environ.get("LLMOBSERVE_INSTRUMENT_PRICE_OUT", "15")

@@ -9,5 +9,6 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("ingestion.urls")),
     path("", include("analytics.urls")),
+    path("", include("instrument.urls")),
     path("", include("accounts.urls")),
 ]

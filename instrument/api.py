@@ -1,0 +1,64 @@
+"""POST /v1/ai-instrument (alias /api/ai-instrument): labelling suggestions for one Python file."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import exceptions
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .services import CodeSyntaxError, InstrumentRateLimited, code_instrument
+
+# JSON escaping can inflate code several-fold; anything beyond this is rejected before parsing.
+_MAX_BODY_FACTOR = 8
+MAX_FILE_PATH = 500
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = 413
+    default_detail = "Request body too large."
+    default_code = "payload_too_large"
+
+
+class AiInstrumentView(APIView):
+    """Any active API key of the org (ingest or read scope). The org comes from the key."""
+
+    def post(self, request: Request) -> Response:
+        max_bytes = settings.LLMOBSERVE_INSTRUMENT_MAX_CODE_BYTES
+        try:
+            content_length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            content_length = 0
+        if content_length > max_bytes * _MAX_BODY_FACTOR:
+            raise PayloadTooLarge(f"The request body is {content_length} bytes; code may be at most {max_bytes // 1024} KB.")
+
+        data = request.data
+        if not isinstance(data, dict):
+            raise exceptions.ParseError('Send a JSON object: {"code": "...", "file_path": "agent.py"}.')
+        code, file_path = data.get("code"), data.get("file_path")
+        missing = [name for name, value in (("code", code), ("file_path", file_path)) if not isinstance(value, str)]
+        if missing:
+            raise exceptions.ValidationError({name: "This field is required and must be a string." for name in missing})
+        assert isinstance(code, str) and isinstance(file_path, str)
+        if len(file_path) > MAX_FILE_PATH:
+            raise exceptions.ValidationError({"file_path": f"At most {MAX_FILE_PATH} characters."})
+        size = len(code.encode("utf-8", errors="surrogatepass"))
+        if size > max_bytes:
+            raise PayloadTooLarge(f"{file_path} is {size // 1024} KB; the limit is {max_bytes // 1024} KB per file.")
+
+        try:
+            result = code_instrument(org=request.auth.org, code=code, file_path=file_path)
+        except CodeSyntaxError as exc:
+            return Response({"detail": str(exc), "line": exc.line, "column": exc.column}, status=400)
+        except InstrumentRateLimited as exc:
+            raise exceptions.Throttled(
+                wait=exc.retry_after,
+                detail=(f"Auto-instrument is limited to {settings.LLMOBSERVE_INSTRUMENT_RATE_PER_ORG} files per "
+                        f"minute per organisation; retry in {exc.retry_after} s."),
+            ) from exc
+        return Response({
+            "engine": result.engine,
+            "suggestions": [s.as_dict() for s in result.suggestions],
+            "dropped": result.dropped,
+        })

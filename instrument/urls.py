@@ -1,0 +1,8 @@
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("v1/ai-instrument", api.AiInstrumentView.as_view(), name="ai_instrument"),
+    path("api/ai-instrument", api.AiInstrumentView.as_view(), name="ai_instrument_alias"),
+]
