@@ -368,7 +368,7 @@ class _Config:
     timeout: float
 
 
-def suggestions_fetch(config: _Config, *, code: str, file_path: str, err: TextIO = sys.stderr) -> dict[str, Any]:
+def suggestions_fetch(config: _Config, *, code: str, file_path: str, err: TextIO | None = None) -> dict[str, Any]:
     """The server's answer for one file: {"engine", "suggestions", "dropped"}.
 
     Raises FileRejected (400/413: this file only) or InstrumentCliError (unreachable, bad key, …).
@@ -388,7 +388,7 @@ def suggestions_fetch(config: _Config, *, code: str, file_path: str, err: TextIO
             detail = _detail(exc)
             if exc.code == 429 and attempt < _MAX_RATE_WAITS:
                 wait = _retry_after(exc.headers.get("Retry-After"))
-                err.write(f"rate limited by the server; waiting {wait} s\n")
+                (err or sys.stderr).write(f"rate limited by the server; waiting {wait} s\n")
                 time.sleep(wait)
                 continue
             if exc.code in (401, 403):
@@ -568,7 +568,8 @@ def _print_suggestions(path: str, answer: dict[str, Any], out: TextIO) -> None:
             out.write(f"      {s['reason']}\n")
 
 
-def run_preview(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run_preview(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
     config = _config(args)
     files, missing = collect_files(args.files)
     failed = len(missing)
@@ -623,7 +624,8 @@ def _write(path: Path, source: _Source, new_text: str) -> Path:
     return backup
 
 
-def run_instrument(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run_instrument(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
     try:
         import libcst  # noqa: F401
     except ImportError:
