@@ -307,7 +307,7 @@ def _add_imports(module: cst.Module, plan: _Plan) -> cst.Module:
     return module.with_changes(body=body)
 
 
-def _import_position(body: list[cst.BaseStatement]) -> int:
+def _import_position(body: Sequence[cst.BaseStatement]) -> int:
     """After the module's leading docstring and import block."""
     position = 0
     for index, stmt in enumerate(body):
