@@ -145,3 +145,18 @@ def test_missing_key_and_missing_files_are_usage_and_file_errors(live_server, pr
     assert cli.main(["preview", str(project / "crew.py"), "--url", live_server.url]) == 2
     assert "No API key" in capsys.readouterr().err
     assert cli.main(["preview", str(project / "nope.py"), "--url", live_server.url, "--api-key", "llmo_x"]) == 1
+
+
+def test_a_bom_crlf_and_the_file_mode_survive_the_rewrite(run, project):
+    path = project / "win.py"
+    original = b"\xef\xbb\xbfimport openai\r\n\r\ndef ask(q):\r\n    return openai.chat.completions.create(model='m')\r\n"
+    path.write_bytes(original)
+    path.chmod(0o750)
+
+    code, _, err = run("instrument", str(path), "--auto-apply")
+
+    assert code == 0, err
+    assert path.read_bytes() == (b"\xef\xbb\xbfimport openai\r\nfrom llmobserve import tool\r\n\r\n"
+                                 b"@tool(\"ask\")\r\ndef ask(q):\r\n    return openai.chat.completions.create(model='m')\r\n")
+    assert (project / "win.py.bak").read_bytes() == original
+    assert path.stat().st_mode & 0o777 == 0o750
