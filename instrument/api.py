@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.conf import settings
-from rest_framework import exceptions
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,9 +22,38 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "payload_too_large"
 
 
+_SUGGESTION_FIELDS = {
+    "type": serializers.ChoiceField(choices=["decorator", "section"]),
+    "kind": serializers.ChoiceField(choices=["agent", "tool", "step"]),
+    "line_number": serializers.IntegerField(help_text="The def line."),
+    "function_name": serializers.CharField(help_text="name, or Class.method"),
+    "suggested_label": serializers.CharField(help_text="lower_snake_case, no kind prefix"),
+    "reason": serializers.CharField(),
+}
+
+
 class AiInstrumentView(APIView):
     """Any active API key of the org (ingest or read scope). The org comes from the key."""
 
+    @extend_schema(
+        operation_id="ai_instrument",
+        summary="Suggest llmobserve decorators for one Python file",
+        request=inline_serializer("AiInstrumentRequest", fields={
+            "code": serializers.CharField(help_text="The file's source, at most 200 KB."),
+            "file_path": serializers.CharField(max_length=MAX_FILE_PATH),
+        }),
+        responses={
+            200: inline_serializer("AiInstrumentResponse", fields={
+                "engine": serializers.ChoiceField(choices=["claude", "static"]),
+                "suggestions": inline_serializer("AiInstrumentSuggestion", fields=_SUGGESTION_FIELDS, many=True),
+                "dropped": serializers.IntegerField(help_text="Suggestions that failed validation."),
+            }),
+            400: OpenApiResponse(description="Missing fields, or code that does not parse (with its line)."),
+            401: OpenApiResponse(description="No or invalid API key."),
+            413: OpenApiResponse(description="Code over 200 KB."),
+            429: OpenApiResponse(description="Per-org rate limit; see Retry-After."),
+        },
+    )
     def post(self, request: Request) -> Response:
         max_bytes = settings.LLMOBSERVE_INSTRUMENT_MAX_CODE_BYTES
         try:
@@ -62,3 +92,8 @@ class AiInstrumentView(APIView):
             "suggestions": [s.as_dict() for s in result.suggestions],
             "dropped": result.dropped,
         })
+
+
+@extend_schema(exclude=True)
+class AiInstrumentAliasView(AiInstrumentView):
+    """/api/ai-instrument: the same endpoint, documented once under /v1/."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,7 +88,10 @@ class ClaudeAnswer:
 
 
 def _numbered(code: str) -> str:
-    lines = code.splitlines()
+    """The code with Python's own line numbers (str.splitlines would also split on form feeds etc.)."""
+    lines = re.split(r"\r\n|\r|\n", code)
+    if lines and lines[-1] == "":
+        lines.pop()
     width = len(str(len(lines)))
     return "\n".join(f"{i:>{width}} | {line}" for i, line in enumerate(lines, start=1))
 

@@ -90,9 +90,9 @@ def functions_index(tree: ast.Module) -> list[FunctionInfo]:
                 ))
             elif isinstance(node, ast.ClassDef):
                 visit(node.body, f"{prefix}{node.name}.", node.name)
-            elif isinstance(node, (ast.If, ast.Try)):
+            elif isinstance(node, (ast.If, ast.Try, ast.With)):
                 # `if TYPE_CHECKING:` / `try: … except ImportError:` blocks still define module-level names.
-                for block in (node.body, node.orelse, getattr(node, "finalbody", [])):
+                for block in (node.body, getattr(node, "orelse", []), getattr(node, "finalbody", [])):
                     visit(block, prefix, class_name)
                 for handler in getattr(node, "handlers", []):
                     visit(handler.body, prefix, class_name)

@@ -80,6 +80,9 @@ def _module_bindings(tree: ast.Module) -> tuple[dict[str, str], set[str], set[st
                     local = alias.asname or alias.name
                     if node.module == "llmobserve" and node.level == 0 and alias.name in _KNOWN_DECORATORS:
                         bound.setdefault(alias.name, local)
+                    elif node.module == "llmobserve" and node.level == 0 and alias.name == "*":
+                        for name in _KNOWN_DECORATORS:
+                            bound.setdefault(name, name)
                     elif alias.name != "*":
                         others.add(local)
             elif isinstance(node, ast.Import):

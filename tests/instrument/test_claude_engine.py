@@ -189,3 +189,12 @@ def test_an_org_without_an_active_subscription_gets_the_static_engine(api, inges
 
     assert body["engine"] == "static"
     assert fake_anthropic.requests == []
+
+
+def test_the_prompt_numbers_lines_as_python_does(api, ingest_key, fake_anthropic):
+    code = "import openai\n\x0c\ndef ask(q):  # a form feed above must not shift the numbers\n    return openai.responses.create(input=q)\n"
+    fake_anthropic.tool_answer([{"type": "decorator", "kind": "tool", "line_number": 3, "function_name": "ask",
+                                 "suggested_label": "ask", "reason": ""}])
+    body = api(ingest_key).post(URL, {"code": code, "file_path": "ff.py"}).json()
+    assert "3 | def ask(q):" in fake_anthropic.requests[0].body["messages"][0]["content"]
+    assert [s["line_number"] for s in body["suggestions"]] == [3]

@@ -133,3 +133,9 @@ def test_min_kind_filters_from_coarse_to_fine():
     assert cli.filter_kinds(items, "agent") == [{"kind": "agent"}]
     assert cli.filter_kinds(items, "tool") == [{"kind": "agent"}, {"kind": "tool"}]
     assert cli.filter_kinds(items, "step") == items
+
+
+def test_a_star_import_from_llmobserve_provides_the_names():
+    before = "from llmobserve import *\n\n\n@agent(\"a\")\ndef a():\n    pass\n\n\ndef b():\n    pass\n"
+    after = cli.apply_suggestions(before, [suggestion(before, "a", "x"), suggestion(before, "b", "beta")])
+    assert after == before.replace("def b():", '@tool("beta")\ndef b():')
