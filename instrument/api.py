@@ -67,12 +67,15 @@ class AiInstrumentView(APIView):
         if not isinstance(data, dict):
             raise exceptions.ParseError('Send a JSON object: {"code": "...", "file_path": "agent.py"}.')
         code, file_path = data.get("code"), data.get("file_path")
-        missing = [name for name, value in (("code", code), ("file_path", file_path)) if not isinstance(value, str)]
-        if missing:
-            raise exceptions.ValidationError({name: "This field is required and must be a string." for name in missing})
-        assert isinstance(code, str) and isinstance(file_path, str)
-        if len(file_path) > MAX_FILE_PATH:
-            raise exceptions.ValidationError({"file_path": f"At most {MAX_FILE_PATH} characters."})
+        errors = {}
+        if not isinstance(code, str):
+            errors["code"] = "This field is required: the file's source as a string."
+        if not isinstance(file_path, str):
+            errors["file_path"] = "This field is required: the file's path as a string."
+        elif len(file_path) > MAX_FILE_PATH:
+            errors["file_path"] = f"At most {MAX_FILE_PATH} characters."
+        if errors or not isinstance(code, str) or not isinstance(file_path, str):
+            raise exceptions.ValidationError(errors)
         size = len(code.encode("utf-8", errors="surrogatepass"))
         if size > max_bytes:
             raise PayloadTooLarge(f"{file_path} is {size // 1024} KB; the limit is {max_bytes // 1024} KB per file.")

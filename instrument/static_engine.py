@@ -30,6 +30,8 @@ from .validation import FunctionInfo, Suggestion, functions_index, label_normali
 _SDK_ROOTS = frozenset({
     "openai", "anthropic", "cohere", "mistralai", "litellm", "groq", "together", "ollama", "replicate",
     "vertexai", "fireworks", "voyageai", "dashscope", "zhipuai", "ai21",
+    # Agent frameworks whose objects run LLM calls: Agent.run_sync, Crew.kickoff, …
+    "pydantic_ai", "crewai", "autogen", "autogen_agentchat", "smolagents", "dspy", "instructor",
 })
 _SDK_MODULES = frozenset({"google.generativeai", "google.genai", "google.ai.generativelanguage", "huggingface_hub"})
 # LangChain / LlamaIndex export prompts, parsers and loaders too: only model-like names count.
@@ -50,6 +52,7 @@ _VERBS = frozenset({
     "aembed_documents", "aembed_query", "invoke", "ainvoke", "astream", "batch", "abatch", "predict",
     "apredict", "run", "arun", "generate", "agenerate", "rerank", "invoke_model",
     "invoke_model_with_response_stream", "converse", "converse_stream", "query", "aquery",
+    "run_sync", "run_stream", "kickoff", "kickoff_async", "initiate_chat", "a_initiate_chat",
 })
 _HTTP_ROOTS = frozenset({"requests", "httpx", "httpx2", "aiohttp", "urllib3"})
 _HTTP_VERBS = frozenset({"post", "request", "stream", "urlopen"})

@@ -84,3 +84,13 @@ def test_recursion_and_mutual_calls_terminate():
     result = {s.function_name: s.kind for s in static_suggest(tree=ast.parse(code))}
     assert result["a"] == "agent"  # a direct call plus a reaching call
     assert "self_loop" not in result
+
+
+def test_agent_frameworks_retrievers_streams_and_wrapped_clients():
+    assert _suggest("agent_frameworks.py") == {
+        "ask_support": ("tool", "ask_support"),      # pydantic_ai Agent.run_sync
+        "crew_go": ("tool", "crew_go"),              # a parameter annotated with crewai's Crew
+        "search": ("tool", "search"),                # a retriever built from an embeddings model
+        "stream_answer": ("tool", "stream_answer"),  # async with AsyncOpenAI() / responses.stream
+        "extract": ("tool", "extract"),              # instructor.from_openai(OpenAI())
+    }   # and local_only's dict.get is nothing
