@@ -61,7 +61,8 @@ class AiInstrumentView(APIView):
         except ValueError:
             content_length = 0
         if content_length > max_bytes * _MAX_BODY_FACTOR:
-            raise PayloadTooLarge(f"The request body is {content_length} bytes; code may be at most {max_bytes // 1024} KB.")
+            raise PayloadTooLarge(
+                f"The request body is {content_length} bytes; code may be at most {max_bytes // 1024} KB.")
 
         data = request.data
         if not isinstance(data, dict):

@@ -17,7 +17,8 @@ class InstrumentUsage(models.Model):
     input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     cost_pico = models.BigIntegerField(default=0, help_text="Our Anthropic cost, integer pico-USD (1e-12 USD).")
-    fallbacks = models.PositiveIntegerField(default=0, help_text="Requests the static engine answered after Claude failed.")
+    fallbacks = models.PositiveIntegerField(
+        default=0, help_text="Requests the static engine answered because Claude failed or was over its global rate.")
 
     objects = TenantManager()
 

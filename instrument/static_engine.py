@@ -395,7 +395,8 @@ def _short(expr: ast.expr) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _class_attributes(tree: ast.Module, symbols: _Symbols) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+def _class_attributes(tree: ast.Module,
+                      symbols: _Symbols) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
     """self.<attr> assignments in every class: which attributes hold LLM/HTTP clients or local instances."""
     kinds: dict[str, dict[str, str]] = {}
     instances: dict[str, dict[str, str]] = {}

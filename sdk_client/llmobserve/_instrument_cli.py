@@ -27,7 +27,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence, TextIO
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     import libcst as cst
@@ -535,7 +536,8 @@ class _Progress:
         if self.enabled:
             width = 24
             filled = width * self.done // self.total
-            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {label[-40:]}\x1b[K")
+            bar = "#" * filled + "." * (width - filled)
+            self.stream.write(f"\r[{bar}] {self.done}/{self.total} {label[-40:]}\x1b[K")
             self.stream.flush()
 
     def clear(self) -> None:
@@ -631,8 +633,9 @@ def run_instrument(args: argparse.Namespace, out: TextIO | None = None, err: Tex
     out, err = out or sys.stdout, err or sys.stderr
     try:
         import libcst  # noqa: F401
-    except ImportError:
-        raise InstrumentCliError('`llmobserve instrument` needs libcst: pip install "llmobserve[cli]"', EXIT_USAGE)
+    except ImportError as exc:
+        raise InstrumentCliError('`llmobserve instrument` needs libcst: pip install "llmobserve[cli]"',
+                                 EXIT_USAGE) from exc
     config = _config(args)
     files, missing = collect_files(args.files)
     failed = len(missing)
