@@ -160,3 +160,61 @@ def test_a_bom_crlf_and_the_file_mode_survive_the_rewrite(run, project):
                                  b"@tool(\"ask\")\r\ndef ask(q):\r\n    return openai.chat.completions.create(model='m')\r\n")
     assert (project / "win.py.bak").read_bytes() == original
     assert path.stat().st_mode & 0o777 == 0o750
+
+
+class _Tty:
+    def isatty(self):
+        return True
+
+
+def test_on_a_terminal_instrument_asks_before_writing(run, project, monkeypatch):
+    (project / "two.py").write_text((project / "crew.py").read_text())
+    answers = iter(["n", "y"])
+    monkeypatch.setattr("sys.stdin", _Tty())
+    monkeypatch.setattr("builtins.input", lambda: next(answers))
+    crew_before = (project / "crew.py").read_text()
+
+    code, out, _ = run("instrument", str(project / "crew.py"), str(project / "two.py"))
+
+    assert code == 0
+    assert (project / "crew.py").read_text() == crew_before and not (project / "crew.py.bak").exists()
+    assert "@agent(" in (project / "two.py").read_text() and (project / "two.py.bak").exists()
+    assert "1 file(s) instrumented" in out
+
+
+def test_a_429_is_waited_out_as_retry_after_says(run, project, settings, monkeypatch):
+    from django.core.cache import cache
+
+    settings.LLMOBSERVE_INSTRUMENT_RATE_PER_ORG = 1
+    waits = []
+
+    def fake_sleep(seconds):
+        waits.append(seconds)
+        cache.clear()   # the next minute has begun
+
+    monkeypatch.setattr(cli.time, "sleep", fake_sleep)
+
+    code, out, err = run("preview", str(project / "crew.py"), str(project / "helpers.py"))
+
+    assert code == 0, err
+    assert len(waits) == 1 and 1 <= waits[0] <= 60
+    assert "rate limited by the server; waiting" in err
+    assert "helpers.py  (engine: static; 0 suggestions)" in out
+
+
+def test_the_progress_bar_shows_only_on_a_terminal_for_several_files():
+    import io
+
+    class TtyBuffer(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = TtyBuffer()
+    progress = cli._Progress(4, stream)
+    progress.step()
+    progress.show("app.py")
+    assert "[######..................] 1/4 app.py" in stream.getvalue()
+    quiet = io.StringIO()
+    cli._Progress(4, quiet).show("app.py")
+    cli._Progress(1, TtyBuffer()).show("app.py")
+    assert quiet.getvalue() == ""
