@@ -139,7 +139,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-DATABASES["default"]["TEST"] = {"NAME": os.environ.get("LLMOBSERVE_TEST_DB_NAME") or None}
+# A file-backed SQLite test database, so `--reuse-db` skips dj-stripe's slow migrations locally.
+_default_test_db = str(BASE_DIR / "test_db.sqlite3") if DATABASES["default"]["ENGINE"].endswith("sqlite3") else None
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("LLMOBSERVE_TEST_DB_NAME") or _default_test_db}
 
 # --- Cache, Celery ----------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -284,3 +286,19 @@ STRIPE_PRICE_ID = os.environ.get("STRIPE_PRICE_ID", "")
 LLMOBSERVE_TRIAL_DAYS = int(os.environ.get("LLMOBSERVE_TRIAL_DAYS", "0"))
 # Days a past-due org keeps full access (with a banner) while Stripe retries the card.
 LLMOBSERVE_PAST_DUE_GRACE_DAYS = int(os.environ.get("LLMOBSERVE_PAST_DUE_GRACE_DAYS", "7"))
+
+# --- AI auto-instrument ---
+# Claude model that labels code when ANTHROPIC_API_KEY is set; the static engine answers otherwise.
+LLMOBSERVE_INSTRUMENT_MODEL = os.environ.get("LLMOBSERVE_INSTRUMENT_MODEL", "claude-sonnet-5-5")
+# Empty: the anthropic SDK's default (or ANTHROPIC_BASE_URL); tests point it at a local fake.
+LLMOBSERVE_INSTRUMENT_BASE_URL = os.environ.get("LLMOBSERVE_INSTRUMENT_BASE_URL", "")
+LLMOBSERVE_INSTRUMENT_TIMEOUT = float(os.environ.get("LLMOBSERVE_INSTRUMENT_TIMEOUT", "45"))  # seconds per attempt
+LLMOBSERVE_INSTRUMENT_MAX_RETRIES = int(os.environ.get("LLMOBSERVE_INSTRUMENT_MAX_RETRIES", "1"))
+LLMOBSERVE_INSTRUMENT_MAX_TOKENS = int(os.environ.get("LLMOBSERVE_INSTRUMENT_MAX_TOKENS", "8192"))  # room for a big file's list
+LLMOBSERVE_INSTRUMENT_MAX_CODE_BYTES = 200 * 1024
+# Requests per minute per org (429 beyond), and Claude calls per minute across all orgs (static beyond).
+LLMOBSERVE_INSTRUMENT_RATE_PER_ORG = int(os.environ.get("LLMOBSERVE_INSTRUMENT_RATE_PER_ORG", "20"))
+LLMOBSERVE_INSTRUMENT_RATE_GLOBAL = int(os.environ.get("LLMOBSERVE_INSTRUMENT_RATE_GLOBAL", "200"))
+# What our own Claude calls cost, USD per 1M tokens (metered per org in pico-USD).
+LLMOBSERVE_INSTRUMENT_PRICE_IN = os.environ.get("LLMOBSERVE_INSTRUMENT_PRICE_IN", "3")
+LLMOBSERVE_INSTRUMENT_PRICE_OUT = os.environ.get("LLMOBSERVE_INSTRUMENT_PRICE_OUT", "15")

@@ -11,5 +11,6 @@ urlpatterns = [
     path("", include("analytics.urls")),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("", include("billing.urls")),
+    path("", include("instrument.urls")),
     path("", include("accounts.urls")),
 ]
