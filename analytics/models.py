@@ -10,6 +10,8 @@ from django.utils import timezone
 
 from accounts.models import Organization, TenantManager
 
+from .windows import usd
+
 
 class Insight(models.Model):
     """One finding: what changed, who or what caused it, and the money at stake.
@@ -62,6 +64,10 @@ class Insight(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def amount_usd(self) -> str | None:
+        return usd(self.amount_pico)
 
 
 class AlertDelivery(models.Model):

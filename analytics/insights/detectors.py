@@ -406,6 +406,14 @@ class CapStatus:
         return self.cap_pico is not None and self.month_to_date_pico >= self.cap_pico
 
     @property
+    def month_to_date_usd(self) -> str | None:
+        return usd(self.month_to_date_pico)
+
+    @property
+    def cap_usd(self) -> str | None:
+        return usd(self.cap_pico)
+
+    @property
     def pct(self) -> float | None:
         return round(self.month_to_date_pico * 100 / self.cap_pico, 1) if self.cap_pico else None
 
