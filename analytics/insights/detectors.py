@@ -65,13 +65,18 @@ def insight_min_pico() -> int:
 
 
 def money(pico: int | None) -> str:
-    """Dollars for titles: cents, or "<$0.01" for dust; the exact value lives in amount_usd/evidence."""
+    """Dollars for titles (cents; sub-cent amounts to four places); the exact value is in amount_usd/evidence."""
     if pico is None:
         return "unpriced"
-    if 0 < pico < PICO_PER_USD // 100:
-        return "<$0.01"
-    cents = (Decimal(pico) / PICO_PER_USD).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    return f"${cents:,}"
+    places = Decimal("0.01") if abs(pico) >= PICO_PER_USD // 100 else Decimal("0.0001")
+    value = (Decimal(pico) / PICO_PER_USD).quantize(places, rounding=ROUND_HALF_UP)
+    if pico > 0 and not value:
+        return "<$0.0001"
+    text = f"{value:,}"
+    if places != Decimal("0.01"):
+        text = text.rstrip("0")
+        text = text + "0" * max(0, 2 - len(text.split(".")[1]))
+    return f"${text}"
 
 
 def label(section_path: str) -> str:
