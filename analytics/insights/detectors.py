@@ -439,7 +439,11 @@ def _month_top(org: Organization, frame: Frame, dim: str) -> str:
 
 
 def spend_cap(*, org: Organization, now: datetime | None = None) -> list[Finding]:
-    """Month-to-date cost ≥ the cap (or ≥ 80 % of it): one finding per level per calendar month."""
+    """Month-to-date cost ≥ the cap (or ≥ 80 % of it): one insight per level per calendar month.
+
+    The month is part of the key, so next month's cap is a new insight (and a new alert) even if
+    this month's is still open.
+    """
     frame = _frame(now)
     status = spend_cap_status(org=org, now=frame.now)
     if not status.cap_pico:
@@ -458,7 +462,7 @@ def spend_cap(*, org: Organization, now: datetime | None = None) -> list[Finding
         title = f"{CAP_WARNING_PCT}% of the monthly spending cap used: {money(mtd)} of {money(cap)} ({status.pct}%)"
     title += f"; top section {label(section)}"
     return [Finding(
-        kind="spend_cap", key=(level,), period=period, period_start=period_start, title=title[:400],
+        kind="spend_cap", key=(level, period), period=period, period_start=period_start, title=title[:400],
         section=section, model=model, customer_id=customer, amount_pico=mtd,
         evidence={"month": period, "month_to_date_usd": usd(mtd), "cap_usd": usd(cap), "pct_of_cap": status.pct,
                   "level_pct": int(level), "top_section": section or None, "top_model": model or None,

@@ -31,9 +31,9 @@ def at(day: int, hour: float = 3, now: datetime = NOW) -> datetime:
     return now - timedelta(days=day, hours=hour)
 
 
-def daily(section: str, per_day: int, days=range(0, 8), **fields) -> list[dict]:
+def daily(section: str, per_day: int, days=range(0, 8), now: datetime = NOW, **fields) -> list[dict]:
     """`per_day` identical calls on each day: a steady section."""
-    return [ev(section=section, at=at(day, 1 + 19 * (i + 0.5) / per_day), **fields)
+    return [ev(section=section, at=at(day, 1 + 19 * (i + 0.5) / per_day, now=now), **fields)
             for day in days for i in range(per_day)]
 
 

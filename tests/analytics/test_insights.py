@@ -201,10 +201,15 @@ def test_spend_cap_warns_at_80_then_alerts_at_100_once_per_month(org, ingest, in
     insights_run(org=org, now=NOW + timedelta(days=2))
     assert Insight.objects.for_org(org).filter(kind="spend_cap").count() == 2  # once per period
 
-    insights_run(org=org, now=datetime(2026, 4, 2, tzinfo=timezone.utc))  # a new month
+    april = datetime(2026, 4, 2, 12, tzinfo=timezone.utc)
+    insights_run(org=org, now=april)  # a new month
     org.refresh_from_db()
     assert not org.over_cap
     assert post_events(ingest_key, [ev(section="agent:a", at=at(0))]).json()["over_cap"] is False
+
+    ingest(daily("agent:a", 50, days=[0], now=april))
+    april_cap = only(insights_run(org=org, now=april), "spend_cap")
+    assert april_cap.is_new and april_cap.period == "2026-04" and april_cap.evidence["level_pct"] == 100
 
 
 def test_no_cap_no_cap_insight(org, ingest):
@@ -292,8 +297,9 @@ def spike(org, ingest):
     return only(insights_run(org=org, now=NOW), "section_spike")
 
 
-def test_insights_page_lists_open_and_dismissed_tabs(member_client, org, spike):
-    response = member_client.get(f"/o/{org.slug}/insights/")
+def test_insights_page_lists_open_and_dismissed_tabs(member_client, org, spike, django_assert_max_num_queries):
+    with django_assert_max_num_queries(8):
+        response = member_client.get(f"/o/{org.slug}/insights/")
     body = response.content.decode()
     assert response.status_code == 200 and 'data-testid="insights"' in body
     assert escape(spike.title) in body and "Dismiss" in body and "<html" in body
@@ -309,8 +315,9 @@ def test_htmx_gets_only_the_list_fragment(member_client, org, spike):
     assert "<html" not in body and body.strip().startswith('<div class="card" id="insights-list"')
 
 
-def test_overview_panel_fragment_lists_top_open_insights(member_client, org, spike):
-    response = member_client.get(f"/o/{org.slug}/insights/panel/", headers={"HX-Request": "true"})
+def test_overview_panel_fragment_lists_top_open_insights(member_client, org, spike, django_assert_max_num_queries):
+    with django_assert_max_num_queries(8):
+        response = member_client.get(f"/o/{org.slug}/insights/panel/", headers={"HX-Request": "true"})
     body = response.content.decode().strip()
     assert response.status_code == 200 and body.startswith('<div class="card" data-testid="insights"')
     assert escape(spike.title) in body and "<html" not in body
