@@ -14,6 +14,7 @@ Windows (all UTC, hour-aligned because the rollups are hourly):
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Iterable
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 
@@ -31,6 +33,8 @@ from ingestion.models import HourlyRollup, TraceEvent
 from ingestion.pricing import price_book_get
 
 from ..windows import floor_hour, usd
+
+logger = logging.getLogger(__name__)
 
 PICO_PER_USD = 10**12
 DAY = timedelta(days=1)
@@ -45,7 +49,7 @@ LOOP_PERCENTILE = 95  # … at the p95 of the section's runs
 LOOP_MIN_RUNS = 5
 CHEAP_MIN_SUCCESS = Decimal("0.9")  # the cheaper model "succeeds": ≥ 90 % ok calls …
 CHEAP_MIN_RUNS = 3  # … in at least 3 runs
-EXPENSIVE_RATIO = 2  # an "expensive" model costs ≥ 2 × per call
+EXPENSIVE_RATIO = 2  # "expensive": its calls cost ≥ 2 × what they would on the cheaper model
 CAP_WARNING_PCT = 80
 UNTRACKED = "Untracked"
 
@@ -368,16 +372,18 @@ def model_inefficiency(*, org: Organization, now: datetime | None = None, book=N
             continue
         cheap = min(succeeding, key=lambda m: m["avg"])
         for exp in models:
-            if exp is cheap or exp["avg"] < EXPENSIVE_RATIO * cheap["avg"]:
+            if exp is cheap or exp["avg"] <= cheap["avg"]:
                 continue
             book = book or price_book_get()
+            # What the expensive calls (their own token counts) would have cost on the cheaper model:
+            # judged on the same work, so a model that merely gets the short prompts does not look cheap.
             at_cheap = _price_tokens(book, org, cheap["provider"], cheap["model"], frame.now, calls=exp["priced"],
                                      input_tokens=exp["inp"], output_tokens=exp["out"], cached=exp["cached"],
                                      cache_write=exp["cw"])
             if at_cheap is None:
                 at_cheap = int(cheap["avg"] * exp["priced"])
             saving = exp["cost"] - at_cheap
-            if saving < minimum:
+            if exp["cost"] < EXPENSIVE_RATIO * at_cheap or saving < minimum:
                 continue
             title = (f"{label(section)} uses {exp['model']} where {cheap['model']} succeeds in other runs: "
                      f"~{money(saving)} saved over {LOOKBACK.days} days")
@@ -477,5 +483,11 @@ def findings_detect(*, org: Organization, now: datetime | None = None) -> list[F
     now = _frame(now).now
     findings: list[Finding] = []
     for detector in DETECTORS:
-        findings.extend(detector(org=org, now=now))
+        try:
+            with transaction.atomic():  # a failing detector must not poison the others' reads
+                findings.extend(detector(org=org, now=now))
+        except Exception:
+            if settings.DEBUG or getattr(settings, "LLMOBSERVE_INSIGHTS_RAISE", False):
+                raise
+            logger.exception("insight detector %s failed for org %s", detector.__name__, org.pk)
     return findings

@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 # A fixed moment in the past: the detectors judge by event timestamps, so back-filled history counts.
 NOW = datetime(2026, 3, 18, 12, 30, tzinfo=timezone.utc)
 _ids = itertools.count()
@@ -42,3 +44,9 @@ def post_all(post_events, key: str, events: list[dict]) -> None:
         response = post_events(key, events[start:start + 1000])
         assert response.status_code == 202, response.content
         assert response.json()["rejected"] == []
+
+
+@pytest.fixture(autouse=True)
+def raise_detector_errors(settings):
+    """A broken detector fails the test instead of being logged and skipped (production behaviour)."""
+    settings.LLMOBSERVE_INSIGHTS_RAISE = True

@@ -19,9 +19,10 @@ from analytics.insights.services import alert_settings_update, insights_run
 from analytics.models import AlertDelivery, Insight
 from tests.factories import MembershipFactory, UserFactory
 
-from .insights_helpers import NOW, at, daily, ev, post_all
+from .insights_helpers import raise_detector_errors, NOW, at, daily, ev, post_all
 
 pytestmark = pytest.mark.django_db
+__all__ = ["raise_detector_errors"]  # autouse fixture
 
 
 class Hook:

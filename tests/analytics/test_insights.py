@@ -16,9 +16,10 @@ from analytics.insights.services import alert_settings_update, insight_dismiss, 
 from analytics.models import Insight
 from tests.factories import MembershipFactory
 
-from .insights_helpers import GPT4O_IN, GPT4O_OUT, MINI_IN, MINI_OUT, NOW, at, daily, ev, post_all
+from .insights_helpers import raise_detector_errors, GPT4O_IN, GPT4O_OUT, MINI_IN, MINI_OUT, NOW, at, daily, ev, post_all
 
 pytestmark = pytest.mark.django_db
+__all__ = ["raise_detector_errors"]  # autouse fixture
 
 STEADY = "agent:support/step:answer"
 CALL = 1000 * GPT4O_IN + 200 * GPT4O_OUT  # the default gpt-4o event: $0.0045
@@ -250,6 +251,17 @@ def test_insights_stay_in_their_org(org, other_org, ingest):
     assert not Insight.objects.for_org(other_org).exists()
     with pytest.raises(Exception):
         insight_dismiss(org=other_org, insight_id=Insight.objects.for_org(org).get().id)
+
+
+def test_a_broken_detector_does_not_stop_the_others(org, ingest, settings, monkeypatch):
+    settings.LLMOBSERVE_INSIGHTS_RAISE = False
+
+    def broken(**kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(detectors, "DETECTORS", (broken, *detectors.DETECTORS))
+    ingest(_spike_history())
+    assert kinds(insights_run(org=org, now=NOW)) == ["section_spike"]
 
 
 # --- demo -----------------------------------------------------------------------------------

@@ -6,9 +6,10 @@ import pytest
 
 from analytics.insights.services import insight_dismiss, insights_run
 
-from .insights_helpers import NOW, at, daily, ev, post_all
+from .insights_helpers import raise_detector_errors, NOW, at, daily, ev, post_all
 
 pytestmark = pytest.mark.django_db
+__all__ = ["raise_detector_errors"]  # autouse fixture
 
 KEYS = {"id", "kind", "title", "section", "model", "customer_id", "amount_usd", "evidence", "detected_at", "status"}
 
