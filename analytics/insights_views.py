@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from accounts.decorators import org_member_required
 from accounts.models import Membership
 
-from .insights import selectors, services
+from .insights import alerts, selectors, services
 from .insights.detectors import PICO_PER_USD, spend_cap_status, spike_min_pico
 from .models import Insight
 
@@ -106,3 +106,19 @@ def alert_settings(request):
     context = {"org": org, "form": form, "cap": spend_cap_status(org=org),
                "default_spike_min_pico": spike_min_pico(org)}
     return render(request, "analytics/insights/alert_settings.html", context)
+
+
+@require_POST
+@org_member_required(manage=True)
+def alert_test(request):
+    """Send a test message on the saved channels, and say how it went."""
+    results = alerts.alert_test_send(org=request.org)
+    if not results:
+        messages.error(request, "No alert channel is on: enable email or add a webhook URL first.")
+    for channel, error in results.items():
+        name = "Email" if channel == "email" else "Webhook"
+        if error:
+            messages.error(request, f"{name}: test alert failed — {error}")
+        else:
+            messages.success(request, f"{name}: test alert sent.")
+    return redirect("alert_settings", slug=request.org.slug)

@@ -240,3 +240,27 @@ def _finish(delivery: AlertDelivery, status: str, error: str, sent_at: datetime 
     delivery.status, delivery.last_error, delivery.sent_at = status, error[:2000], sent_at
     delivery.save(update_fields=["status", "last_error", "sent_at"])
     return delivery
+
+
+def alert_test_send(*, org: Organization) -> dict[str, str | None]:
+    """Send a test message on every configured channel now; {channel: error or None}. Records nothing."""
+    text = (f"Test alert from LLMObserve for {org.name}: alerts reach this channel.\n"
+            f"Insights: {_insights_url(org)}")
+    results: dict[str, str | None] = {}
+    if org.alert_email:
+        recipients = alert_recipients(org=org)
+        try:
+            if not recipients:
+                raise AlertDeliveryError("no owner or admin has an email address")
+            send_mail(f"[LLMObserve] {org.name}: test alert", text, None, recipients, fail_silently=False)
+            results[AlertDelivery.Channel.EMAIL] = None
+        except Exception as exc:
+            results[AlertDelivery.Channel.EMAIL] = str(exc)
+    if org.alert_webhook_url:
+        try:
+            webhook_post(url=org.alert_webhook_url, payload={"text": text, "llmobserve": {"org": org.slug,
+                                                                                          "test": True}})
+            results[AlertDelivery.Channel.WEBHOOK] = None
+        except AlertDeliveryError as exc:
+            results[AlertDelivery.Channel.WEBHOOK] = str(exc)
+    return results

@@ -277,3 +277,23 @@ def test_insights_run_all_runs_every_org_and_alerts_each_once(org, other_org, te
         tasks.insights_run_all.delay()
     assert Insight.objects.for_org(org).count() == 1 and not Insight.objects.for_org(other_org).exists()
     assert len(mailoutbox) == 1
+
+
+def test_settings_page_test_button_reaches_both_channels(member_client, org, team, hook, mailoutbox):
+    alert_settings_update(org=org, alert_webhook_url=hook.url)
+    response = member_client.post(f"/o/{org.slug}/settings/alerts/test/", follow=True)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Email: test alert sent." in page and "Webhook: test alert sent." in page
+    assert len(mailoutbox) == 1 and sorted(mailoutbox[0].to) == team
+    assert hook.requests[0]["body"]["llmobserve"] == {"org": org.slug, "test": True}
+    assert not AlertDelivery.objects.for_org(org).exists()
+
+    hook.status = 404
+    page = member_client.post(f"/o/{org.slug}/settings/alerts/test/", follow=True).content.decode()
+    assert "Webhook: test alert failed — webhook answered HTTP 404" in page
+
+
+def test_test_button_is_for_managers_only(client, org):
+    client.force_login(MembershipFactory(org=org, role=Membership.Role.MEMBER).user)
+    assert client.post(f"/o/{org.slug}/settings/alerts/test/").status_code == 403
