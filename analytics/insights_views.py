@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
@@ -16,8 +17,9 @@ from accounts.decorators import org_member_required
 from accounts.models import Membership
 
 from .insights import alerts, selectors, services
-from .insights.detectors import PICO_PER_USD, spend_cap_status, spike_min_pico
+from .insights.detectors import PICO_PER_USD, spend_cap_status, usd_pico
 from .models import Insight
+from .windows import usd
 
 PAGE_SIZE = 50
 
@@ -103,8 +105,9 @@ def alert_settings(request):
             return redirect("alert_settings", slug=org.slug)
     else:
         form = AlertSettingsForm(initial=AlertSettingsForm.initial_for(org))
-    context = {"org": org, "form": form, "cap": spend_cap_status(org=org),
-               "default_spike_min_pico": spike_min_pico(org)}
+    site_default = usd(usd_pico(settings.LLMOBSERVE_SPIKE_MIN_USD))
+    form.fields["spike_min_usd"].widget.attrs["placeholder"] = f"{site_default} (site default)"
+    context = {"org": org, "form": form, "cap": spend_cap_status(org=org)}
     return render(request, "analytics/insights/alert_settings.html", context)
 
 

@@ -54,18 +54,18 @@ CAP_WARNING_PCT = 80
 UNTRACKED = "Untracked"
 
 
-def _pico(usd_text: Any) -> int:
+def usd_pico(usd_text: Any) -> int:
     return int(Decimal(str(usd_text)) * PICO_PER_USD)
 
 
 def spike_min_pico(org: Organization) -> int:
     if org.spike_min_pico is not None:
         return org.spike_min_pico
-    return _pico(settings.LLMOBSERVE_SPIKE_MIN_USD)
+    return usd_pico(settings.LLMOBSERVE_SPIKE_MIN_USD)
 
 
 def insight_min_pico() -> int:
-    return _pico(getattr(settings, "LLMOBSERVE_INSIGHT_MIN_USD", "0.05"))
+    return usd_pico(getattr(settings, "LLMOBSERVE_INSIGHT_MIN_USD", "0.05"))
 
 
 def money(pico: int | None) -> str:
