@@ -290,6 +290,24 @@ def percentile(values: Iterable[int], pct: int) -> int:
     return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
 
 
+EXACT_REPEAT_RUNS = 2000  # beyond this many looping runs, the repeat cost is estimated, not summed call by call
+
+
+def _repeat_cost(org: Organization, start: datetime, end: datetime, section: str, provider: str, endpoint: str,
+                 looping: list[dict]) -> int:
+    """What the calls after each looping run's first call cost (exact; estimated for very many runs)."""
+    if len(looping) > EXACT_REPEAT_RUNS:
+        return sum(r["cost"] * (r["n"] - 1) // r["n"] for r in looping)
+    first_cost: dict[str, int] = {}
+    calls = (TraceEvent.objects.for_org(org)
+             .filter(timestamp__gte=start, timestamp__lte=end, section_path=section, provider=provider,
+                     endpoint=endpoint, run_id__in=[r["run_id"] for r in looping])
+             .order_by("run_id", "timestamp", "id").values_list("run_id", "cost_pico"))
+    for run_id, cost in calls:
+        first_cost.setdefault(run_id, cost or 0)
+    return sum(r["cost"] - first_cost.get(r["run_id"], 0) for r in looping)
+
+
 def retry_loop(*, org: Organization, now: datetime | None = None) -> list[Finding]:
     """The same endpoint called > 3 times within one run, at the p95 of a section's runs.
 
@@ -318,7 +336,7 @@ def retry_loop(*, org: Organization, now: datetime | None = None) -> list[Findin
         if p95 <= LOOP_MIN_CALLS:
             continue
         looping = [r for r in runs if r["n"] > LOOP_MIN_CALLS]
-        repeat_cost = sum(r["cost"] * (r["n"] - 1) // r["n"] for r in looping)
+        repeat_cost = _repeat_cost(org, start, frame.now, section, provider, endpoint, looping)
         repeats = sum(r["n"] - 1 for r in looping)
         failed = sum(r["failed"] for r in looping)
         if repeat_cost < minimum and failed == 0:

@@ -128,8 +128,8 @@ def test_retry_loop_names_section_endpoint_and_money_spent_on_repeats(org, inges
 
     loop = only(insights_run(org=org, now=NOW), "retry_loop")
 
-    run_cost = 1000 * GPT4O_IN + 4 * CALL  # the failed call still used input tokens
-    assert loop.section == section and loop.amount_pico == 6 * (run_cost * 4 // 5)
+    # Six runs, each: a failed call (its input tokens still billed), then four full-price retries.
+    assert loop.section == section and loop.amount_pico == 6 * 4 * CALL
     assert loop.evidence["endpoint"] == "/v1/chat/completions" and loop.evidence["p95_calls_per_run"] == 5
     assert loop.evidence["failed_calls"] == 6 and loop.evidence["repeated_calls"] == 24
     assert loop.evidence["looping_runs"] == 6 and loop.evidence["runs"] == 6
