@@ -302,3 +302,24 @@ LLMOBSERVE_INSTRUMENT_RATE_GLOBAL = int(os.environ.get("LLMOBSERVE_INSTRUMENT_RA
 # What our own Claude calls cost, USD per 1M tokens (metered per org in pico-USD).
 LLMOBSERVE_INSTRUMENT_PRICE_IN = os.environ.get("LLMOBSERVE_INSTRUMENT_PRICE_IN", "3")
 LLMOBSERVE_INSTRUMENT_PRICE_OUT = os.environ.get("LLMOBSERVE_INSTRUMENT_PRICE_OUT", "15")
+
+# --- Insights and alerts ---
+from celery.schedules import crontab  # noqa: E402  (kept inside this block on purpose)
+
+# A section spike must cost at least this much more than its daily average (per-org override on Organization).
+LLMOBSERVE_SPIKE_MIN_USD = os.environ.get("LLMOBSERVE_SPIKE_MIN_USD", "0.50")
+# Token bloat, retry loops and model inefficiency below this much money at stake are noise, not insights.
+LLMOBSERVE_INSIGHT_MIN_USD = os.environ.get("LLMOBSERVE_INSIGHT_MIN_USD", "0.05")
+# Webhook POSTs give up after this many seconds; Celery retries them (bounded), the detectors never wait.
+LLMOBSERVE_WEBHOOK_TIMEOUT = float(os.environ.get("LLMOBSERVE_WEBHOOK_TIMEOUT", "5"))
+# Private/loopback webhook targets (SSRF) are refused in production (LLMOBSERVE_HTTPS on) unless allowed here.
+LLMOBSERVE_WEBHOOK_ALLOW_PRIVATE = env_bool("LLMOBSERVE_WEBHOOK_ALLOW_PRIVATE", not LLMOBSERVE_HTTPS)
+# UTC hour at which the daily digest goes out to orgs that chose it.
+LLMOBSERVE_DIGEST_HOUR = int(os.environ.get("LLMOBSERVE_DIGEST_HOUR", "8"))
+CELERY_BEAT_SCHEDULE.update({
+    "analytics-insights-hourly": {"task": "analytics.tasks.insights_run_all", "schedule": crontab(minute=2)},
+    "analytics-alerts-digest-daily": {
+        "task": "analytics.tasks.alerts_digest",
+        "schedule": crontab(minute=5, hour=LLMOBSERVE_DIGEST_HOUR),
+    },
+})

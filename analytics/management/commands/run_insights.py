@@ -1,0 +1,39 @@
+"""Run the insight detectors now: `manage.py run_insights [--org SLUG] [--now ISO8601]`."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils.dateparse import parse_datetime
+
+from accounts.models import Organization
+from analytics.insights.detectors import money
+from analytics.insights.services import insights_run
+
+
+class Command(BaseCommand):
+    help = "Run the insight detectors (spikes, token bloat, retry loops, model choice, spending cap) and queue alerts."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--org", metavar="SLUG", help="Only this organisation (default: every organisation).")
+        parser.add_argument("--now", metavar="ISO8601", help="Judge as of this moment (replays back-filled history).")
+
+    def handle(self, *args, org=None, now=None, **options):
+        when = None
+        if now:
+            when = parse_datetime(now)
+            if when is None or when.tzinfo is None:
+                raise CommandError("--now must be an ISO 8601 datetime with a timezone, e.g. 2026-11-26T08:00:00Z")
+        orgs = Organization.objects.order_by("slug")
+        if org:
+            orgs = orgs.filter(slug=org)
+            if not orgs.exists():
+                raise CommandError(f"no organisation with slug {org!r}")
+        total = new = 0
+        for organisation in orgs:
+            for insight in insights_run(org=organisation, now=when):
+                total += 1
+                new += insight.is_new
+                state = "new " if insight.is_new else "seen"
+                self.stdout.write(f"{organisation.slug}\t{state}\t{insight.kind}\t{money(insight.amount_pico)}\t"
+                                  f"{insight.title}")
+        self.stdout.write(f"{total} insight(s), {new} new")
