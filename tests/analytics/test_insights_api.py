@@ -79,3 +79,8 @@ def test_another_org_sees_no_insights(api, other_read_key, insights):
 
 def test_insights_are_in_the_openapi_schema(client):
     assert "/v1/insights" in client.get("/v1/schema", {"format": "json"}).content.decode()
+
+
+def test_admin_lists_insights_and_deliveries(admin_client):
+    assert admin_client.get("/admin/analytics/insight/").status_code == 200
+    assert admin_client.get("/admin/analytics/alertdelivery/").status_code == 200
