@@ -24,8 +24,11 @@ UNTRACKED = "Untracked"
 NO_CUSTOMER = "(no customer)"
 
 
-def _rollups(org: Organization, window: Window) -> QuerySet[HourlyRollup]:
-    return HourlyRollup.objects.for_org(org).filter(hour__gte=window.start, hour__lt=window.end)
+def _rollups(org: Organization, window: Window, customer_id: str | None = None) -> QuerySet[HourlyRollup]:
+    qs = HourlyRollup.objects.for_org(org).filter(hour__gte=window.start, hour__lt=window.end)
+    if customer_id is not None:
+        qs = qs.filter(customer_id=customer_id)
+    return qs
 
 
 def label_of(dimension: str, key: str | None) -> str:
@@ -60,12 +63,12 @@ class Summary:
         }
 
 
-def cost_summary(*, org: Organization, window: Window) -> Summary:
-    totals = _rollups(org, window).aggregate(
+def cost_summary(*, org: Organization, window: Window, customer_id: str | None = None) -> Summary:
+    totals = _rollups(org, window, customer_id).aggregate(
         cost=Sum("cost_pico"), calls=Sum("calls"), unpriced=Sum("unpriced_calls"), errors=Sum("errors"),
         input=Sum("input_tokens"), output=Sum("output_tokens"),
     )
-    previous = _rollups(org, window.previous).aggregate(cost=Sum("cost_pico"))["cost"] or 0
+    previous = _rollups(org, window.previous, customer_id).aggregate(cost=Sum("cost_pico"))["cost"] or 0
     return Summary(cost_pico=totals["cost"] or 0, calls=totals["calls"] or 0, unpriced_calls=totals["unpriced"] or 0,
                    errors=totals["errors"] or 0, input_tokens=totals["input"] or 0,
                    output_tokens=totals["output"] or 0, previous_cost_pico=previous)
@@ -85,12 +88,12 @@ class BreakdownRow:
                 "share": self.share}
 
 
-def cost_breakdown(*, org: Organization, by: Dimension, window: Window, limit: int | None = None
-                   ) -> list[BreakdownRow]:
+def cost_breakdown(*, org: Organization, by: Dimension, window: Window, limit: int | None = None,
+                   customer_id: str | None = None) -> list[BreakdownRow]:
     """Every key of the dimension in the window, by cost (then calls). Unlabelled rows: key None."""
     column = DIMENSIONS[by]
     rows = list(
-        _rollups(org, window).values(column)
+        _rollups(org, window, customer_id).values(column)
         .annotate(cost=Sum("cost_pico"), calls=Sum("calls"), unpriced=Sum("unpriced_calls"))
         .order_by("-cost", "-calls", column)
     )
@@ -105,11 +108,12 @@ def cost_breakdown(*, org: Organization, by: Dimension, window: Window, limit: i
 
 
 def cost_timeseries(*, org: Organization, window: Window, interval: Literal["day", "hour"] = "day",
-                    by: Literal["provider", "model", "agent"] = "provider") -> list[dict[str, Any]]:
+                    by: Literal["provider", "model", "agent"] = "provider", customer_id: str | None = None
+                    ) -> list[dict[str, Any]]:
     """Every bucket of the window (empty ones as {}), values = cost per key as plain decimal strings."""
     column = DIMENSIONS[by]
     rows = (
-        _rollups(org, window)
+        _rollups(org, window, customer_id)
         .annotate(bucket=Trunc("hour", interval, tzinfo=timezone.utc))
         .values("bucket", column).annotate(cost=Sum("cost_pico")).order_by("bucket")
     )
@@ -285,3 +289,91 @@ def org_has_events(*, org: Organization) -> bool:
     return HourlyRollup.objects.for_org(org).exists()
 
 
+
+
+# --- dashboard reads -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelRow:
+    provider: str
+    model: str
+    cost_pico: int
+    calls: int
+    unpriced_calls: int
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    share: float
+
+
+def model_breakdown(*, org: Organization, window: Window, customer_id: str | None = None) -> list[ModelRow]:
+    """Cost per (provider, model), by cost: one grouped query over the rollups."""
+    rows = list(
+        _rollups(org, window, customer_id).values("provider", "model")
+        .annotate(cost=Sum("cost_pico"), calls=Sum("calls"), unpriced=Sum("unpriced_calls"),
+                  input=Sum("input_tokens"), output=Sum("output_tokens"), cached=Sum("cached_input_tokens"))
+        .order_by("-cost", "-calls", "provider", "model")
+    )
+    total = sum(r["cost"] or 0 for r in rows)
+    return [ModelRow(provider=r["provider"], model=r["model"], cost_pico=r["cost"] or 0, calls=r["calls"] or 0,
+                     unpriced_calls=r["unpriced"] or 0, input_tokens=r["input"] or 0, output_tokens=r["output"] or 0,
+                     cached_input_tokens=r["cached"] or 0,
+                     share=round((r["cost"] or 0) / total, 4) if total else 0.0) for r in rows]
+
+
+@dataclass(frozen=True)
+class CustomerRow:
+    key: str | None
+    label: str
+    cost_pico: int
+    calls: int
+    unpriced_calls: int
+    share: float
+    previous_cost_pico: int
+
+    @property
+    def change_pct(self) -> float | None:
+        if not self.previous_cost_pico:
+            return None
+        return round((self.cost_pico - self.previous_cost_pico) * 100 / self.previous_cost_pico, 1)
+
+
+def customers_trend(*, org: Organization, window: Window, limit: int | None = None) -> list[CustomerRow]:
+    """Cost per customer in the window with its cost in the previous period of the same length (2 queries)."""
+    current = cost_breakdown(org=org, by="customer", window=window, limit=limit)
+    keys = [r.key or "" for r in current]
+    previous = dict(
+        _rollups(org, window.previous).filter(customer_id__in=keys).values("customer_id")
+        .annotate(cost=Sum("cost_pico")).values_list("customer_id", "cost")
+    ) if keys else {}
+    return [CustomerRow(key=r.key, label=r.label, cost_pico=r.cost_pico, calls=r.calls,
+                        unpriced_calls=r.unpriced_calls, share=r.share,
+                        previous_cost_pico=previous.get(r.key or "", 0) or 0) for r in current]
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    event: TraceEvent
+    offset_ms: float
+    duration_ms: float
+    left_pct: float
+    width_pct: float
+
+
+def run_timeline(*, run: RunSummary, events: list[TraceEvent]) -> list[TimelineRow]:
+    """Each call placed on the run's time axis (start offset and latency, as % of the run's duration)."""
+    total_ms = max((run.ended_at - run.started_at).total_seconds() * 1000, 1.0)
+    rows = []
+    for event in events:
+        offset = max((event.timestamp - run.started_at).total_seconds() * 1000, 0.0)
+        duration = event.latency_ms or 0.0
+        left = min(offset / total_ms * 100, 100.0)
+        width = max(min(duration / total_ms * 100, 100.0 - left), 0.5)
+        rows.append(TimelineRow(event=event, offset_ms=offset, duration_ms=duration, left_pct=round(left, 3),
+                                width_pct=round(width, 3)))
+    return rows
+
+
+def customer_has_events(*, org: Organization, customer_id: str) -> bool:
+    return RunSummary.objects.for_org(org).filter(customer_id=customer_id).exists() or \
+        HourlyRollup.objects.for_org(org).filter(customer_id=customer_id).exists()
