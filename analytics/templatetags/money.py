@@ -111,3 +111,11 @@ def tokens(value) -> str:
 def run_ms(run) -> float:
     """A run's wall time in ms (first call's start to the last byte)."""
     return (run.ended_at - run.started_at).total_seconds() * 1000
+
+
+@register.filter
+def agent_label(key) -> str:
+    """"agent:researcher" → "researcher"; empty → "Untracked"."""
+    from analytics.selectors import label_of
+
+    return label_of("agent", key or None)

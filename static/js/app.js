@@ -17,7 +17,7 @@
         paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
         font: {family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 12, color: "#374151"},
         yaxis: {tickprefix: "$", gridcolor: "#eef0f3", rangemode: "tozero"},
-        xaxis: {type: "category", tickangle: 0, automargin: true, nticks: 10},
+        xaxis: {type: "date", automargin: true, gridcolor: "rgba(0,0,0,0)"},
         legend: {orientation: "h", y: -0.18}, showlegend: spec.series.length > 0
       };
       window.Plotly.newPlot(el, traces, layout, {displayModeBar: false, responsive: true});
