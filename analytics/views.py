@@ -8,7 +8,6 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
@@ -117,6 +116,7 @@ def overview(request):
 
 # --- runs ----------------------------------------------------------------------------------------
 
+MAX_TIMELINE_ROWS = 500  # a runaway agent loop can make thousands of calls; the tree still counts them all
 RUN_FILTER_KEYS = ("window", "since", "until", "agent", "customer_id", "status", "model")
 
 
@@ -148,9 +148,10 @@ def run_detail(request, run_id: str):
     org = request.org
     run = selectors.run_get(org=org, run_id=run_id)
     events = selectors.run_events(org=org, run_id=run_id)
+    timeline = selectors.run_timeline(run=run, events=events)
     context = {
         "nav": "runs", "run": run, "events": events, "tree": selectors.section_tree(events),
-        "timeline": selectors.run_timeline(run=run, events=events),
+        "timeline": timeline[:MAX_TIMELINE_ROWS], "hidden_calls": max(len(timeline) - MAX_TIMELINE_ROWS, 0),
         "duration_ms": (run.ended_at - run.started_at).total_seconds() * 1000,
         "cached_tokens": sum(e.cached_input_tokens for e in events),
         "reasoning_tokens": sum(e.reasoning_tokens for e in events),

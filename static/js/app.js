@@ -26,7 +26,12 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });
-  document.addEventListener("htmx:afterSettle", function (evt) { drawCharts(document); });
+  document.addEventListener("htmx:afterSettle", function () { drawCharts(document); });
+  // Back/forward restores a snapshot whose chart lost its event handlers: draw it again.
+  document.addEventListener("htmx:historyRestore", function () {
+    document.querySelectorAll("[data-chart]").forEach(function (el) { el.dataset.rendered = ""; el.innerHTML = ""; });
+    drawCharts(document);
+  });
 
   // Close open menus when clicking elsewhere.
   document.addEventListener("click", function (evt) {

@@ -390,3 +390,16 @@ def test_every_page_renders_for_a_member(member_client, org, history):
         response = member_client.get(url(name, org))
         assert response.status_code == 200, name
         assert b'href="/o/%s/insights/"' % org.slug.encode() in response.content
+
+
+@pytest.mark.parametrize("name,limit", [("settings", 6), ("settings_keys", 7), ("settings_members", 8),
+                                        ("export", 9), ("onboarding", 8), ("runs", 10)])
+def test_other_pages_have_bounded_queries(member_client, org, history, member, name, limit,
+                                          django_assert_max_num_queries):
+    for i in range(5):  # more rows must not mean more queries
+        MembershipFactory(org=org, role=Membership.Role.MEMBER)
+        api_key_create(org=org, name=f"k{i}", created_by=member)
+        invitation_create(org=org, email=f"inv{i}@example.com", role="member", invited_by=member,
+                          base_url="http://testserver/")
+    with django_assert_max_num_queries(limit):
+        assert member_client.get(url(name, org)).status_code == 200

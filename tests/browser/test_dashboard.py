@@ -181,7 +181,7 @@ def test_runs_table_to_run_detail_section_tree(page, demo):
     page.wait_for_function("location.search.includes('status=error')")
     assert page.evaluate("window.__marker") == 1
     page.wait_for_load_state("networkidle")
-    page.watch.assert_clean()
+    page.watch.assert_clean(slug="demo-co")
 
 
 def test_onboarding_waiting_state_turns_into_overview(page, live_server, prices):
@@ -236,7 +236,7 @@ def test_create_and_revoke_key_then_export_csv(page, demo):
     assert download.suggested_filename.endswith(".csv")
     lines = Path(download.path()).read_text().splitlines()
     assert lines[0].startswith("event_id,run_id,") and lines[0].endswith(",cost_usd") and len(lines) > 100
-    page.watch.assert_clean()
+    page.watch.assert_clean(slug="demo-co")
 
 
 def test_phone_viewport_has_no_horizontal_overflow(browser, demo):
