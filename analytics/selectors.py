@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Literal
 
+from django.db import connection
 from django.db.models import Q, QuerySet, Sum
 from django.db.models.functions import Trunc
 from django.http import Http404
@@ -122,6 +123,10 @@ def cost_timeseries(*, org: Organization, window: Window, interval: Literal["day
         key = r[column] or UNTRACKED
         bucket = by_bucket.setdefault(r["bucket"], {})
         bucket[key] = bucket.get(key, 0) + (r["cost"] or 0)
+    return _buckets_fill(window, interval, by_bucket)
+
+
+def _buckets_fill(window: Window, interval: str, by_bucket: dict[datetime, dict[str, int]]) -> list[dict[str, Any]]:
     step = timedelta(days=1) if interval == "day" else timedelta(hours=1)
     t = window.start.replace(hour=0) if interval == "day" else window.start
     out = []
@@ -377,3 +382,74 @@ def run_timeline(*, run: RunSummary, events: list[TraceEvent]) -> list[TimelineR
 def customer_has_events(*, org: Organization, customer_id: str) -> bool:
     return RunSummary.objects.for_org(org).filter(customer_id=customer_id).exists() or \
         HourlyRollup.objects.for_org(org).filter(customer_id=customer_id).exists()
+
+
+@dataclass(frozen=True)
+class Overview:
+    summary: Summary
+    agents: list[BreakdownRow]
+    models: list[ModelRow]
+    customers: list[BreakdownRow]
+    timeseries: list[dict[str, Any]]
+
+
+def overview_get(*, org: Organization, window: Window, interval: Literal["day", "hour"] = "day",
+                 customer_id: str | None = None, customers_limit: int = 8) -> Overview:
+    """Everything the overview shows. On PostgreSQL one scan of the window's rollups computes every
+    breakdown (GROUPING SETS) plus one aggregate for the previous period; elsewhere, one query each."""
+    if connection.vendor != "postgresql":
+        return Overview(
+            summary=cost_summary(org=org, window=window, customer_id=customer_id),
+            agents=cost_breakdown(org=org, by="agent", window=window, customer_id=customer_id),
+            models=model_breakdown(org=org, window=window, customer_id=customer_id),
+            customers=cost_breakdown(org=org, by="customer", window=window, limit=customers_limit,
+                                     customer_id=customer_id),
+            timeseries=cost_timeseries(org=org, window=window, interval=interval, by="provider",
+                                       customer_id=customer_id),
+        )
+    table = HourlyRollup._meta.db_table
+    params: list[Any] = [interval, org.pk, window.start, window.end]
+    customer_sql = ""
+    if customer_id is not None:
+        customer_sql = " AND customer_id = %s"
+        params.append(customer_id)
+    sql = f"""
+        SELECT GROUPING(agent, provider, model, customer_id, bucket) AS g, agent, provider, model, customer_id,
+               bucket, SUM(cost_pico), SUM(calls), SUM(unpriced_calls), SUM(errors), SUM(input_tokens),
+               SUM(output_tokens), SUM(cached_input_tokens)
+        FROM (SELECT *, date_trunc(%s, hour AT TIME ZONE 'UTC') AS bucket FROM {table}
+              WHERE org_id = %s AND hour >= %s AND hour < %s{customer_sql}) r
+        GROUP BY GROUPING SETS ((), (agent), (provider, model), (customer_id), (bucket, provider))
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    previous = _rollups(org, window.previous, customer_id).aggregate(cost=Sum("cost_pico"))["cost"] or 0
+
+    total = next((r for r in rows if r[0] == 0b11111), None)
+    t = [int(v or 0) for v in total[6:]] if total else [0] * 7
+    summary = Summary(cost_pico=t[0], calls=t[1], unpriced_calls=t[2], errors=t[3], input_tokens=t[4],
+                      output_tokens=t[5], previous_cost_pico=previous)
+
+    def breakdown(flag: int, index: int, dimension: str) -> list[BreakdownRow]:
+        picked = sorted((r for r in rows if r[0] == flag), key=lambda r: (-int(r[6] or 0), -int(r[7] or 0),
+                                                                          r[index] or ""))
+        return [BreakdownRow(key=r[index] or None, label=label_of(dimension, r[index] or None),
+                             cost_pico=int(r[6] or 0), calls=int(r[7] or 0), unpriced_calls=int(r[8] or 0),
+                             share=round(int(r[6] or 0) / t[0], 4) if t[0] else 0.0) for r in picked]
+
+    models = [ModelRow(provider=r[2], model=r[3], cost_pico=int(r[6] or 0), calls=int(r[7] or 0),
+                       unpriced_calls=int(r[8] or 0), input_tokens=int(r[10] or 0), output_tokens=int(r[11] or 0),
+                       cached_input_tokens=int(r[12] or 0),
+                       share=round(int(r[6] or 0) / t[0], 4) if t[0] else 0.0)
+              for r in sorted((r for r in rows if r[0] == 0b10011),
+                              key=lambda r: (-int(r[6] or 0), -int(r[7] or 0), r[2], r[3]))]
+    by_bucket: dict[datetime, dict[str, int]] = {}
+    for r in rows:
+        if r[0] == 0b10110:
+            bucket = by_bucket.setdefault(r[5].replace(tzinfo=timezone.utc), {})
+            key = r[2] or UNTRACKED
+            bucket[key] = bucket.get(key, 0) + int(r[6] or 0)
+    return Overview(summary=summary, agents=breakdown(0b01111, 1, "agent"), models=models,
+                    customers=breakdown(0b11101, 4, "customer")[:customers_limit],
+                    timeseries=_buckets_fill(window, interval, by_bucket))

@@ -98,11 +98,9 @@ def _providers(models: list[selectors.ModelRow]) -> list[dict]:
 def overview(request):
     org = request.org
     form, window = _window_form(request)
-    summary = selectors.cost_summary(org=org, window=window)
-    agents = selectors.cost_breakdown(org=org, by="agent", window=window)
-    models = selectors.model_breakdown(org=org, window=window)
-    buckets = selectors.cost_timeseries(org=org, window=window, interval=_interval(window), by="provider")
-    customers = selectors.cost_breakdown(org=org, by="customer", window=window, limit=8)
+    data = selectors.overview_get(org=org, window=window, interval=_interval(window))
+    summary, agents, models, customers, buckets = (data.summary, data.agents, data.models, data.customers,
+                                                   data.timeseries)
     untracked = next((r for r in agents if r.key is None), None)
     context = {
         "nav": "overview", "form": form, "window": window, "window_links": _window_links(request, window),
@@ -177,11 +175,8 @@ def customer_detail(request, customer_id: str):
     if not selectors.customer_has_events(org=org, customer_id=customer_id):
         raise Http404("No such customer")
     form, window = _window_form(request)
-    summary = selectors.cost_summary(org=org, window=window, customer_id=customer_id)
-    agents = selectors.cost_breakdown(org=org, by="agent", window=window, customer_id=customer_id)
-    models = selectors.model_breakdown(org=org, window=window, customer_id=customer_id)
-    buckets = selectors.cost_timeseries(org=org, window=window, interval=_interval(window), by="provider",
-                                        customer_id=customer_id)
+    data = selectors.overview_get(org=org, window=window, interval=_interval(window), customer_id=customer_id)
+    summary, agents, models, buckets = data.summary, data.agents, data.models, data.timeseries
     run_rows, next_cursor = selectors.runs_list(org=org, window=window,
                                                 filters=selectors.RunFilters(customer_id=customer_id), limit=20)
     runs_url = f"/o/{org.slug}/runs/?{urlencode({**_window_query(window), 'customer_id': customer_id})}"

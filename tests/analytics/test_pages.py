@@ -403,3 +403,21 @@ def test_other_pages_have_bounded_queries(member_client, org, history, member, n
                           base_url="http://testserver/")
     with django_assert_max_num_queries(limit):
         assert member_client.get(url(name, org)).status_code == 200
+
+
+@pytest.mark.parametrize("window_name", ["24h", "7d"])
+def test_overview_get_matches_the_single_selectors(org, history, window_name):
+    """On PostgreSQL overview_get is one GROUPING SETS scan; it must agree with the per-breakdown selectors."""
+    from analytics import selectors
+    from analytics.windows import Window
+
+    window = Window.named(window_name)
+    for customer_id in (None, "acme"):
+        data = selectors.overview_get(org=org, window=window, interval="hour", customer_id=customer_id)
+        assert data.summary == selectors.cost_summary(org=org, window=window, customer_id=customer_id)
+        assert data.agents == selectors.cost_breakdown(org=org, by="agent", window=window, customer_id=customer_id)
+        assert data.models == selectors.model_breakdown(org=org, window=window, customer_id=customer_id)
+        assert data.customers == selectors.cost_breakdown(org=org, by="customer", window=window, limit=8,
+                                                          customer_id=customer_id)
+        assert data.timeseries == selectors.cost_timeseries(org=org, window=window, interval="hour",
+                                                            customer_id=customer_id)
