@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
@@ -215,8 +216,6 @@ def onboarding(request):
     org = request.org
     if request.method == "POST":
         if not request.membership.can_manage:
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied("Only owners and admins can create keys.")
         created = api_key_create(org=org, name="first key", scope="ingest", created_by=request.user)
         request.session["new_api_key"] = {"raw": created.raw_key, "id": created.api_key.pk}

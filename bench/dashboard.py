@@ -60,7 +60,7 @@ def ensure_org(slug: str, target: int, user: User) -> Organization:
     key = ApiKey.objects.for_org(org).filter(revoked_at__isnull=True).first() or \
         api_key_create(org=org, name="bench", scope="read").api_key
     have = TraceEvent.objects.for_org(org).count()
-    if have >= target * 0.95:
+    if have >= target * 0.8:  # re-sent demo ids are dropped, so a reload can land a little short
         print(f"{slug}: {have:,} events already loaded")
         return org
     now = datetime.now(timezone.utc)
