@@ -421,3 +421,11 @@ def test_overview_get_matches_the_single_selectors(org, history, window_name):
                                                           customer_id=customer_id)
         assert data.timeseries == selectors.cost_timeseries(org=org, window=window, interval="hour",
                                                             customer_id=customer_id)
+
+
+def test_runs_custom_window(member_client, org, history):
+    day = (NOW - timedelta(days=3)).date().isoformat()
+    html = member_client.get(url("runs", org), {"since": day, "until": day}).content.decode()
+    assert html.count('data-testid="run-row"') == 1 and "run-old" in html
+    bad = member_client.get(url("runs", org), {"since": "2026-01-05", "until": "2026-01-01"}).content.decode()
+    assert "until must be after since" in bad
