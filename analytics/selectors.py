@@ -380,8 +380,8 @@ def run_timeline(*, run: RunSummary, events: list[TraceEvent]) -> list[TimelineR
 
 
 def customer_has_events(*, org: Organization, customer_id: str) -> bool:
-    return RunSummary.objects.for_org(org).filter(customer_id=customer_id).exists() or \
-        HourlyRollup.objects.for_org(org).filter(customer_id=customer_id).exists()
+    """Has this customer id ever been seen? One lookup on the run-facet unique index."""
+    return RunFacet.objects.for_org(org).filter(kind=RunFacet.Kind.CUSTOMER, value=customer_id).exists()
 
 
 @dataclass(frozen=True)
