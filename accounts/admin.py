@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from .models import ApiKey, Membership, Organization, User
+from .models import ApiKey, Invitation, Membership, Organization, User
 
 
 @admin.register(User)
@@ -44,3 +44,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # keys are created in the org settings or with `manage.py create_api_key` (shown once)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["email", "org", "role", "invited_by", "created_at", "expires", "accepted_at"]
+    search_fields = ["email", "org__slug"]
+    readonly_fields = ["token", "created_at", "accepted_at"]
+
+    def get_queryset(self, request):
+        return Invitation.objects.unscoped().select_related("org", "invited_by")
+
+    def has_add_permission(self, request):
+        return False  # invitations are sent from the org's member settings (they email a signed link)

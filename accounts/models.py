@@ -171,3 +171,35 @@ class ApiKey(models.Model):
     @property
     def can_read(self) -> bool:
         return self.scope == self.Scope.READ
+
+
+def _invitation_expiry():
+    return timezone.now() + timezone.timedelta(days=14)
+
+
+class Invitation(models.Model):
+    """An invitation to join an org by email; accepted through a signed link (new or existing users)."""
+
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Membership.Role.choices, default=Membership.Role.MEMBER)
+    token = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    expires = models.DateTimeField(default=_invitation_expiry)
+
+    objects = TenantManager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["org", "email"], condition=models.Q(accepted_at__isnull=True),
+                                               name="invitation_unique_pending_email")]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.org} ({self.role})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.accepted_at is None and self.expires > timezone.now()

@@ -40,3 +40,12 @@ def org_members(*, org: Organization) -> QuerySet[Membership]:
 
 def org_api_keys(*, org: Organization) -> QuerySet[ApiKey]:
     return ApiKey.objects.for_org(org).select_related("created_by")
+
+
+def org_invitations_pending(*, org: Organization):
+    from django.utils import timezone
+
+    from .models import Invitation
+
+    return Invitation.objects.for_org(org).filter(accepted_at__isnull=True, expires__gt=timezone.now()) \
+        .select_related("invited_by").order_by("-created_at")

@@ -7,11 +7,16 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
+from django.core import signing
+from django.core.exceptions import PermissionDenied
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
-from .models import ApiKey, Membership, Organization, User
+from .models import ApiKey, Invitation, Membership, Organization, User
 
 API_KEY_PREFIX = "llmo_"
 _VISIBLE_PREFIX_LEN = 12
@@ -129,9 +134,21 @@ def _owner_count(org: Organization) -> int:
     return Membership.objects.for_org(org).filter(role=Membership.Role.OWNER).count()
 
 
-def membership_set_role(*, membership: Membership, role: str) -> Membership:
+def role_assert_can_assign(*, actor: Membership | None, role: str, target: Membership | None = None) -> None:
+    """Owners and admins manage members; only an owner grants the owner role or changes an owner."""
+    if actor is None:
+        return
+    if not actor.can_manage:
+        raise PermissionDenied("Only owners and admins can manage members.")
+    if actor.role != Membership.Role.OWNER and (
+            role == Membership.Role.OWNER or (target is not None and target.role == Membership.Role.OWNER)):
+        raise PermissionDenied("Only an owner can grant or change the owner role.")
+
+
+def membership_set_role(*, membership: Membership, role: str, actor: Membership | None = None) -> Membership:
     if role not in Membership.Role.values:
         raise ValueError(f"unknown role {role!r}")
+    role_assert_can_assign(actor=actor, role=role, target=membership)
     if membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER and _owner_count(membership.org) <= 1:
         raise LastOwnerError("An organisation needs at least one owner.")
     membership.role = role
@@ -139,7 +156,79 @@ def membership_set_role(*, membership: Membership, role: str) -> Membership:
     return membership
 
 
-def membership_remove(*, membership: Membership) -> None:
+def membership_remove(*, membership: Membership, actor: Membership | None = None) -> None:
+    """Remove a member (or, with actor = the membership itself, leave). The last owner stays."""
+    if actor is not None and actor.pk != membership.pk:
+        role_assert_can_assign(actor=actor, role=membership.role, target=membership)
     if membership.role == Membership.Role.OWNER and _owner_count(membership.org) <= 1:
         raise LastOwnerError("The last owner cannot leave; make someone else an owner first.")
     membership.delete()
+
+
+# --- invitations ---------------------------------------------------------------------------------
+
+_INVITE_SALT = "accounts.invitation"
+
+
+class InvitationError(ValueError):
+    pass
+
+
+def invitation_link_token(invitation: Invitation) -> str:
+    """The link carries the random token signed with SECRET_KEY: a forged or altered link fails early."""
+    return signing.Signer(salt=_INVITE_SALT).sign(invitation.token)
+
+
+def invitation_get_by_link(*, link_token: str) -> Invitation | None:
+    try:
+        token = signing.Signer(salt=_INVITE_SALT).unsign(link_token)
+    except signing.BadSignature:
+        return None
+    return Invitation.objects.unscoped().select_related("org", "invited_by").filter(token=token).first()
+
+
+def invitation_create(*, org: Organization, email: str, role: str, invited_by: User | None,
+                      base_url: str, actor: Membership | None = None) -> Invitation:
+    """Invite `email` (a new or existing user) and email them the signed link; re-inviting renews the link."""
+    email = email.strip().lower()
+    if role not in Membership.Role.values:
+        raise InvitationError(f"unknown role {role!r}")
+    role_assert_can_assign(actor=actor, role=role)
+    if Membership.objects.for_org(org).filter(user__email__iexact=email).exists():
+        raise InvitationError(f"{email} is already a member of {org.name}.")
+    with transaction.atomic():
+        Invitation.objects.for_org(org).filter(email=email, accepted_at__isnull=True).delete()
+        invitation = Invitation.objects.create(org=org, email=email, role=role, invited_by=invited_by,
+                                               token=secrets.token_urlsafe(32))
+    link = base_url.rstrip("/") + reverse("invitation_accept", args=[invitation_link_token(invitation)])
+    inviter = invited_by.email if invited_by else "Someone"
+    send_mail(
+        subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{inviter} invited you to {org.name}",
+        message=(f"{inviter} invited you to join {org.name} on LLMObserve as {invitation.get_role_display()}.\n\n"
+                 f"Accept the invitation (sign up or sign in with {email}):\n{link}\n\n"
+                 f"The link expires on {invitation.expires:%Y-%m-%d}."),
+        from_email=None, recipient_list=[email],
+    )
+    return invitation
+
+
+def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
+    """Join the org with the invited role. The signed-in user's email must be the invited one."""
+    if invitation.accepted_at is not None:
+        raise InvitationError("This invitation has already been used.")
+    if invitation.expires <= timezone.now():
+        raise InvitationError("This invitation has expired; ask for a new one.")
+    if user.email.lower() != invitation.email.lower():
+        raise InvitationError(f"This invitation is for {invitation.email}; you are signed in as {user.email}.")
+    with transaction.atomic():
+        updated = Invitation.objects.unscoped().filter(pk=invitation.pk, accepted_at__isnull=True).update(
+            accepted_at=timezone.now())
+        if not updated:
+            raise InvitationError("This invitation has already been used.")
+        membership = membership_add(org=invitation.org, user=user, role=invitation.role)
+    return membership
+
+
+def invitation_revoke(*, invitation: Invitation) -> None:
+    if invitation.accepted_at is None:
+        invitation.delete()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Literal
 
+from django.db import connection
 from django.db.models import Q, QuerySet, Sum
 from django.db.models.functions import Trunc
 from django.http import Http404
@@ -24,8 +25,11 @@ UNTRACKED = "Untracked"
 NO_CUSTOMER = "(no customer)"
 
 
-def _rollups(org: Organization, window: Window) -> QuerySet[HourlyRollup]:
-    return HourlyRollup.objects.for_org(org).filter(hour__gte=window.start, hour__lt=window.end)
+def _rollups(org: Organization, window: Window, customer_id: str | None = None) -> QuerySet[HourlyRollup]:
+    qs = HourlyRollup.objects.for_org(org).filter(hour__gte=window.start, hour__lt=window.end)
+    if customer_id is not None:
+        qs = qs.filter(customer_id=customer_id)
+    return qs
 
 
 def label_of(dimension: str, key: str | None) -> str:
@@ -60,12 +64,12 @@ class Summary:
         }
 
 
-def cost_summary(*, org: Organization, window: Window) -> Summary:
-    totals = _rollups(org, window).aggregate(
+def cost_summary(*, org: Organization, window: Window, customer_id: str | None = None) -> Summary:
+    totals = _rollups(org, window, customer_id).aggregate(
         cost=Sum("cost_pico"), calls=Sum("calls"), unpriced=Sum("unpriced_calls"), errors=Sum("errors"),
         input=Sum("input_tokens"), output=Sum("output_tokens"),
     )
-    previous = _rollups(org, window.previous).aggregate(cost=Sum("cost_pico"))["cost"] or 0
+    previous = _rollups(org, window.previous, customer_id).aggregate(cost=Sum("cost_pico"))["cost"] or 0
     return Summary(cost_pico=totals["cost"] or 0, calls=totals["calls"] or 0, unpriced_calls=totals["unpriced"] or 0,
                    errors=totals["errors"] or 0, input_tokens=totals["input"] or 0,
                    output_tokens=totals["output"] or 0, previous_cost_pico=previous)
@@ -85,12 +89,12 @@ class BreakdownRow:
                 "share": self.share}
 
 
-def cost_breakdown(*, org: Organization, by: Dimension, window: Window, limit: int | None = None
-                   ) -> list[BreakdownRow]:
+def cost_breakdown(*, org: Organization, by: Dimension, window: Window, limit: int | None = None,
+                   customer_id: str | None = None) -> list[BreakdownRow]:
     """Every key of the dimension in the window, by cost (then calls). Unlabelled rows: key None."""
     column = DIMENSIONS[by]
     rows = list(
-        _rollups(org, window).values(column)
+        _rollups(org, window, customer_id).values(column)
         .annotate(cost=Sum("cost_pico"), calls=Sum("calls"), unpriced=Sum("unpriced_calls"))
         .order_by("-cost", "-calls", column)
     )
@@ -105,11 +109,12 @@ def cost_breakdown(*, org: Organization, by: Dimension, window: Window, limit: i
 
 
 def cost_timeseries(*, org: Organization, window: Window, interval: Literal["day", "hour"] = "day",
-                    by: Literal["provider", "model", "agent"] = "provider") -> list[dict[str, Any]]:
+                    by: Literal["provider", "model", "agent"] = "provider", customer_id: str | None = None
+                    ) -> list[dict[str, Any]]:
     """Every bucket of the window (empty ones as {}), values = cost per key as plain decimal strings."""
     column = DIMENSIONS[by]
     rows = (
-        _rollups(org, window)
+        _rollups(org, window, customer_id)
         .annotate(bucket=Trunc("hour", interval, tzinfo=timezone.utc))
         .values("bucket", column).annotate(cost=Sum("cost_pico")).order_by("bucket")
     )
@@ -118,6 +123,10 @@ def cost_timeseries(*, org: Organization, window: Window, interval: Literal["day
         key = r[column] or UNTRACKED
         bucket = by_bucket.setdefault(r["bucket"], {})
         bucket[key] = bucket.get(key, 0) + (r["cost"] or 0)
+    return _buckets_fill(window, interval, by_bucket)
+
+
+def _buckets_fill(window: Window, interval: str, by_bucket: dict[datetime, dict[str, int]]) -> list[dict[str, Any]]:
     step = timedelta(days=1) if interval == "day" else timedelta(hours=1)
     t = window.start.replace(hour=0) if interval == "day" else window.start
     out = []
@@ -288,3 +297,162 @@ def org_has_events(*, org: Organization) -> bool:
     return HourlyRollup.objects.for_org(org).exists()
 
 
+
+
+# --- dashboard reads -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelRow:
+    provider: str
+    model: str
+    cost_pico: int
+    calls: int
+    unpriced_calls: int
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    share: float
+
+
+def model_breakdown(*, org: Organization, window: Window, customer_id: str | None = None) -> list[ModelRow]:
+    """Cost per (provider, model), by cost: one grouped query over the rollups."""
+    rows = list(
+        _rollups(org, window, customer_id).values("provider", "model")
+        .annotate(cost=Sum("cost_pico"), calls=Sum("calls"), unpriced=Sum("unpriced_calls"),
+                  input=Sum("input_tokens"), output=Sum("output_tokens"), cached=Sum("cached_input_tokens"))
+        .order_by("-cost", "-calls", "provider", "model")
+    )
+    total = sum(r["cost"] or 0 for r in rows)
+    return [ModelRow(provider=r["provider"], model=r["model"], cost_pico=r["cost"] or 0, calls=r["calls"] or 0,
+                     unpriced_calls=r["unpriced"] or 0, input_tokens=r["input"] or 0, output_tokens=r["output"] or 0,
+                     cached_input_tokens=r["cached"] or 0,
+                     share=round((r["cost"] or 0) / total, 4) if total else 0.0) for r in rows]
+
+
+@dataclass(frozen=True)
+class CustomerRow:
+    key: str | None
+    label: str
+    cost_pico: int
+    calls: int
+    unpriced_calls: int
+    share: float
+    previous_cost_pico: int
+
+    @property
+    def change_pct(self) -> float | None:
+        if not self.previous_cost_pico:
+            return None
+        return round((self.cost_pico - self.previous_cost_pico) * 100 / self.previous_cost_pico, 1)
+
+
+def customers_trend(*, org: Organization, window: Window, limit: int | None = None) -> list[CustomerRow]:
+    """Cost per customer in the window with its cost in the previous period of the same length (2 queries)."""
+    current = cost_breakdown(org=org, by="customer", window=window, limit=limit)
+    keys = [r.key or "" for r in current]
+    previous = dict(
+        _rollups(org, window.previous).filter(customer_id__in=keys).values("customer_id")
+        .annotate(cost=Sum("cost_pico")).values_list("customer_id", "cost")
+    ) if keys else {}
+    return [CustomerRow(key=r.key, label=r.label, cost_pico=r.cost_pico, calls=r.calls,
+                        unpriced_calls=r.unpriced_calls, share=r.share,
+                        previous_cost_pico=previous.get(r.key or "", 0) or 0) for r in current]
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    event: TraceEvent
+    offset_ms: float
+    duration_ms: float
+    left_pct: float
+    width_pct: float
+
+
+def run_timeline(*, run: RunSummary, events: list[TraceEvent]) -> list[TimelineRow]:
+    """Each call placed on the run's time axis (start offset and latency, as % of the run's duration)."""
+    total_ms = max((run.ended_at - run.started_at).total_seconds() * 1000, 1.0)
+    rows = []
+    for event in events:
+        offset = max((event.timestamp - run.started_at).total_seconds() * 1000, 0.0)
+        duration = event.latency_ms or 0.0
+        left = min(offset / total_ms * 100, 100.0)
+        width = max(min(duration / total_ms * 100, 100.0 - left), 0.5)
+        rows.append(TimelineRow(event=event, offset_ms=offset, duration_ms=duration, left_pct=round(left, 3),
+                                width_pct=round(width, 3)))
+    return rows
+
+
+def customer_has_events(*, org: Organization, customer_id: str) -> bool:
+    """Has this customer id ever been seen? One lookup on the run-facet unique index."""
+    return RunFacet.objects.for_org(org).filter(kind=RunFacet.Kind.CUSTOMER, value=customer_id).exists()
+
+
+@dataclass(frozen=True)
+class Overview:
+    summary: Summary
+    agents: list[BreakdownRow]
+    models: list[ModelRow]
+    customers: list[BreakdownRow]
+    timeseries: list[dict[str, Any]]
+
+
+def overview_get(*, org: Organization, window: Window, interval: Literal["day", "hour"] = "day",
+                 customer_id: str | None = None, customers_limit: int = 8) -> Overview:
+    """Everything the overview shows. On PostgreSQL one scan of the window's rollups computes every
+    breakdown (GROUPING SETS) plus one aggregate for the previous period; elsewhere, one query each."""
+    if connection.vendor != "postgresql":
+        return Overview(
+            summary=cost_summary(org=org, window=window, customer_id=customer_id),
+            agents=cost_breakdown(org=org, by="agent", window=window, customer_id=customer_id),
+            models=model_breakdown(org=org, window=window, customer_id=customer_id),
+            customers=cost_breakdown(org=org, by="customer", window=window, limit=customers_limit,
+                                     customer_id=customer_id),
+            timeseries=cost_timeseries(org=org, window=window, interval=interval, by="provider",
+                                       customer_id=customer_id),
+        )
+    table = HourlyRollup._meta.db_table
+    params: list[Any] = [interval, org.pk, window.start, window.end]
+    customer_sql = ""
+    if customer_id is not None:
+        customer_sql = " AND customer_id = %s"
+        params.append(customer_id)
+    sql = f"""
+        SELECT GROUPING(agent, provider, model, customer_id, bucket) AS g, agent, provider, model, customer_id,
+               bucket, SUM(cost_pico), SUM(calls), SUM(unpriced_calls), SUM(errors), SUM(input_tokens),
+               SUM(output_tokens), SUM(cached_input_tokens)
+        FROM (SELECT *, date_trunc(%s, hour AT TIME ZONE 'UTC') AS bucket FROM {table}
+              WHERE org_id = %s AND hour >= %s AND hour < %s{customer_sql}) r
+        GROUP BY GROUPING SETS ((), (agent), (provider, model), (customer_id), (bucket, provider))
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    previous = _rollups(org, window.previous, customer_id).aggregate(cost=Sum("cost_pico"))["cost"] or 0
+
+    total = next((r for r in rows if r[0] == 0b11111), None)
+    t = [int(v or 0) for v in total[6:]] if total else [0] * 7
+    summary = Summary(cost_pico=t[0], calls=t[1], unpriced_calls=t[2], errors=t[3], input_tokens=t[4],
+                      output_tokens=t[5], previous_cost_pico=previous)
+
+    def breakdown(flag: int, index: int, dimension: str) -> list[BreakdownRow]:
+        picked = sorted((r for r in rows if r[0] == flag), key=lambda r: (-int(r[6] or 0), -int(r[7] or 0),
+                                                                          r[index] or ""))
+        return [BreakdownRow(key=r[index] or None, label=label_of(dimension, r[index] or None),
+                             cost_pico=int(r[6] or 0), calls=int(r[7] or 0), unpriced_calls=int(r[8] or 0),
+                             share=round(int(r[6] or 0) / t[0], 4) if t[0] else 0.0) for r in picked]
+
+    models = [ModelRow(provider=r[2], model=r[3], cost_pico=int(r[6] or 0), calls=int(r[7] or 0),
+                       unpriced_calls=int(r[8] or 0), input_tokens=int(r[10] or 0), output_tokens=int(r[11] or 0),
+                       cached_input_tokens=int(r[12] or 0),
+                       share=round(int(r[6] or 0) / t[0], 4) if t[0] else 0.0)
+              for r in sorted((r for r in rows if r[0] == 0b10011),
+                              key=lambda r: (-int(r[6] or 0), -int(r[7] or 0), r[2], r[3]))]
+    by_bucket: dict[datetime, dict[str, int]] = {}
+    for r in rows:
+        if r[0] == 0b10110:
+            bucket = by_bucket.setdefault(r[5].replace(tzinfo=timezone.utc), {})
+            key = r[2] or UNTRACKED
+            bucket[key] = bucket.get(key, 0) + int(r[6] or 0)
+    return Overview(summary=summary, agents=breakdown(0b01111, 1, "agent"), models=models,
+                    customers=breakdown(0b11101, 4, "customer")[:customers_limit],
+                    timeseries=_buckets_fill(window, interval, by_bucket))

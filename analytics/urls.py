@@ -16,4 +16,10 @@ urlpatterns = [
     path("", include("analytics.insights_urls")),
     path("o/<slug:slug>/", views.overview, name="overview"),
     path("o/<slug:slug>/welcome/", views.onboarding, name="onboarding"),
+    path("o/<slug:slug>/runs/", views.runs, name="runs"),
+    path("o/<slug:slug>/runs/<path:run_id>/", views.run_detail, name="run_detail"),
+    path("o/<slug:slug>/customers/", views.customers, name="customers"),
+    path("o/<slug:slug>/customers/<path:customer_id>/", views.customer_detail, name="customer_detail"),
+    path("o/<slug:slug>/export/", views.export, name="export"),
+    path("docs/<slug:name>/", views.docs_page, name="docs"),
 ]

@@ -1,0 +1,72 @@
+"""load_demo: a realistic demo org through the real ingestion path, idempotent, login on the last line."""
+
+from collections import Counter
+from datetime import datetime, timezone
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db.models import Sum
+
+from accounts.models import Membership, Organization, User
+from analytics.demo import demo_events
+from ingestion.models import HourlyRollup, RunSummary, TraceEvent
+
+from .demo_support import demo_prices_create
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+
+
+def test_demo_events_are_realistic_and_deterministic():
+    events = demo_events(now=NOW)
+    assert events == demo_events(now=NOW)
+    assert 2500 <= len(events) <= 6000
+    assert len({e["event_id"] for e in events}) == len(events)
+    agents = Counter(e["section_path"].split("/")[0] for e in events)
+    assert {"agent:researcher", "agent:writer", "agent:support", "agent:analyst", ""} <= set(agents)
+    assert agents[""] / len(events) > 0.05  # an Untracked share
+    assert any("/tool:" in e["section_path"] for e in events)
+    assert {"openai", "anthropic", "google"} <= {e["provider"] for e in events}
+    assert len({e.get("customer_id") for e in events} - {None}) >= 20
+    assert sum(1 for e in events if e.get("cached_input_tokens")) > 100
+    assert sum(1 for e in events if e.get("reasoning_tokens")) > 10
+    assert sum(1 for e in events if e["status"] != "ok") > 10
+    first = datetime.fromisoformat(events[0]["timestamp"].replace("Z", "+00:00"))
+    assert (NOW - first).days >= 29 and events[-1]["timestamp"] < "2026-11-20T12:30"
+
+
+def test_load_demo_ingests_through_the_real_path_and_is_idempotent(django_capture_on_commit_callbacks):
+    demo_prices_create()
+    out = StringIO()
+    call_command("load_demo", stdout=out)
+    lines = out.getvalue().strip().splitlines()
+    assert lines[-1] == "demo login: demo@llmobserve.dev llmobserve-demo"
+    org = Organization.objects.get(slug="demo-co")
+    user = User.objects.get(email="demo@llmobserve.dev")
+    assert user.check_password("llmobserve-demo")
+    assert Membership.objects.for_org(org).get(user=user).role == "owner"
+    stored = TraceEvent.objects.for_org(org).count()
+    assert stored > 2500
+    rollups = HourlyRollup.objects.for_org(org).aggregate(calls=Sum("calls"), unpriced=Sum("unpriced_calls"))
+    assert rollups["calls"] == stored  # rollups built exactly like production
+    assert 0 < rollups["unpriced"] < stored * 0.1  # the self-hosted model is unpriced, the rest priced
+    assert RunSummary.objects.for_org(org).count() > 500
+    assert TraceEvent.objects.for_org(org).filter(cost_source="client").exists()  # vector-db spans
+
+    out = StringIO()
+    call_command("load_demo", stdout=out)
+    assert TraceEvent.objects.for_org(org).count() == stored
+    assert out.getvalue().strip().splitlines()[-1].startswith("demo login: demo@llmobserve.dev ")
+    assert Organization.objects.filter(slug="demo-co").count() == 1
+
+
+def test_demo_org_overview_renders(client, django_assert_max_num_queries):
+    demo_prices_create()
+    call_command("load_demo", stdout=StringIO())
+    client.login(email="demo@llmobserve.dev", password="llmobserve-demo")
+    with django_assert_max_num_queries(12):
+        html = client.get("/o/demo-co/", {"window": "30d"}).content.decode()
+    assert html.count('data-testid="breakdown-row"') == 5 and "Untracked" in html
+    assert "unpriced call" in html
