@@ -27,6 +27,7 @@ def test_check_deploy_is_clean_with_https_and_a_real_key():
     env = {**os.environ, "DJANGO_DEBUG": "0", "LLMOBSERVE_HTTPS": "1", "SECRET_KEY": secrets.token_urlsafe(64),
            "ALLOWED_HOSTS": "llmobserve.example.com"}
     env.pop("PYTEST_VERSION", None)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set for the Playwright tests only
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
                             cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
