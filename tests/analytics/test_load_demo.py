@@ -68,5 +68,19 @@ def test_demo_org_overview_renders(client, django_assert_max_num_queries):
     client.login(email="demo@llmobserve.dev", password="llmobserve-demo")
     with django_assert_max_num_queries(12):
         html = client.get("/o/demo-co/", {"window": "30d"}).content.decode()
-    assert html.count('data-testid="breakdown-row"') == 5 and "Untracked" in html
+    assert html.count('data-testid="breakdown-row"') == 7 and "Untracked" in html
     assert "unpriced call" in html
+
+
+def test_load_demo_history_triggers_every_detector(prices, capsys):
+    from django.core.management import call_command
+
+    from accounts.models import Organization
+    from analytics.models import Insight
+
+    call_command("load_demo")
+    org = Organization.objects.get(slug="demo-co")
+    kinds = set(Insight.objects.for_org(org).values_list("kind", flat=True))
+    assert kinds == {"section_spike", "token_bloat", "retry_loop", "model_inefficiency", "spend_cap"}
+    assert not Insight.objects.for_org(org).filter(section__startswith="agent:support").exists()  # the steady agent
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "demo login: demo@llmobserve.dev llmobserve-demo"

@@ -57,7 +57,7 @@ def test_overview_shows_total_breakdown_with_untracked_and_ctas(member_client, o
     assert total.startswith("$0.01")
     assert html.count('data-testid="breakdown-row"') == 3  # researcher, writer, Untracked
     assert "Untracked" in html
-    assert 'href="/docs/labeling/"' in html and 'href="/docs/auto-instrument/"' in html
+    assert 'href="/docs/labeling/"' in html and f'href="/o/{org.slug}/auto-instrument/"' in html
     assert 'data-testid="cost-chart"' in html and 'id="cost-chart-data"' in html
     assert "1 unpriced call" in html
     assert 'hx-get="/o/%s/insights/panel/"' % org.slug in html

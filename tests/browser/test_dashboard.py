@@ -121,10 +121,10 @@ def test_overview_chart_and_window_switch_without_reload(page, demo):
     assert total.startswith("$") and total != "$0.00"
     breakdown = page.get_by_test_id("agent-breakdown")
     rows = breakdown.get_by_test_id("breakdown-row")
-    assert rows.count() == 5
+    assert rows.count() == 7  # the demo agents, those of the insight patterns, and Untracked
     expect(rows.filter(has_text="Untracked")).to_have_count(1)
     expect(breakdown.get_by_role("link", name="How to label")).to_have_attribute("href", "/docs/labeling/")
-    expect(breakdown.get_by_role("link", name="AI auto-instrument")).to_have_attribute("href", "/docs/auto-instrument/")
+    expect(breakdown.get_by_role("link", name="AI auto-instrument")).to_have_attribute("href", "/o/demo-co/auto-instrument/")
     expect(page.locator("[data-testid=cost-chart] svg.main-svg").first).to_be_visible()
     expect(page.get_by_text("unpriced call", exact=False).first).to_be_visible()
     page.wait_for_load_state("networkidle")

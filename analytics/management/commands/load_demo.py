@@ -14,6 +14,8 @@ from django.core.management.base import BaseCommand
 from accounts.models import ApiKey, Membership, Organization, User
 from accounts.services import api_key_create, membership_add, org_create
 from analytics.demo import demo_events
+from analytics.insights.demo import demo_cap_set, insight_demo_events
+from analytics.insights.services import insights_run
 from ingestion.models import ModelPrice, TraceEvent
 from ingestion.schema import batch_decode, events_validate
 from ingestion.services import batch_process, events_ingest
@@ -57,7 +59,9 @@ class Command(BaseCommand):
         if TraceEvent.objects.for_org(org).exists() and not force:
             self.stdout.write(f"{org.name} already has events; not adding more (use --force).")
         else:
-            events = demo_events(now=datetime.now(timezone.utc), seed=seed)
+            now = datetime.now(timezone.utc)
+            # The steady history, plus the patterns each insight detector should find in it.
+            events = demo_events(now=now, seed=seed) + insight_demo_events(now=now)
             stored = 0
             for start in range(0, len(events), BATCH):
                 body = json.dumps({"events": events[start:start + BATCH]}).encode()
@@ -72,4 +76,7 @@ class Command(BaseCommand):
             total = TraceEvent.objects.for_org(org).count()
             self.stdout.write(f"ingested {len(events)} demo events into {org.name} ({total} stored) "
                               f"at /o/{org.slug}/")
+            demo_cap_set(org=org, now=now)
+            found = insights_run(org=org, now=now)
+            self.stdout.write(f"insights: {', '.join(sorted({i.kind for i in found})) or 'none'}")
         self.stdout.write(f"demo login: {email} {password}")
