@@ -13,7 +13,7 @@ from django.db.models.functions import Trunc
 from django.http import Http404
 
 from accounts.models import Organization
-from ingestion.models import HourlyRollup, RunFacet, RunSummary, TraceEvent
+from ingestion.models import DailyRollup, HourlyRollup, RunFacet, RunSummary, TraceEvent
 
 from .windows import Window, usd, usd_div
 
@@ -25,11 +25,57 @@ UNTRACKED = "Untracked"
 NO_CUSTOMER = "(no customer)"
 
 
-def _rollups(org: Organization, window: Window, customer_id: str | None = None) -> QuerySet[HourlyRollup]:
-    qs = HourlyRollup.objects.for_org(org).filter(hour__gte=window.start, hour__lt=window.end)
-    if customer_id is not None:
-        qs = qs.filter(customer_id=customer_id)
-    return qs
+_SUMS = {"cost": "cost_pico", "calls": "calls", "unpriced": "unpriced_calls", "errors": "errors",
+         "input": "input_tokens", "output": "output_tokens", "cached": "cached_input_tokens"}
+
+
+def _floor_day(value: datetime) -> datetime:
+    return value.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def rollup_parts(window: Window, *, hourly_only: bool = False) -> list[tuple[type, str, datetime, datetime]]:
+    """The window as (table, period column, start, end) parts: whole UTC days from DailyRollup, the
+    partial days at either edge from HourlyRollup. A 30-day window reads ~24× fewer rows."""
+    first_day = _floor_day(window.start)
+    if first_day < window.start:
+        first_day += timedelta(days=1)
+    last_day = _floor_day(window.end)
+    if hourly_only or last_day <= first_day:
+        return [(HourlyRollup, "hour", window.start, window.end)]
+    parts: list[tuple[type, str, datetime, datetime]] = []
+    if window.start < first_day:
+        parts.append((HourlyRollup, "hour", window.start, first_day))
+    parts.append((DailyRollup, "day", first_day, last_day))
+    if last_day < window.end:
+        parts.append((HourlyRollup, "hour", last_day, window.end))
+    return parts
+
+
+def rollup_sums(*, org: Organization, window: Window, group: tuple[str, ...] = (), customer_id: str | None = None,
+                customer_in: list[str] | None = None, interval: str | None = None) -> list[dict[str, Any]]:
+    """Sums of cost, calls, unpriced, errors and tokens per `group` (+ `bucket` with an interval), over
+    the window's rollup parts, merged. One grouped query per part (at most three)."""
+    keys = group + (("bucket",) if interval else ())
+    merged: dict[tuple, dict[str, Any]] = {}
+    for model, period, start, end in rollup_parts(window, hourly_only=interval == "hour"):
+        qs = model.objects.for_org(org).filter(**{f"{period}__gte": start, f"{period}__lt": end})
+        if customer_id is not None:
+            qs = qs.filter(customer_id=customer_id)
+        if customer_in is not None:
+            qs = qs.filter(customer_id__in=customer_in)
+        if interval:
+            qs = qs.annotate(bucket=Trunc(period, interval, tzinfo=timezone.utc))
+        sums = {name: Sum(column) for name, column in _SUMS.items()}
+        rows = qs.values(*keys).annotate(**sums).order_by() if keys else [qs.aggregate(**sums)]
+        for row in rows:
+            key = tuple(row[k] for k in keys)
+            acc = merged.get(key)
+            if acc is None:
+                merged[key] = {**{k: row[k] for k in keys}, **{n: row[n] or 0 for n in _SUMS}}
+            else:
+                for name in _SUMS:
+                    acc[name] += row[name] or 0
+    return list(merged.values())
 
 
 def label_of(dimension: str, key: str | None) -> str:
@@ -65,14 +111,11 @@ class Summary:
 
 
 def cost_summary(*, org: Organization, window: Window, customer_id: str | None = None) -> Summary:
-    totals = _rollups(org, window, customer_id).aggregate(
-        cost=Sum("cost_pico"), calls=Sum("calls"), unpriced=Sum("unpriced_calls"), errors=Sum("errors"),
-        input=Sum("input_tokens"), output=Sum("output_tokens"),
-    )
-    previous = _rollups(org, window.previous, customer_id).aggregate(cost=Sum("cost_pico"))["cost"] or 0
-    return Summary(cost_pico=totals["cost"] or 0, calls=totals["calls"] or 0, unpriced_calls=totals["unpriced"] or 0,
-                   errors=totals["errors"] or 0, input_tokens=totals["input"] or 0,
-                   output_tokens=totals["output"] or 0, previous_cost_pico=previous)
+    totals = rollup_sums(org=org, window=window, customer_id=customer_id)[0]
+    previous = rollup_sums(org=org, window=window.previous, customer_id=customer_id)[0]["cost"]
+    return Summary(cost_pico=totals["cost"], calls=totals["calls"], unpriced_calls=totals["unpriced"],
+                   errors=totals["errors"], input_tokens=totals["input"], output_tokens=totals["output"],
+                   previous_cost_pico=previous)
 
 
 @dataclass(frozen=True)
@@ -93,18 +136,14 @@ def cost_breakdown(*, org: Organization, by: Dimension, window: Window, limit: i
                    customer_id: str | None = None) -> list[BreakdownRow]:
     """Every key of the dimension in the window, by cost (then calls). Unlabelled rows: key None."""
     column = DIMENSIONS[by]
-    rows = list(
-        _rollups(org, window, customer_id).values(column)
-        .annotate(cost=Sum("cost_pico"), calls=Sum("calls"), unpriced=Sum("unpriced_calls"))
-        .order_by("-cost", "-calls", column)
-    )
-    total = sum(r["cost"] or 0 for r in rows)
+    rows = sorted(rollup_sums(org=org, window=window, group=(column,), customer_id=customer_id),
+                  key=lambda r: (-r["cost"], -r["calls"], r[column]))
+    total = sum(r["cost"] for r in rows)
     out = []
     for r in rows[:limit] if limit else rows:
         key = r[column] or None
-        cost = r["cost"] or 0
-        out.append(BreakdownRow(key=key, label=label_of(by, key), cost_pico=cost, calls=r["calls"] or 0,
-                                unpriced_calls=r["unpriced"] or 0, share=round(cost / total, 4) if total else 0.0))
+        out.append(BreakdownRow(key=key, label=label_of(by, key), cost_pico=r["cost"], calls=r["calls"],
+                                unpriced_calls=r["unpriced"], share=round(r["cost"] / total, 4) if total else 0.0))
     return out
 
 
@@ -113,16 +152,11 @@ def cost_timeseries(*, org: Organization, window: Window, interval: Literal["day
                     ) -> list[dict[str, Any]]:
     """Every bucket of the window (empty ones as {}), values = cost per key as plain decimal strings."""
     column = DIMENSIONS[by]
-    rows = (
-        _rollups(org, window, customer_id)
-        .annotate(bucket=Trunc("hour", interval, tzinfo=timezone.utc))
-        .values("bucket", column).annotate(cost=Sum("cost_pico")).order_by("bucket")
-    )
     by_bucket: dict[datetime, dict[str, int]] = {}
-    for r in rows:
+    for r in rollup_sums(org=org, window=window, group=(column,), customer_id=customer_id, interval=interval):
         key = r[column] or UNTRACKED
         bucket = by_bucket.setdefault(r["bucket"], {})
-        bucket[key] = bucket.get(key, 0) + (r["cost"] or 0)
+        bucket[key] = bucket.get(key, 0) + r["cost"]
     return _buckets_fill(window, interval, by_bucket)
 
 
@@ -316,17 +350,13 @@ class ModelRow:
 
 def model_breakdown(*, org: Organization, window: Window, customer_id: str | None = None) -> list[ModelRow]:
     """Cost per (provider, model), by cost: one grouped query over the rollups."""
-    rows = list(
-        _rollups(org, window, customer_id).values("provider", "model")
-        .annotate(cost=Sum("cost_pico"), calls=Sum("calls"), unpriced=Sum("unpriced_calls"),
-                  input=Sum("input_tokens"), output=Sum("output_tokens"), cached=Sum("cached_input_tokens"))
-        .order_by("-cost", "-calls", "provider", "model")
-    )
-    total = sum(r["cost"] or 0 for r in rows)
-    return [ModelRow(provider=r["provider"], model=r["model"], cost_pico=r["cost"] or 0, calls=r["calls"] or 0,
-                     unpriced_calls=r["unpriced"] or 0, input_tokens=r["input"] or 0, output_tokens=r["output"] or 0,
-                     cached_input_tokens=r["cached"] or 0,
-                     share=round((r["cost"] or 0) / total, 4) if total else 0.0) for r in rows]
+    rows = sorted(rollup_sums(org=org, window=window, group=("provider", "model"), customer_id=customer_id),
+                  key=lambda r: (-r["cost"], -r["calls"], r["provider"], r["model"]))
+    total = sum(r["cost"] for r in rows)
+    return [ModelRow(provider=r["provider"], model=r["model"], cost_pico=r["cost"], calls=r["calls"],
+                     unpriced_calls=r["unpriced"], input_tokens=r["input"], output_tokens=r["output"],
+                     cached_input_tokens=r["cached"], share=round(r["cost"] / total, 4) if total else 0.0)
+            for r in rows]
 
 
 @dataclass(frozen=True)
@@ -350,10 +380,8 @@ def customers_trend(*, org: Organization, window: Window, limit: int | None = No
     """Cost per customer in the window with its cost in the previous period of the same length (2 queries)."""
     current = cost_breakdown(org=org, by="customer", window=window, limit=limit)
     keys = [r.key or "" for r in current]
-    previous = dict(
-        _rollups(org, window.previous).filter(customer_id__in=keys).values("customer_id")
-        .annotate(cost=Sum("cost_pico")).values_list("customer_id", "cost")
-    ) if keys else {}
+    previous = {r["customer_id"]: r["cost"] for r in rollup_sums(
+        org=org, window=window.previous, group=("customer_id",), customer_in=keys)} if keys else {}
     return [CustomerRow(key=r.key, label=r.label, cost_pico=r.cost_pico, calls=r.calls,
                         unpriced_calls=r.unpriced_calls, share=r.share,
                         previous_cost_pico=previous.get(r.key or "", 0) or 0) for r in current]
@@ -401,33 +429,28 @@ def overview_get(*, org: Organization, window: Window, interval: Literal["day", 
     """Everything the overview shows. On PostgreSQL one scan of the window's rollups computes every
     breakdown (GROUPING SETS) plus one aggregate for the previous period; elsewhere, one query each."""
     if connection.vendor != "postgresql":
-        return Overview(
-            summary=cost_summary(org=org, window=window, customer_id=customer_id),
-            agents=cost_breakdown(org=org, by="agent", window=window, customer_id=customer_id),
-            models=model_breakdown(org=org, window=window, customer_id=customer_id),
-            customers=cost_breakdown(org=org, by="customer", window=window, limit=customers_limit,
-                                     customer_id=customer_id),
-            timeseries=cost_timeseries(org=org, window=window, interval=interval, by="provider",
-                                       customer_id=customer_id),
-        )
-    table = HourlyRollup._meta.db_table
-    params: list[Any] = [interval, org.pk, window.start, window.end]
-    customer_sql = ""
-    if customer_id is not None:
-        customer_sql = " AND customer_id = %s"
-        params.append(customer_id)
+        return _overview_in_python(org=org, window=window, interval=interval, customer_id=customer_id,
+                                   customers_limit=customers_limit)
+    parts_sql, params = [], []
+    columns = ("agent, provider, model, customer_id, cost_pico, calls, unpriced_calls, errors, input_tokens, "
+               "output_tokens, cached_input_tokens")
+    for model, period, start, end in rollup_parts(window, hourly_only=interval == "hour"):
+        customer_sql = " AND customer_id = %s" if customer_id is not None else ""
+        parts_sql.append(f"SELECT {columns}, date_trunc(%s, {period} AT TIME ZONE 'UTC') AS bucket "
+                         f"FROM {model._meta.db_table} WHERE org_id = %s AND {period} >= %s AND {period} < %s"
+                         f"{customer_sql}")
+        params += [interval, org.pk, start, end] + ([customer_id] if customer_id is not None else [])
     sql = f"""
         SELECT GROUPING(agent, provider, model, customer_id, bucket) AS g, agent, provider, model, customer_id,
                bucket, SUM(cost_pico), SUM(calls), SUM(unpriced_calls), SUM(errors), SUM(input_tokens),
                SUM(output_tokens), SUM(cached_input_tokens)
-        FROM (SELECT *, date_trunc(%s, hour AT TIME ZONE 'UTC') AS bucket FROM {table}
-              WHERE org_id = %s AND hour >= %s AND hour < %s{customer_sql}) r
+        FROM ({" UNION ALL ".join(parts_sql)}) r
         GROUP BY GROUPING SETS ((), (agent), (provider, model), (customer_id), (bucket, provider))
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    previous = _rollups(org, window.previous, customer_id).aggregate(cost=Sum("cost_pico"))["cost"] or 0
+    previous = rollup_sums(org=org, window=window.previous, customer_id=customer_id)[0]["cost"]
 
     total = next((r for r in rows if r[0] == 0b11111), None)
     t = [int(v or 0) for v in total[6:]] if total else [0] * 7
@@ -455,4 +478,44 @@ def overview_get(*, org: Organization, window: Window, interval: Literal["day", 
             bucket[key] = bucket.get(key, 0) + int(r[6] or 0)
     return Overview(summary=summary, agents=breakdown(0b01111, 1, "agent"), models=models,
                     customers=breakdown(0b11101, 4, "customer")[:customers_limit],
+                    timeseries=_buckets_fill(window, interval, by_bucket))
+
+
+def _overview_in_python(*, org: Organization, window: Window, interval: Literal["day", "hour"],
+                        customer_id: str | None, customers_limit: int) -> Overview:
+    """Backends without GROUPING SETS (SQLite): one fine-grained grouped read per rollup part, folded here."""
+    rows = rollup_sums(org=org, window=window, group=("agent", "provider", "model", "customer_id"),
+                       customer_id=customer_id, interval=interval)
+    names = tuple(_SUMS)
+
+    def fold(key_of) -> dict[Any, dict[str, int]]:
+        out: dict[Any, dict[str, int]] = {}
+        for r in rows:
+            acc = out.setdefault(key_of(r), dict.fromkeys(names, 0))
+            for n in names:
+                acc[n] += r[n]
+        return out
+
+    total = fold(lambda r: None).get(None, dict.fromkeys(names, 0))
+    previous = rollup_sums(org=org, window=window.previous, customer_id=customer_id)[0]["cost"]
+    summary = Summary(cost_pico=total["cost"], calls=total["calls"], unpriced_calls=total["unpriced"],
+                      errors=total["errors"], input_tokens=total["input"], output_tokens=total["output"],
+                      previous_cost_pico=previous)
+    share = (lambda cost: round(cost / total["cost"], 4) if total["cost"] else 0.0)
+
+    def breakdown(column: str, dimension: str) -> list[BreakdownRow]:
+        groups = sorted(fold(lambda r: r[column] or "").items(), key=lambda kv: (-kv[1]["cost"], -kv[1]["calls"], kv[0]))
+        return [BreakdownRow(key=k or None, label=label_of(dimension, k or None), cost_pico=v["cost"], calls=v["calls"],
+                             unpriced_calls=v["unpriced"], share=share(v["cost"])) for k, v in groups]
+
+    models = [ModelRow(provider=p, model=m, cost_pico=v["cost"], calls=v["calls"], unpriced_calls=v["unpriced"],
+                       input_tokens=v["input"], output_tokens=v["output"], cached_input_tokens=v["cached"],
+                       share=share(v["cost"]))
+              for (p, m), v in sorted(fold(lambda r: (r["provider"], r["model"])).items(),
+                                      key=lambda kv: (-kv[1]["cost"], -kv[1]["calls"], kv[0]))]
+    by_bucket: dict[datetime, dict[str, int]] = {}
+    for (bucket, provider), v in fold(lambda r: (r["bucket"], r["provider"])).items():
+        by_bucket.setdefault(bucket, {})[provider or UNTRACKED] = v["cost"]
+    return Overview(summary=summary, agents=breakdown("agent", "agent"), models=models,
+                    customers=breakdown("customer_id", "customer")[:customers_limit],
                     timeseries=_buckets_fill(window, interval, by_bucket))

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, Organization
 
-from .models import HourlyRollup, RawBatch, RunFacet, RunSummary, TraceEvent
+from .models import DailyRollup, HourlyRollup, RawBatch, RunFacet, RunSummary, TraceEvent
 from .pricing import price_book_get
 from .schema import EventIn, events_decode, events_encode
 
@@ -240,15 +240,25 @@ def _add(table: str, cols: Iterable[str]) -> dict[str, str]:
 def rollups_apply(*, org_id: int, agg: _Aggregates) -> None:
     """Add aggregates to the rollup and run tables; keys sorted so concurrent workers never deadlock."""
     least, greatest = ("LEAST", "GREATEST") if _is_pg() else ("MIN", "MAX")
-    rt = HourlyRollup._meta.db_table
-    dims = ("hour", "dims_hash", "agent", "section_path", "provider", "model", "customer_id", "api_key_id")
-    rollup_rows = []
-    for key in sorted(agg.rollups, key=lambda k: (k[0], k[1:])):
-        hour, agent, path, provider, model, customer, api_key_id = key
-        rollup_rows.append((org_id, _dt(hour), dims_hash(agent, path, provider, model, customer, api_key_id),
-                            agent, path, provider, model, customer, api_key_id, *agg.rollups[key]))
-    _upsert(rt, ("org_id", "hour", "dims_hash"), ("org_id", *dims, *_ROLLUP_SUMS), rollup_rows,
-            _add(rt, _ROLLUP_SUMS))
+    daily: dict[tuple, list] = {}
+    for key, sums in agg.rollups.items():
+        day_key = (key[0].replace(hour=0), *key[1:])
+        acc = daily.get(day_key)
+        if acc is None:
+            daily[day_key] = list(sums)
+        else:
+            for i, value in enumerate(sums):
+                acc[i] += value
+    for model, period, groups in ((HourlyRollup, "hour", agg.rollups), (DailyRollup, "day", daily)):
+        table = model._meta.db_table
+        rows = []
+        for key in sorted(groups, key=lambda k: (k[0], k[1:])):
+            at, agent, path, provider, model_name, customer, api_key_id = key
+            rows.append((org_id, _dt(at), dims_hash(agent, path, provider, model_name, customer, api_key_id),
+                         agent, path, provider, model_name, customer, api_key_id, *groups[key]))
+        cols = ("org_id", period, "dims_hash", "agent", "section_path", "provider", "model", "customer_id",
+                "api_key_id", *_ROLLUP_SUMS)
+        _upsert(table, ("org_id", period, "dims_hash"), cols, rows, _add(table, _ROLLUP_SUMS))
 
     st = RunSummary._meta.db_table
     run_cols = ("org_id", "run_id", "started_at", "ended_at", *_RUN_SUMS, "customer_id", "agent")
@@ -356,7 +366,9 @@ def _reprice(qs, *, chunk: int = 5000) -> int:
     book = price_book_get()
     total = 0
     last_id = 0
-    rt, st = HourlyRollup._meta.db_table, RunSummary._meta.db_table
+    st = RunSummary._meta.db_table
+    periods = ((HourlyRollup._meta.db_table, "hour", lambda t: t),
+               (DailyRollup._meta.db_table, "day", lambda t: t.replace(hour=0)))
     while True:
         events = list(qs.filter(id__gt=last_id).order_by("id")[:chunk])
         if not events:
@@ -392,9 +404,11 @@ def _reprice(qs, *, chunk: int = 5000) -> int:
                 run_deltas[(ev.org_id, ev.run_id)][1] += unpriced_delta
             with connection.cursor() as cursor:
                 for (oid, hour, dh), (cost, n) in sorted(rollup_deltas.items()):
-                    cursor.execute(
-                        f"UPDATE {rt} SET cost_pico = cost_pico + %s, unpriced_calls = unpriced_calls - %s "
-                        f"WHERE org_id = %s AND hour = %s AND dims_hash = %s", [cost, n, oid, _dt(hour), dh])
+                    for table, period, floor in periods:
+                        cursor.execute(
+                            f"UPDATE {table} SET cost_pico = cost_pico + %s, unpriced_calls = unpriced_calls - %s "
+                            f"WHERE org_id = %s AND {period} = %s AND dims_hash = %s",
+                            [cost, n, oid, _dt(floor(hour)), dh])
                 for (oid, run_id), (cost, n) in sorted(run_deltas.items()):
                     cursor.execute(
                         f"UPDATE {st} SET cost_pico = cost_pico + %s, unpriced_calls = unpriced_calls - %s "

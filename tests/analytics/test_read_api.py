@@ -172,3 +172,31 @@ def test_schema_and_docs_are_served_locally(client):
     assert schema.status_code == 200 and "/v1/events" in schema.content.decode()
     docs = client.get("/v1/docs").content.decode()
     assert "swagger-ui" in docs and "cdn" not in docs.lower()
+
+
+def test_long_windows_combine_daily_and_hourly_rollups_exactly(api, read_key, ingest_key, post_events, prices):
+    """Whole days are read from the daily rollups, the partial edge days from the hourly ones."""
+    from analytics.windows import Window
+
+    window = Window.named("7d")
+    hours_back = [1, 5, 23, 30, 47, 70, 100, 130, 150, 167, 168, 200]  # inside and outside, edges included
+    events = [ev(event_id=f"h{h}", timestamp=(NOW - timedelta(hours=h, minutes=1)).isoformat()) for h in hours_back]
+    post_events(ingest_key, events)
+    inside = [e for e in events if datetime.fromisoformat(e["timestamp"]) >= window.start]
+    summary = api(read_key).get("/v1/stats/summary", window="7d").json()
+    assert summary["calls"] == len(inside)
+    assert summary["cost_usd"] == f"{len(inside) * GPT4O / 10**12:.4f}".rstrip("0")
+    days = api(read_key).get("/v1/stats/timeseries", window="7d").json()["buckets"]
+    per_day = {}
+    for e in inside:
+        day = e["timestamp"][:10]
+        per_day[day] = per_day.get(day, 0) + GPT4O
+    assert {b["t"]: b["values"].get("openai") for b in days if b["values"]} == {
+        d: f"{c / 10**12:.4f}".rstrip("0") for d, c in per_day.items()}
+    since = (NOW - timedelta(hours=150)).isoformat()
+    until = (NOW - timedelta(hours=4)).isoformat()
+    custom = api(read_key).get("/v1/stats/breakdown", by="provider", since=since, until=until).json()["results"]
+    start = (NOW - timedelta(hours=150)).replace(minute=0, second=0, microsecond=0)
+    end = (NOW - timedelta(hours=4)).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    expected = sum(1 for e in events if start <= datetime.fromisoformat(e["timestamp"]) < end)
+    assert custom[0]["calls"] == expected
