@@ -213,9 +213,9 @@ def runs_list(*, org: Organization, window: Window, filters: RunFilters = RunFil
             match = facets.filter(kind=kind, **({"value__startswith": value} if prefix else {"value": value}))
             qs = qs.filter(run_id__in=match.values("run_id"))
     if filters.agent:
-        agent_paths = facets.filter(kind=RunFacet.Kind.SECTION).filter(
-            Q(value=filters.agent) | Q(value__startswith=filters.agent + "/"))
-        qs = qs.filter(run_id__in=agent_paths.values("run_id"))
+        # One equality on the facet index: the agent (first path segment) has its own facet rows.
+        agent_runs = facets.filter(kind=RunFacet.Kind.AGENT, value=filters.agent)
+        qs = qs.filter(run_id__in=agent_runs.values("run_id"))
     position = _decode_cursor(cursor) if cursor else None
     if position is not None:
         started, pk = position

@@ -207,6 +207,7 @@ class RunFacet(models.Model):
     """(run, kind, value) pairs that let the runs list filter by section, model, customer or status."""
 
     class Kind(models.TextChoices):
+        AGENT = "agent"
         SECTION = "section"
         MODEL = "model"
         CUSTOMER = "customer"

@@ -147,6 +147,7 @@ def _aggregate(rows: Iterable[tuple[EventIn, int | None, int]]) -> _Aggregates:
             run[9] = run[9] or agent
         if event.section_path:
             agg.facets.add((event.run_id, RunFacet.Kind.SECTION, event.section_path))
+            agg.facets.add((event.run_id, RunFacet.Kind.AGENT, agent))
         if event.model:
             agg.facets.add((event.run_id, RunFacet.Kind.MODEL, event.model))
         if customer:
