@@ -91,9 +91,21 @@ class _Scope:
         self._run_id = run_id
         self._customer_id = customer_id
         self._tokens: list[Tuple[Token[Frame], Optional[Token[Optional[str]]]]] = []
+        # A pinned scope re-enters with the frame it built first: a generator or
+        # a streamed response body is one span, resumed step by step.
+        self._pinned = False
+        self._built: Optional[Frame] = None
+
+    def pin(self) -> "_Scope":
+        self._pinned = True
+        return self
 
     # -- context manager -------------------------------------------------
     def __enter__(self) -> "_Scope":
+        if self._built is not None:
+            ctok = _customer.set(self._customer_id) if self._customer_id is not None else None
+            self._tokens.append((_frame.set(self._built), ctok))
+            return self
         parent = _frame.get()
         run_id = parent.run_id
         if self._new_run or run_id is None:
@@ -104,6 +116,8 @@ class _Scope:
         else:
             path, section = parent.path, parent.section
         frame = Frame(run_id, new_span_id(), parent.span_id, path[:1024], section[:256])
+        if self._pinned:
+            self._built = frame
         ctok = _customer.set(self._customer_id) if self._customer_id is not None else None
         self._tokens.append((_frame.set(frame), ctok))
         return self
@@ -143,7 +157,7 @@ class _Scope:
 
             @functools.wraps(func)
             async def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-                scope = make()
+                scope = make().pin()
                 gen = func(*args, **kwargs)
                 # Re-enter the scope around each step: the consumer may resume us
                 # from a different context than the one that created us.
@@ -169,7 +183,7 @@ class _Scope:
 
             @functools.wraps(func)
             def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-                scope = make()
+                scope = make().pin()
                 gen = func(*args, **kwargs)
                 value: Any = None
                 while True:

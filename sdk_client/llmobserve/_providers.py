@@ -233,6 +233,9 @@ class Call:
         if self.finished:
             return
         self.finished = True
+        if partial and self.tap is not None:
+            self.tap.close()
+            partial = not self.tap.ended()
         self.partial = partial
         self.latency_ms = round((time.perf_counter() - self.start_perf) * 1000.0, 3)
         if self.tap is not None:

@@ -12,6 +12,10 @@ import zlib
 from typing import Dict, Optional
 
 # Named SSE events whose last payload carries the usage.
+# Events after which a stream is complete even if the client stops reading
+# before the transport's end (the SDKs close the response at [DONE]).
+FINAL = frozenset({b"message_stop", b"response.completed", b"response.incomplete", b"response.failed", b"message-end"})
+
 INTERESTING = frozenset(
     {
         b"message_start",  # anthropic: model + initial usage
@@ -79,6 +83,13 @@ class StreamTap:
         for line in lines:
             self._line(line)
 
+    def ended(self) -> bool:
+        """Did the provider signal the end of the stream?"""
+        if self.done:
+            return True
+        last = self.last
+        return last is not None and b'"finishReason"' in last
+
     def kept(self) -> bytes:
         """The kept tail of a non-SSE body (all of it when ``complete()``)."""
         return bytes(self.tail[-_TAIL:])
@@ -106,5 +117,7 @@ class StreamTap:
                 self.events[self._event] = payload
         elif line.startswith(b"event:"):
             self._event = line[6:].strip()
+            if self._event in FINAL:
+                self.done = True
         elif not line.strip():
             self._event = None
