@@ -32,7 +32,7 @@ class Buffer:
         self._flush_lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
-        self._stopping = False
+        self._stop_event: Optional[threading.Event] = None
         self._pid = os.getpid()
         self.dropped = 0  # calls dropped because the buffer was full
         self.failed = 0  # events the collector never accepted
@@ -66,8 +66,11 @@ class Buffer:
                 self._after_fork_in_child()
             if self._thread is not None:
                 return
-            self._stopping = False
-            thread = threading.Thread(target=self._loop, name="llmobserve-flush", daemon=True)
+            # Each thread has its own stop flag: a thread still retrying a dead
+            # collector when shutdown() gave up joining it must not resume.
+            stop = threading.Event()
+            self._stop_event = stop
+            thread = threading.Thread(target=self._loop, args=(stop,), name="llmobserve-flush", daemon=True)
             self._thread = thread
             thread.start()
 
@@ -77,41 +80,47 @@ class Buffer:
         self._reset()
 
     def stop(self, timeout: float = 2.0) -> None:
-        self._stopping = True
+        if self._stop_event is not None:
+            self._stop_event.set()
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
         self._thread = None
+        self._stop_event = None
+        self._wake = threading.Event()
 
     def clear(self) -> None:
         self._dq.clear()
+        self.dropped = self.failed = self.sent = 0
 
     # -- flush thread ----------------------------------------------------------
-    def _loop(self) -> None:
+    def _loop(self, stop: threading.Event) -> None:
         _context.capturing.set(True)  # nothing this thread does is recorded
-        while not self._stopping:
+        wake = self._wake
+        while not stop.is_set():
             cfg = STATE.config
             interval = cfg.flush_interval if cfg is not None else 0.5
-            self._wake.wait(interval)
-            self._wake.clear()
-            if self._stopping:
+            wake.wait(interval)
+            wake.clear()
+            if stop.is_set():
                 break
             try:
-                self.drain(None)
+                self.drain(None, stop)
             except Exception:
                 logger.debug("llmobserve: flush failed", exc_info=True)
 
-    def drain(self, deadline: Optional[float]) -> bool:
+    def drain(self, deadline: Optional[float], stop: Optional[threading.Event] = None) -> bool:
         """Send everything buffered; True when the buffer ended up empty."""
         from ._providers import build_event
 
         lock_timeout = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-        if not self._flush_lock.acquire(timeout=lock_timeout):
+        lock = self._flush_lock
+        if not lock.acquire(timeout=lock_timeout):
             return False
         token = _context.capturing.set(True)
         try:
-            while self._dq:
+            while self._dq and not (stop is not None and stop.is_set()):
                 cfg = STATE.config
                 if cfg is None:
                     return True
@@ -137,7 +146,7 @@ class Buffer:
             return not self._dq
         finally:
             _context.capturing.reset(token)
-            self._flush_lock.release()
+            lock.release()
 
 
 def _note_response(resp: Optional[Dict[str, Any]]) -> None:
