@@ -45,7 +45,7 @@ def _norm(host: Any) -> str:
 
 
 def _make_stream_classes(mod: Any) -> Tuple[type, type]:
-    class TapSyncStream(mod.SyncByteStream):  # type: ignore[misc,name-defined]
+    class TapSyncStream(mod.SyncByteStream):  # type: ignore[misc,unused-ignore]
         def __init__(self, inner: Any, tap: StreamTap, call: Call) -> None:
             self._inner = inner
             self._tap = tap
@@ -78,7 +78,7 @@ def _make_stream_classes(mod: Any) -> Tuple[type, type]:
                 if not self._call.finished:
                     _safe(self._call.finish, True)
 
-    class TapAsyncStream(mod.AsyncByteStream):  # type: ignore[misc,name-defined]
+    class TapAsyncStream(mod.AsyncByteStream):  # type: ignore[misc,unused-ignore]
         def __init__(self, inner: Any, tap: StreamTap, call: Call) -> None:
             self._inner = inner
             self._tap = tap

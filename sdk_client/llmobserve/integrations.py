@@ -15,6 +15,7 @@ not be able to choose which customer its calls are billed to.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from typing import Any, Awaitable, Callable, Dict, Iterable, Iterator, Mapping, Optional, Tuple
 
@@ -144,8 +145,7 @@ class LLMObserveDjangoMiddleware:
             except ImportError:  # pragma: no cover - Django always ships asgiref
                 pass
         try:
-            from django.conf import settings
-
+            settings = importlib.import_module("django.conf").settings
             self.trust_headers = bool(getattr(settings, "LLMOBSERVE_TRUST_HEADERS", False))
         except Exception:
             self.trust_headers = False

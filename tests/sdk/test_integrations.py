@@ -1,0 +1,131 @@
+"""WSGI / Flask / ASGI / Django middleware: one run per incoming request."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import httpx
+
+from llmobserve.integrations import (
+    LLMObserveASGIMiddleware,
+    LLMObserveDjangoMiddleware,
+    LLMObserveWSGIMiddleware,
+    instrument_flask,
+)
+
+
+def llm(obs):
+    httpx.post(obs.url("openai") + "/v1/chat/completions", json={"model": "gpt-4o"})
+
+
+def environ(headers=None):
+    env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "SERVER_NAME": "t", "SERVER_PORT": "80",
+           "wsgi.input": io.BytesIO(), "wsgi.url_scheme": "http"}
+    for k, v in (headers or {}).items():
+        env["HTTP_" + k.upper().replace("-", "_")] = v
+    return env
+
+
+def test_wsgi_one_run_per_request_including_streamed_bodies(obs):
+    def app(env, start_response):
+        llm(obs)
+        start_response("200 OK", [])
+
+        def body():
+            llm(obs)
+            yield b"x"
+
+        return body()
+
+    mw = LLMObserveWSGIMiddleware(app)
+    for _ in range(2):
+        assert b"".join(mw(environ(), lambda *a: None)) == b"x"
+    evs = obs.events()
+    assert len(evs) == 4
+    assert evs[0]["run_id"] == evs[1]["run_id"] != evs[2]["run_id"] == evs[3]["run_id"]
+
+
+def test_wsgi_ignores_context_headers_unless_trusted(obs):
+    hdrs = {"X-LLMObserve-Run-ID": "up-1", "X-LLMObserve-Customer-ID": "c7", "X-LLMObserve-Section": "agent:a"}
+
+    def app(env, start_response):
+        llm(obs)
+        start_response("200 OK", [])
+        return [b""]
+
+    list(LLMObserveWSGIMiddleware(app)(environ(hdrs), lambda *a: None))
+    list(LLMObserveWSGIMiddleware(app, trust_headers=True)(environ(hdrs), lambda *a: None))
+    untrusted, trusted = obs.events()
+    assert untrusted["run_id"] != "up-1" and untrusted["customer_id"] is None
+    assert (trusted["run_id"], trusted["customer_id"], trusted["section_path"]) == ("up-1", "c7", "agent:a")
+
+
+def test_flask(obs):
+    import flask
+
+    app = flask.Flask("t")
+
+    @app.route("/")
+    def index():
+        llm(obs)
+        llm(obs)
+        return "ok"
+
+    instrument_flask(app)
+    c = app.test_client()
+    assert c.get("/").data == b"ok"
+    assert c.get("/").data == b"ok"
+    runs = [e["run_id"] for e in obs.events()]
+    assert runs[0] == runs[1] != runs[2] == runs[3]
+
+
+def test_asgi(obs):
+    async def app(scope, receive, send):
+        async with httpx.AsyncClient() as c:
+            await c.post(obs.url("openai") + "/v1/chat/completions", json={"model": "gpt-4o"})
+            await c.post(obs.url("openai") + "/v1/chat/completions", json={"model": "gpt-4o"})
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    mw = LLMObserveASGIMiddleware(app)
+    sent = []
+
+    async def send(msg):
+        sent.append(msg)
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def main():
+        await asyncio.gather(*(mw({"type": "http", "headers": []}, receive, send) for _ in range(2)))
+
+    asyncio.run(main())
+    evs = obs.events()
+    assert len(evs) == 4 and len({e["run_id"] for e in evs}) == 2
+    assert sent[-1]["body"] == b"ok"
+
+
+class FakeRequest:
+    def __init__(self, meta=None):
+        self.META = meta or {}
+
+
+def test_django_sync_and_async(obs):
+    def get_response(request):
+        llm(obs)
+        llm(obs)
+        return "resp"
+
+    mw = LLMObserveDjangoMiddleware(get_response)
+    assert mw(FakeRequest()) == "resp"
+
+    async def aget_response(request):
+        async with httpx.AsyncClient() as c:
+            await c.post(obs.url("openai") + "/v1/chat/completions", json={"model": "gpt-4o"})
+        return "aresp"
+
+    amw = LLMObserveDjangoMiddleware(aget_response)
+    assert asyncio.run(amw(FakeRequest())) == "aresp"
+    a, b, c = obs.events()
+    assert a["run_id"] == b["run_id"] != c["run_id"]
