@@ -51,7 +51,7 @@ class Buffer:
             except IndexError:
                 pass
         dq.append(call)
-        if self._thread is None or self._pid != os.getpid():
+        if self._thread is None:  # forks are handled by register_at_fork, not here
             self._start()
         if len(dq) >= cfg.batch_size:
             self._wake.set()

@@ -12,7 +12,7 @@ import importlib
 from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import _context
-from ._config import BudgetExceeded, logger
+from ._config import STATE, BudgetExceeded, logger
 from ._providers import Call, begin, propagation_headers
 from ._sse import StreamTap
 
@@ -20,16 +20,14 @@ MODULES = ("httpx", "httpx2")
 _originals: Dict[str, Tuple[Any, Any, Any, Any]] = {}
 
 
-def _host(url: Any) -> Any:
-    return url.netloc
-
-
 def _start(request: Any) -> Optional[Call]:
     url = request.url
     host = url.netloc
-    extra = propagation_headers(_norm(host))
-    if extra:
-        request.headers.update(extra)
+    cfg = STATE.config
+    if cfg is not None and cfg.propagate_to:
+        extra = propagation_headers(_norm(host))
+        if extra:
+            request.headers.update(extra)
     call = begin(host, request.method, url.path)
     if call is not None:
         call.req_body = getattr(request, "_content", None)

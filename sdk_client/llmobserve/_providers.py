@@ -240,9 +240,15 @@ class Call:
         self.latency_ms = round((time.perf_counter() - self.start_perf) * 1000.0, 3)
         if self.tap is not None:
             self.tap.close()
-        from ._buffer import BUFFER
+        _buffer_push(self)
 
-        BUFFER.push(self)
+
+def _buffer_push(call: Call) -> None:
+    global _buffer_push
+    from ._buffer import BUFFER  # late: _buffer imports this module
+
+    _buffer_push = BUFFER.push
+    BUFFER.push(call)
 
 
 def begin(host: Any, method: str, path: str) -> Optional[Call]:

@@ -219,6 +219,7 @@ EMBEDDINGS = {"object": "list", "data": [{"object": "embedding", "index": 0, "em
 
 class ProviderHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     server: "ProviderServer"
 
     def log_message(self, *args: Any) -> None:  # quiet
@@ -321,6 +322,7 @@ class ProviderServer(ThreadingHTTPServer):
 
 class CollectorHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     server: "CollectorServer"
 
     def log_message(self, *args: Any) -> None:
