@@ -85,7 +85,9 @@ class _Scope:
         new_run: bool,
         run_id: Optional[str] = None,
         customer_id: Optional[str] = None,
+        inherit_customer: bool = True,
     ) -> None:
+        self._inherit_customer = inherit_customer
         self._label = label
         self._new_run = new_run
         self._run_id = run_id
@@ -103,8 +105,7 @@ class _Scope:
     # -- context manager -------------------------------------------------
     def __enter__(self) -> "_Scope":
         if self._built is not None:
-            ctok = _customer.set(self._customer_id) if self._customer_id is not None else None
-            self._tokens.append((_frame.set(self._built), ctok))
+            self._tokens.append((_frame.set(self._built), self._enter_customer()))
             return self
         parent = _frame.get()
         run_id = parent.run_id
@@ -118,9 +119,17 @@ class _Scope:
         frame = Frame(run_id, new_span_id(), parent.span_id, path[:1024], section[:256])
         if self._pinned:
             self._built = frame
-        ctok = _customer.set(self._customer_id) if self._customer_id is not None else None
-        self._tokens.append((_frame.set(frame), ctok))
+        self._tokens.append((_frame.set(frame), self._enter_customer()))
         return self
+
+    def _enter_customer(self) -> Optional[Token[Optional[str]]]:
+        """A run restores the customer id at exit, so a ``set_customer_id()`` made
+        inside one request never leaks into the next request of the same thread."""
+        if self._customer_id is not None:
+            return _customer.set(self._customer_id)
+        if self._new_run:
+            return _customer.set(_customer.get() if self._inherit_customer else None)
+        return None
 
     def __exit__(
         self,
@@ -148,7 +157,7 @@ class _Scope:
         self.__exit__(exc_type, exc, tb)
 
     def _fresh(self) -> "_Scope":
-        return _Scope(self._label, self._new_run, self._run_id, self._customer_id)
+        return _Scope(self._label, self._new_run, self._run_id, self._customer_id, self._inherit_customer)
 
     # -- decorator ---------------------------------------------------------
     def __call__(self, func: F) -> F:
@@ -160,15 +169,25 @@ class _Scope:
                 scope = make().pin()
                 gen = func(*args, **kwargs)
                 # Re-enter the scope around each step: the consumer may resume us
-                # from a different context than the one that created us.
+                # from a different context than the one that created us. Values,
+                # exceptions and close() are forwarded to the wrapped generator.
                 value: Any = None
+                exc: Optional[BaseException] = None
                 while True:
                     with scope:
                         try:
-                            item = await gen.asend(value)
+                            item = await (gen.asend(value) if exc is None else gen.athrow(exc))
                         except StopAsyncIteration:
                             return
-                    value = yield item
+                    exc = None
+                    try:
+                        value = yield item
+                    except GeneratorExit:
+                        with scope:
+                            await gen.aclose()
+                        raise
+                    except BaseException as thrown:
+                        exc, value = thrown, None
 
             return cast(F, agen_wrapper)
         if inspect.iscoroutinefunction(func):
@@ -186,13 +205,22 @@ class _Scope:
                 scope = make().pin()
                 gen = func(*args, **kwargs)
                 value: Any = None
+                exc: Optional[BaseException] = None
                 while True:
                     with scope:
                         try:
-                            item = gen.send(value)
+                            item = gen.send(value) if exc is None else gen.throw(exc)
                         except StopIteration as stop:
                             return stop.value
-                    value = yield item
+                    exc = None
+                    try:
+                        value = yield item
+                    except GeneratorExit:
+                        with scope:
+                            gen.close()
+                        raise
+                    except BaseException as thrown:
+                        exc, value = thrown, None
 
             return cast(F, gen_wrapper)
 
@@ -240,9 +268,15 @@ def trace(
     return _Scope(label, new_run=False)
 
 
-def run(run_id: Optional[str] = None, customer_id: Optional[str] = None) -> _Scope:
-    """An explicit run boundary: the calls inside share one ``run_id``."""
-    return _Scope(None, new_run=True, run_id=run_id, customer_id=customer_id)
+def run(
+    run_id: Optional[str] = None, customer_id: Optional[str] = None, *, inherit_customer: bool = True
+) -> _Scope:
+    """An explicit run boundary: the calls inside share one ``run_id``.
+
+    The customer id is inherited (unless ``inherit_customer=False``) and whatever
+    ``set_customer_id()`` does inside the run is undone when it ends.
+    """
+    return _Scope(None, new_run=True, run_id=run_id, customer_id=customer_id, inherit_customer=inherit_customer)
 
 
 def wrap_with_context(fn: Callable[..., Any]) -> Callable[..., Any]:

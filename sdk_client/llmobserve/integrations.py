@@ -32,11 +32,11 @@ __all__ = [
 def _scopes(get: Callable[[str], Optional[str]], trust: bool) -> Tuple[_Scope, Optional[_Scope]]:
     """The run to open for a request (and the caller's section, when trusted)."""
     if not trust:
-        return run().pin(), None
+        return run(inherit_customer=False).pin(), None
     run_id = get("x-llmobserve-run-id") or None
     customer = get("x-llmobserve-customer-id") or None
     path = get("x-llmobserve-section") or None
-    return run(run_id=run_id[:128] if run_id else None, customer_id=customer).pin(), (
+    return run(run_id=run_id[:128] if run_id else None, customer_id=customer, inherit_customer=False).pin(), (
         section(path[:1024]).pin() if path else None
     )
 

@@ -120,3 +120,29 @@ def test_get_run_id(obs):
         assert llmobserve.get_run_id() == "r-1"
         call(obs)
     assert obs.one()["run_id"] == "r-1"
+
+
+def test_decorated_generators_forward_send_throw_and_close(obs):
+    closed = []
+
+    @agent("g")
+    def gen():
+        try:
+            got = yield 1
+            assert got == "x"
+            try:
+                yield 2
+            except KeyError:
+                call(obs)
+                yield 3
+            yield 4
+        finally:
+            closed.append(True)
+
+    g = gen()
+    assert next(g) == 1
+    assert g.send("x") == 2
+    assert g.throw(KeyError("k")) == 3
+    g.close()
+    assert closed == [True]
+    assert obs.one()["section_path"] == "agent:g"

@@ -129,3 +129,22 @@ def test_django_sync_and_async(obs):
     assert asyncio.run(amw(FakeRequest())) == "aresp"
     a, b, c = obs.events()
     assert a["run_id"] == b["run_id"] != c["run_id"]
+
+
+def test_customer_set_in_one_request_does_not_leak_into_the_next(obs):
+    from llmobserve import set_customer_id
+
+    seen = []
+
+    def app(env, start_response):
+        if env.get("HTTP_X_WHO"):
+            set_customer_id(env["HTTP_X_WHO"])
+        llm(obs)
+        start_response("200 OK", [])
+        return [b""]
+
+    mw = LLMObserveWSGIMiddleware(app)
+    list(mw(environ({"X-Who": "acme"}), lambda *a: None))
+    list(mw(environ(), lambda *a: None))  # same thread, next request
+    seen = [e["customer_id"] for e in obs.events()]
+    assert seen == ["acme", None]
