@@ -6,6 +6,7 @@ import asyncio
 import io
 
 import httpx
+import pytest
 
 from llmobserve.integrations import (
     LLMObserveASGIMiddleware,
@@ -62,7 +63,7 @@ def test_wsgi_ignores_context_headers_unless_trusted(obs):
 
 
 def test_flask(obs):
-    import flask
+    flask = pytest.importorskip("flask")
 
     app = flask.Flask("t")
 
