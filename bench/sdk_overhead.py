@@ -1,8 +1,7 @@
 """Per-call overhead of the llmobserve SDK vs. a bare call vs. OpenLLMetry.
 
 The official ``openai`` client calls a local OpenAI-format server (its own
-process, HTTP/1.1 keep-alive) in a loop. Three modes run in interleaved rounds
-(the order rotates each round) in one process:
+process, HTTP/1.1 keep-alive) in a loop. Three modes:
 
 * ``bare``        - no instrumentation
 * ``llmobserve``  - ``llmobserve.observe()`` shipping to a local sink collector
@@ -11,12 +10,15 @@ process, HTTP/1.1 keep-alive) in a loop. Three modes run in interleaved rounds
                     ``BatchSpanProcessor`` to a no-op exporter (its defaults,
                     which include recording prompt/completion content)
 
-Per round and mode: the mean time of ``--calls`` calls after a warm-up. We print
-the median over rounds and the spread (min-max), then the ratios the SDK is
-held to: llmobserve <= 1.05x bare, and llmobserve's added cost <= 1/5 of
-OpenLLMetry's added cost.
+Each mode lives in its own process, instrumented once; the parent runs the
+rounds, rotating the order, so load from elsewhere falls on all modes alike.
+Each call is timed on its own. Two scenarios: loopback HTTP, and an in-process
+``httpx2.MockTransport`` (no network: the instrumentation's own cost shows).
+We print per mode the median call, the spread of per-round medians, and the
+ratios the SDK is held to: llmobserve <= 1.05x bare, and llmobserve's added
+cost <= 1/5 of OpenLLMetry's added cost.
 
-    python bench/sdk_overhead.py [--rounds 7] [--calls 400] [--stream]
+    python bench/sdk_overhead.py [--rounds 25] [--calls 100] [--stream]
 
 Needs ``pip install -e sdk_client openai`` and, for the OpenLLMetry column,
 ``pip install -r bench/requirements-sdk-bench.txt`` (the column is skipped,
@@ -145,71 +147,116 @@ def _start(handler: Optional[type]) -> "tuple[mp.Process, int]":
     return p, q.get(timeout=10)
 
 
-class OpenLLMetry:
-    def __init__(self) -> None:
-        self.error: Optional[str] = None
-        self.inst: Any = None
-        try:
-            from opentelemetry import trace
-            from opentelemetry.instrumentation.openai import OpenAIInstrumentor
-            from opentelemetry.sdk.trace import TracerProvider
-            from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+def _openllmetry_on() -> Optional[str]:
+    """Instrument openai with OpenLLMetry + a BatchSpanProcessor to a no-op exporter.
+    Returns an error text when that cannot be done here."""
+    try:
+        from opentelemetry import trace
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-            class NoopExporter(SpanExporter):  # type: ignore[misc]
-                exported = 0
+        class NoopExporter(SpanExporter):  # type: ignore[misc]
+            def export(self, spans: Any) -> Any:
+                return SpanExportResult.SUCCESS
 
-                def export(self, spans: Any) -> Any:
-                    NoopExporter.exported += len(spans)
-                    return SpanExportResult.SUCCESS
+            def shutdown(self) -> None:
+                pass
 
-                def shutdown(self) -> None:
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(NoopExporter()))
+        trace.set_tracer_provider(provider)
+        OpenAIInstrumentor().instrument(tracer_provider=provider)
+        return None
+    except Exception as exc:  # not installed / incompatible with this openai
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _worker(mode: str, prov_port: int, sink_port: int, stream: bool, conn: Any) -> None:
+    """One process per mode, instrumented once for its whole life: OpenLLMetry's
+    uninstrument() leaves wrappers behind (each instrument/uninstrument cycle
+    made every later call ~200 us slower here), so modes are never toggled in
+    one process. The parent interleaves the workers' rounds."""
+    import httpx2
+    import openai
+
+    error = None
+    if mode == "llmobserve":
+        import llmobserve
+
+        llmobserve.observe(
+            collector_url=f"http://127.0.0.1:{sink_port}", api_key="llmo_bench",
+            hosts={f"127.0.0.1:{prov_port}": "openai", "mock.invalid": "openai"},
+        )
+    elif mode == "openllmetry":
+        error = _openllmetry_on()
+
+    def mock_handler(request: Any) -> Any:
+        if b'"stream":true' in request.content.replace(b" ", b""):
+            return httpx2.Response(200, content=STREAM, headers={"content-type": "text/event-stream"})
+        return httpx2.Response(200, content=CHAT, headers={"content-type": "application/json"})
+
+    clients = {
+        "loopback": openai.OpenAI(base_url=f"http://127.0.0.1:{prov_port}/v1", api_key="sk-bench", max_retries=0),
+        "mock": openai.OpenAI(base_url="http://mock.invalid/v1", api_key="sk-bench", max_retries=0,
+                              http_client=httpx2.Client(transport=httpx2.MockTransport(mock_handler))),
+    }
+    msgs = [{"role": "user", "content": "hi"}]
+    conn.send(("ready", error, openai.__version__))
+    clock = time.perf_counter
+    while True:
+        cmd = conn.recv()
+        if cmd[0] == "stop":
+            shipped = None
+            if mode == "llmobserve":
+                import llmobserve
+
+                llmobserve.flush(timeout=10)
+                shipped = llmobserve.stats()
+            conn.send(("stats", shipped))
+            return
+        _, scenario, calls, warmup = cmd
+        client = clients[scenario]
+
+        def one() -> None:
+            if stream:
+                for _ in client.chat.completions.create(
+                    model="gpt-4o", messages=msgs, stream=True, stream_options={"include_usage": True}
+                ):
                     pass
+            else:
+                client.chat.completions.create(model="gpt-4o", messages=msgs)
 
-            self.exporter = NoopExporter
-            provider = TracerProvider()
-            provider.add_span_processor(BatchSpanProcessor(NoopExporter()))
-            trace.set_tracer_provider(provider)
-            self.provider = provider
-            self.inst = OpenAIInstrumentor()
-        except Exception as exc:  # not installed / incompatible
-            self.error = f"{type(exc).__name__}: {exc}"
-
-    def on(self) -> None:
-        self.inst.instrument(tracer_provider=self.provider)
-
-    def off(self) -> None:
-        self.provider.force_flush()
-        self.inst.uninstrument()
+        for _ in range(warmup):
+            one()
+        samples = []
+        c0 = time.process_time()
+        for _ in range(calls):
+            t0 = clock()
+            one()
+            samples.append((clock() - t0) * 1e6)
+        conn.send(("done", samples, (time.process_time() - c0) / calls * 1e6))
 
 
-def run_scenario(title: str, one: Callable[[], None], modes: Dict[str, Any], rounds: int, calls: int,
+def run_scenario(title: str, scenario: str, workers: Dict[str, Any], rounds: int, calls: int,
                  warmup: int) -> Dict[str, float]:
     """Interleaved rounds (short blocks, the mode order rotating) so that load from
     other processes falls on every mode alike; each call is timed on its own.
     Printed per mode: the median of all its calls, and the spread of the
     per-round medians (25th-75th percentile, and min-max)."""
-    per_round: Dict[str, List[float]] = {m: [] for m in modes}
-    every: Dict[str, List[float]] = {m: [] for m in modes}
-    cpu: Dict[str, List[float]] = {m: [] for m in modes}
-    names = list(modes)
-    clock = time.perf_counter
+    per_round: Dict[str, List[float]] = {m: [] for m in workers}
+    every: Dict[str, List[float]] = {m: [] for m in workers}
+    cpu: Dict[str, List[float]] = {m: [] for m in workers}
+    names = list(workers)
     for r in range(rounds):
         order = names[r % len(names):] + names[: r % len(names)]
         for mode in order:
-            on, off = modes[mode]
-            on()
-            for _ in range(warmup):
-                one()
-            samples = []
-            c0 = time.process_time()
-            for _ in range(calls):
-                t0 = clock()
-                one()
-                samples.append(clock() - t0)
-            cpu[mode].append((time.process_time() - c0) / calls * 1e6)
-            per_round[mode].append(statistics.median(samples) * 1e6)
-            every[mode].extend(x * 1e6 for x in samples)
-            off()
+            conn = workers[mode]
+            conn.send(("run", scenario, calls, warmup))
+            _, samples, cpu_us = conn.recv()
+            per_round[mode].append(statistics.median(samples))
+            every[mode].extend(samples)
+            cpu[mode].append(cpu_us)
     med = {m: statistics.median(v) for m, v in every.items()}
     cmed = {m: statistics.median(v) for m, v in cpu.items()}
     print(f"\n== {title}: {rounds} interleaved rounds x {calls} calls per mode ==")
@@ -235,76 +282,50 @@ def run_scenario(title: str, one: Callable[[], None], modes: Dict[str, Any], rou
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=45)
-    ap.add_argument("--calls", type=int, default=60)
+    ap.add_argument("--rounds", type=int, default=25)
+    ap.add_argument("--calls", type=int, default=100)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--stream", action="store_true", help="streamed chat completions with include_usage")
     args = ap.parse_args()
 
-    import httpx2
-    import openai
-
-    import llmobserve
-
+    ctx = mp.get_context("spawn")
     prov_proc, prov_port = _start(None)
     sink_proc, sink_port = _start(_Sink)
-    msgs = [{"role": "user", "content": "hi"}]
-
-    def mock_handler(request: Any) -> Any:
-        if b'"stream":true' in request.content.replace(b" ", b""):
-            return httpx2.Response(200, content=STREAM, headers={"content-type": "text/event-stream"})
-        return httpx2.Response(200, content=CHAT, headers={"content-type": "application/json"})
-
-    loopback = openai.OpenAI(base_url=f"http://127.0.0.1:{prov_port}/v1", api_key="sk-bench", max_retries=0)
-    mocked = openai.OpenAI(base_url="http://mock.invalid/v1", api_key="sk-bench", max_retries=0,
-                           http_client=httpx2.Client(transport=httpx2.MockTransport(mock_handler)))
-
-    def caller(client: Any) -> Callable[[], None]:
-        if args.stream:
-            def one() -> None:
-                for _ in client.chat.completions.create(
-                    model="gpt-4o", messages=msgs, stream=True, stream_options={"include_usage": True}
-                ):
-                    pass
-        else:
-            def one() -> None:
-                client.chat.completions.create(model="gpt-4o", messages=msgs)
-        return one
-
-    shipped: List[Dict[str, int]] = []
-
-    def llmobserve_on() -> None:
-        llmobserve.observe(
-            collector_url=f"http://127.0.0.1:{sink_port}", api_key="llmo_bench",
-            hosts={f"127.0.0.1:{prov_port}": "openai", "mock.invalid": "openai"},
-        )
-
-    def llmobserve_off() -> None:
-        llmobserve.flush(timeout=5)
-        shipped.append(llmobserve.stats())
-        llmobserve.shutdown(flush_timeout=5)
-
-    olm = OpenLLMetry()
-    modes: Dict[str, Any] = {
-        "bare": (lambda: None, lambda: None),
-        "llmobserve": (llmobserve_on, llmobserve_off),
-    }
-    if olm.error is None:
-        modes["openllmetry"] = (olm.on, olm.off)
+    workers: Dict[str, Any] = {}
+    procs = []
+    version = "?"
+    for mode in ("bare", "llmobserve", "openllmetry"):
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_worker, args=(mode, prov_port, sink_port, args.stream, child), daemon=True)
+        proc.start()
+        _, error, version = parent.recv()
+        procs.append(proc)
+        if error is not None:
+            print(f"OpenLLMetry not measured: {error}")
+            parent.send(("stop",))
+            parent.recv()
+            continue
+        workers[mode] = parent
 
     kind = "streamed (include_usage)" if args.stream else "non-streamed"
-    print(f"openai {openai.__version__}, {kind} chat completions, python {sys.version.split()[0]}, "
+    print(f"openai {version}, {kind} chat completions, python {sys.version.split()[0]}, "
           f"{mp.cpu_count()} cores, load average {' '.join(f'{x:.1f}' for x in _loadavg())}")
-    if olm.error is not None:
-        print(f"OpenLLMetry not measured: {olm.error}")
-    run_scenario("loopback HTTP (local provider server in its own process)", caller(loopback), modes,
+    print("each mode runs in its own process, instrumented once; rounds alternate between them")
+    run_scenario("loopback HTTP (local provider server in its own process)", "loopback", workers,
                  args.rounds, args.calls, args.warmup)
-    run_scenario("in-process httpx2.MockTransport (no network: the instrumentation's own cost)",
-                 caller(mocked), modes, args.rounds, args.calls, args.warmup)
-    sent = sum(x["sent"] for x in shipped)
-    lost = sum(x["dropped"] + x["failed"] for x in shipped)
+    run_scenario("in-process httpx2.MockTransport (no network: the instrumentation's own cost)", "mock",
+                 workers, args.rounds, args.calls, args.warmup)
+    workers["llmobserve"].send(("stop",))
+    _, shipped = workers["llmobserve"].recv()
     expected = 2 * args.rounds * (args.calls + args.warmup)
-    print(f"\nllmobserve events delivered to the sink collector: {sent} of {expected} calls (lost: {lost})")
+    print(f"\nllmobserve events delivered to the sink collector: {shipped['sent']} of {expected} calls "
+          f"(dropped {shipped['dropped']}, failed {shipped['failed']}); "
+          f"load average now {' '.join(f'{x:.1f}' for x in _loadavg())}")
+    for name, conn in workers.items():
+        if name != "llmobserve":
+            conn.send(("stop",))
+    for proc in procs:
+        proc.join(5)
     prov_proc.terminate()
     sink_proc.terminate()
     return 0

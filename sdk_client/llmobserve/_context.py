@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import uuid
 from contextvars import ContextVar, Token
 from types import TracebackType
@@ -28,11 +29,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """A uuid4 as 32 hex digits."""
+    return uuid.UUID(bytes=os.urandom(16), version=4).hex
 
 
 def new_span_id() -> str:
-    return uuid.uuid4().hex[:16]
+    return os.urandom(8).hex()
 
 
 class Frame:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import time
-import uuid
 from typing import Any, Dict, Optional, Tuple
 from urllib.parse import unquote
 
@@ -578,7 +577,7 @@ def build_event(call: Call) -> Dict[str, Any]:
         meta["partial"] = True
     if call.error:
         meta["error_type"] = call.error
-    event_id = uuid.uuid4().hex
+    event_id = _context.new_id()
     frame = call.frame
     event: Dict[str, Any] = {
         "event_id": event_id,
