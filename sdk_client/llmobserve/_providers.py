@@ -180,6 +180,8 @@ class Call:
         "partial",
         "error",
         "finished",
+        "parsed",
+        "req_model",
     )
 
     def __init__(self, provider: str, fmt: str, span_type: str, path: str) -> None:
@@ -201,6 +203,8 @@ class Call:
         self.partial = False
         self.error: Optional[str] = None
         self.finished = False
+        self.parsed: Any = None  # a large body, already reduced to its usage and model
+        self.req_model: Optional[str] = None
 
     # -- user thread ---------------------------------------------------------
     def response(self, http_status: int) -> None:
@@ -239,7 +243,20 @@ class Call:
         self.latency_ms = round((time.perf_counter() - self.start_perf) * 1000.0, 3)
         if self.tap is not None:
             self.tap.close()
+        self._shrink()
         _buffer_push(self)
+
+    def _shrink(self) -> None:
+        """Never hold big bodies while buffered (a dead collector x 10,000 calls):
+        reduce them now. Small ones (nearly every call) are kept by reference."""
+        body = self.body
+        if body is not None and len(body) > _BIG_BODY:
+            self.parsed = _body_json(body)
+            self.body = None
+        req = self.req_body
+        if isinstance(req, (bytes, bytearray, str)) and len(req) > _BIG_REQUEST:
+            self.req_model = _request_model(self)
+            self.req_body = None
 
 
 def _buffer_push(call: Call) -> None:
@@ -418,20 +435,25 @@ def _find_json_after(raw: bytes, key: bytes) -> Any:
         return None
 
 
+_BIG_BODY = 262_144
+_BIG_REQUEST = 65_536
+
+
 def _body_json(raw: bytes) -> Any:
     """Decode a response body; a very large one (embedding vectors) is searched
     for its ``usage`` and ``model`` instead of decoded whole."""
-    if len(raw) <= 262_144:
+    if len(raw) <= _BIG_BODY:
         return _loads(raw)
     obj: Dict[str, Any] = {}
     for key in (b'"usage"', b'"usageMetadata"', b'"meta"'):
         val = _find_json_after(raw, key)
         if val is not None:
             obj[key.decode().strip('"')] = val
-    head = raw[:4096]
-    model = _find_json_after(head, b'"model"')
-    if isinstance(model, str):
-        obj["model"] = model
+    for part in (raw[-4096:], raw[:4096]):  # OpenAI puts it after the vectors
+        model = _find_json_after(part, b'"model"')
+        if isinstance(model, str):
+            obj["model"] = model
+            break
     return obj
 
 
@@ -439,12 +461,12 @@ def _parse(call: Call, meta: Dict[str, Any]) -> Tuple[str, Optional[Tokens]]:
     """(model, tokens) from what the call kept; tokens None when usage is unknown."""
     fmt = call.fmt
     tap = call.tap
-    if tap is not None and call.body is None:
+    if tap is not None and call.body is None and call.parsed is None:
         if call.stream:
             return _parse_stream(call, tap, meta)
         if tap.complete():
             call.body = tap.kept()  # a JSON body read as a stream: the tap holds all of it
-    obj = _body_json(call.body) if call.body else None
+    obj = call.parsed if call.parsed is not None else (_body_json(call.body) if call.body else None)
     if not isinstance(obj, dict):
         return "", None
     model = obj.get("model") if isinstance(obj.get("model"), str) else ""
@@ -532,17 +554,20 @@ def _parse_stream(call: Call, tap: StreamTap, meta: Dict[str, Any]) -> Tuple[str
 
 
 def _request_model(call: Call) -> str:
+    if call.req_model is not None:
+        return call.req_model
     raw = call.req_body
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "replace")
     if isinstance(raw, (bytes, bytearray)) and raw:
-        head = bytes(raw[:65536])
-        obj = _loads(head) if len(raw) <= 65536 else None
+        obj = _loads(bytes(raw)) if len(raw) <= _BIG_REQUEST else None
         if isinstance(obj, dict) and isinstance(obj.get("model"), str):
             return str(obj["model"])
-        m = _find_json_after(head, b'"model"') if obj is None else None
-        if isinstance(m, str):
-            return m
+        if obj is None:  # big, or not JSON: the SDKs put "model" after the messages
+            idx = raw.rfind(b'"model"')
+            m = _find_json_after(bytes(raw[idx:idx + 1024]), b'"model"') if idx >= 0 else None
+            if isinstance(m, str):
+                return m
     elif isinstance(raw, dict) and isinstance(raw.get("model"), str):
         return str(raw["model"])
     return ""

@@ -156,3 +156,30 @@ def test_module_exports():
         assert hasattr(llmobserve, name)
     assert issubclass(llmobserve.BudgetExceeded, llmobserve.LLMObserveError)
     assert _providers.FORMATS["azure_openai"] == "openai"
+
+
+def test_big_bodies_are_reduced_before_buffering(obs):
+    big_req = json.dumps({"messages": [{"role": "user", "content": "x" * 200_000}], "model": "gpt-4o"}).encode()
+    big_resp = json.dumps({"data": [{"embedding": [0.5] * 80_000}], "model": "text-embedding-3-small",
+                           "usage": {"prompt_tokens": 50_000, "total_tokens": 50_000}}).encode()
+    call = Call("openai", "openai", "embedding", "/v1/embeddings")
+    call.req_body = big_req
+    call.response(200)
+    call.body = big_resp
+    call.finish()
+    assert call.body is None and call.req_body is None
+    assert call.req_model == "gpt-4o"
+    ev = obs.one()
+    assert ev["model"] == "text-embedding-3-small" and ev["input_tokens"] == 50_000
+
+
+def test_error_with_big_request_takes_the_model_from_the_request(obs):
+    big_req = json.dumps({"messages": [{"role": "user", "content": 'say "model" ' * 20_000}],
+                          "model": "gpt-4o-mini"}).encode()
+    call = Call("openai", "openai", "llm", "/v1/chat/completions")
+    call.req_body = big_req
+    call.response(500)
+    call.body = b'{"error": {"message": "boom"}}'
+    call.finish()
+    ev = obs.one()
+    assert (ev["model"], ev["status"], ev["http_status"]) == ("gpt-4o-mini", "error", 500)
