@@ -136,14 +136,13 @@ class LLMObserveDjangoMiddleware:
 
     def __init__(self, get_response: Callable[[Any], Any]) -> None:
         self.get_response = get_response
-        self._is_async = inspect.iscoroutinefunction(get_response)
-        if self._is_async:
-            try:
-                from asgiref.sync import markcoroutinefunction
-
-                markcoroutinefunction(self)
-            except ImportError:  # pragma: no cover - Django always ships asgiref
-                pass
+        try:  # Django marks async handlers the asgiref way (seen by inspect only on 3.12+)
+            asgiref_sync: Any = importlib.import_module("asgiref.sync")
+            self._is_async = bool(asgiref_sync.iscoroutinefunction(get_response))
+            if self._is_async:
+                asgiref_sync.markcoroutinefunction(self)
+        except ImportError:
+            self._is_async = inspect.iscoroutinefunction(get_response)
         try:
             settings = importlib.import_module("django.conf").settings
             self.trust_headers = bool(getattr(settings, "LLMOBSERVE_TRUST_HEADERS", False))

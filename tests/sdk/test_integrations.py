@@ -149,3 +149,52 @@ def test_customer_set_in_one_request_does_not_leak_into_the_next(obs):
     list(mw(environ(), lambda *a: None))  # same thread, next request
     seen = [e["customer_id"] for e in obs.events()]
     assert seen == ["acme", None]
+
+
+DJANGO_APP = r'''
+import sys, json
+import django
+from django.conf import settings
+settings.configure(
+    DEBUG=True, SECRET_KEY="x", ROOT_URLCONF=__name__, ALLOWED_HOSTS=["*"],
+    MIDDLEWARE=["llmobserve.integrations.LLMObserveDjangoMiddleware"], INSTALLED_APPS=[],
+    DATABASES={},
+)
+django.setup()
+import httpx
+import llmobserve
+from django.http import HttpResponse
+from django.urls import path
+from django.test import Client
+
+provider, collector = sys.argv[1], sys.argv[2]
+
+def view(request):
+    for _ in range(2):
+        httpx.post(provider + "/v1/chat/completions", json={"model": "gpt-4o"})
+    return HttpResponse("ok")
+
+urlpatterns = [path("", view)]
+llmobserve.observe(collector_url=collector, api_key="llmo_test",
+                   hosts={provider.split("//")[1]: "openai"}, flush_interval=30)
+c = Client()
+assert c.get("/").content == b"ok"
+assert c.get("/").content == b"ok"
+assert llmobserve.flush(5)
+'''
+
+
+def test_django_end_to_end_in_a_subprocess(obs, tmp_path):
+    pytest.importorskip("django")
+    import subprocess
+    import sys
+
+    script = tmp_path / "djapp.py"
+    script.write_text(DJANGO_APP)
+    llm_host = obs.url("openai")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    proc = subprocess.run([sys.executable, str(script), llm_host, obs.collector.url], capture_output=True,
+                          text=True, timeout=60, env=env, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    runs = [e["run_id"] for e in obs.collector.events()]
+    assert len(runs) == 4 and runs[0] == runs[1] != runs[2] == runs[3]
