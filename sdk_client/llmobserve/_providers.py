@@ -133,6 +133,8 @@ def classify(fmt: str, method: str, path: str) -> Optional[str]:
             return "embedding"
         if path.endswith((":generateContent", ":streamGenerateContent")):
             return "llm"
+        if path.endswith((":rawPredict", ":streamRawPredict")) and "/publishers/anthropic/" in path:
+            return "llm"  # Claude on Vertex AI
         return None
     if fmt == "cohere":
         if path.endswith("/embed"):
@@ -286,6 +288,8 @@ def begin(host: Any, method: str, path: str) -> Optional[Call]:
             "LLMObserve: the organisation is over its spending cap; "
             "the request was not sent (observe(on_cap='raise'))."
         )
+    if spec[1] == "gemini" and "/publishers/anthropic/" in path:
+        return Call("vertex_ai", "anthropic", span_type, path)
     return Call(spec[0], spec[1], span_type, path)
 
 

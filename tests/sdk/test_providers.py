@@ -183,3 +183,17 @@ def test_error_with_big_request_takes_the_model_from_the_request(obs):
     call.finish()
     ev = obs.one()
     assert (ev["model"], ev["status"], ev["http_status"]) == ("gpt-4o-mini", "error", 500)
+
+
+def test_claude_on_vertex_is_read_as_anthropic(configured):
+    from llmobserve._providers import begin
+
+    call = begin("us-east5-aiplatform.googleapis.com", "POST",
+                 "/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-sonnet-4:rawPredict")
+    assert call is not None and (call.provider, call.fmt) == ("vertex_ai", "anthropic")
+    call.response(200)
+    call.body = json.dumps({"model": "claude-sonnet-4-20250514", "usage": {
+        "input_tokens": 5, "output_tokens": 2, "cache_read_input_tokens": 10}}).encode()
+    call.finished = True
+    ev = build_event(call)
+    assert ev["model"] == "claude-sonnet-4-20250514" and toks(ev) == (15, 2, 10, 0, 0)

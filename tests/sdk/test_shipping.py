@@ -211,3 +211,17 @@ def test_sdk_failures_never_reach_user_code(obs, monkeypatch):
     monkeypatch.setattr(_providers, "build_event", boom)
     call(obs)
     llmobserve.flush(timeout=1)
+
+
+def test_env_configuration(obs, monkeypatch):
+    llmobserve.shutdown(flush_timeout=0)
+    monkeypatch.setenv("LLMOBSERVE_URL", obs.collector.url + "/")
+    monkeypatch.setenv("LLMOBSERVE_API_KEY", "llmo_test")
+    assert llmobserve.observe(hosts={obs.servers["openai"].host: "openai"}) is True
+    call(obs)
+    assert len(obs.events()) == 1
+
+
+def test_observe_rejects_an_unknown_on_cap():
+    with pytest.raises(ValueError):
+        llmobserve.observe(on_cap="explode")
