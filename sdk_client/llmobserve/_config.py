@@ -75,8 +75,9 @@ class Config:
         key = api_key or os.environ.get("LLMOBSERVE_API_KEY") or ""
         if disabled is None:
             disabled = _truthy(os.environ.get("LLMOBSERVE_DISABLED"))
-        if on_cap not in ON_CAP_CHOICES:
-            raise ValueError(f"on_cap must be one of {ON_CAP_CHOICES}, not {on_cap!r}")
+        if on_cap not in ON_CAP_CHOICES:  # fail-open: a typo must not stop the app
+            logger.error("llmobserve: on_cap must be one of %s, not %r; using 'ignore'", ON_CAP_CHOICES, on_cap)
+            on_cap = "ignore"
         mapped = {host_key(h): p.lower() for h, p in (hosts or {}).items()}
         return cls(
             collector_url=url,

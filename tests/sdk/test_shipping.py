@@ -222,6 +222,8 @@ def test_env_configuration(obs, monkeypatch):
     assert len(obs.events()) == 1
 
 
-def test_observe_rejects_an_unknown_on_cap():
-    with pytest.raises(ValueError):
-        llmobserve.observe(on_cap="explode")
+def test_an_unknown_on_cap_falls_back_to_ignore(obs, caplog):
+    with caplog.at_level(logging.ERROR, logger="llmobserve"):
+        obs.observe(on_cap="explode")
+    assert STATE.config is not None and STATE.config.on_cap == "ignore"
+    assert "on_cap must be one of" in caplog.text
