@@ -53,6 +53,9 @@ def tap_response(call: Call, resp: Any) -> None:
     orig_chunked = resp.read_chunked
     orig_close = resp.close
     orig_release = resp.release_conn
+    # urllib3 releases the connection from inside read() once the socket is
+    # drained, before the bytes are handed back: the read wrapper finishes then.
+    in_read = [False]
 
     def feed(data: bytes, decode: Optional[bool]) -> None:
         try:
@@ -64,12 +67,15 @@ def tap_response(call: Call, resp: Any) -> None:
             logger.debug("llmobserve: tap failed", exc_info=True)
 
     def read(amt: Optional[int] = None, decode_content: Optional[bool] = None, *a: Any, **kw: Any) -> Any:
+        in_read[0] = True
         try:
             data = orig_read(amt, decode_content, *a, **kw)
         except BaseException as exc:
             if not call.finished:
                 _safe(call.fail, exc)
             raise
+        finally:
+            in_read[0] = False
         if not call.finished:
             if data:
                 feed(data, decode_content)
@@ -105,8 +111,10 @@ def tap_response(call: Call, resp: Any) -> None:
         try:
             orig_release()
         finally:
-            if not call.finished:
-                _safe(call.finish, not _fp_done(resp))
+            if not call.finished and not in_read[0]:
+                # Complete or not is judged from what the tap saw (an SSE end
+                # marker, a whole JSON body): urllib3 also releases on abandonment.
+                _safe(call.finish, True)
 
     resp.read = read
     resp.read_chunked = read_chunked

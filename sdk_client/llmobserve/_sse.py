@@ -87,6 +87,8 @@ class StreamTap:
         """Did the provider signal the end of the stream?"""
         if self.done:
             return True
+        if self.raw_tail:  # a JSON body: whole when it closes its outer value
+            return self.complete() and self.tail.rstrip()[-1:] in (b"}", b"]")
         last = self.last
         return last is not None and b'"finishReason"' in last
 

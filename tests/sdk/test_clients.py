@@ -126,3 +126,32 @@ def test_async_httpx_stream_aiter_lines(obs):
     assert sum(1 for x in lines if x.startswith("data: ")) == 2
     ev = obs.one()
     assert ev["stream"] is True and tokens(ev) == GEMINI_TOKENS
+
+
+def test_unpreloaded_content_length_bodies_read_in_pieces(obs):
+    pool = urllib3.PoolManager()
+    r = pool.request("POST", obs.url("google") + GEN, body=b"{}", preload_content=False)
+    parts = []
+    while True:
+        piece = r.read(100)
+        if not piece:
+            break
+        parts.append(piece)
+    r.release_conn()
+    assert json.loads(b"".join(parts)) == gemini_response()
+    with requests.post(obs.url("google") + GEN, json={}, stream=True) as resp:
+        assert resp.json() == gemini_response()
+    evs = obs.events()
+    assert len(evs) == 2
+    for ev in evs:
+        assert ev["stream"] is False and tokens(ev) == GEMINI_TOKENS and ev["metadata"] == {}
+
+
+def test_requests_stream_closed_early_is_partial(obs):
+    obs.servers["openai"].chunk_delay = 0.02
+    body = {"model": "gpt-4o", "stream": True, "stream_options": {"include_usage": True}}
+    with requests.post(obs.url("openai") + "/v1/chat/completions", json=body, stream=True) as r:
+        first = next(r.iter_lines())
+    assert first.startswith(b"data: ")
+    ev = obs.one()
+    assert ev["metadata"].get("partial") is True and ev["model"] == "gpt-4o-2024-08-06"
