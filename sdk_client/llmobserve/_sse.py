@@ -88,7 +88,7 @@ class StreamTap:
         if self.done:
             return True
         if self.raw_tail:  # a JSON body: whole when it closes its outer value
-            return self.complete() and self.tail.rstrip()[-1:] in (b"}", b"]")
+            return self.complete() and bytes(self.tail.rstrip()[-1:]) in (b"}", b"]")
         last = self.last
         return last is not None and b'"finishReason"' in last
 
