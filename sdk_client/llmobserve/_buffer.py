@@ -128,11 +128,15 @@ class Buffer:
                 while self._dq and len(batch) < cfg.max_batch:
                     batch.append(self._dq.popleft())
                 events: List[Dict[str, Any]] = []
-                for call in batch:
+                for i, call in enumerate(batch):
                     try:
                         events.append(build_event(call))
                     except Exception:
                         logger.debug("llmobserve: dropped an unbuildable event", exc_info=True)
+                    if i & 7 == 7:
+                        # Hand the GIL back often: a user thread whose response just
+                        # arrived must not wait out a whole switch interval (5 ms).
+                        time.sleep(0)
                 if not events:
                     continue
                 ok, resp = send_batch(cfg, events, deadline)

@@ -34,7 +34,14 @@ def _retry_after(value: Optional[str]) -> Optional[float]:
 
 
 def encode(events: List[Dict[str, Any]]) -> bytes:
-    raw = json.dumps({"events": events}, separators=(",", ":"), default=str).encode("utf-8")
+    """``{"events": [...]}``, gzip. Encoded a few events at a time, yielding the GIL
+    in between, so the flush thread never holds it for long."""
+    dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+    parts: List[str] = []
+    for i in range(0, len(events), 16):
+        parts.append(",".join(dumps(e) for e in events[i:i + 16]))
+        time.sleep(0)
+    raw = ('{"events":[' + ",".join(parts) + "]}").encode("utf-8")
     return gzip.compress(raw, compresslevel=6)
 
 
