@@ -76,12 +76,31 @@ class StreamTap:
             return
         if self._rest:
             chunk = self._rest + chunk
-        lines = chunk.split(b"\n")
-        self._rest = lines.pop()
-        if len(self._rest) > 1_048_576:  # not SSE after all: never grow without bound
-            self._rest = b""
-        for line in lines:
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            self._rest = chunk if len(chunk) <= 1_048_576 else b""  # not SSE: never grow unbounded
+            return
+        self._rest = chunk[end + 1:]
+        if self.first is not None and self._event is None and b"event:" not in chunk:
+            self._fast(chunk, end)
+            return
+        for line in chunk[:end].split(b"\n"):
             self._line(line)
+
+    def _fast(self, chunk: bytes, end: int) -> None:
+        """Streams without named events (OpenAI chat, Gemini): only the chunk's
+        last ``data:`` payload can matter, so skip the lines before it."""
+        while end > 0:
+            start = chunk.rfind(b"\n", 0, end) + 1
+            line = chunk[start:end]
+            if line.startswith(b"data:"):
+                payload = line[5:].strip()
+                if payload == b"[DONE]":
+                    self.done = True
+                elif payload:
+                    self.last = payload
+                    return
+            end = start - 1
 
     def ended(self) -> bool:
         """Did the provider signal the end of the stream?"""

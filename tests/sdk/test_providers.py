@@ -197,3 +197,14 @@ def test_claude_on_vertex_is_read_as_anthropic(configured):
     call.finished = True
     ev = build_event(call)
     assert ev["model"] == "claude-sonnet-4-20250514" and toks(ev) == (15, 2, 10, 0, 0)
+
+
+def test_many_events_in_one_chunk_keep_the_last_payload(configured):
+    first = b'data: {"model":"m2","choices":[{"delta":{"content":"a"}}]}\n\n'
+    body = b"".join(b'data: {"model":"m2","choices":[{"delta":{"content":"data: x"}}]}\r\n\r\n' for _ in range(50))
+    tail = (b'data: {"model":"m2","choices":[],"usage":{"prompt_tokens":4,"completion_tokens":50}}\r\n\r\n'
+            b"data: [DONE]\r\n\r\n")
+    ev = make("openai", "openai", "/v1/chat/completions", stream_chunks=[first, body + tail])
+    assert ev["model"] == "m2" and toks(ev) == (4, 50, 0, 0, 0) and ev["metadata"] == {}
+    ev = make("openai", "openai", "/v1/chat/completions", stream_chunks=[first, body, tail[:30], tail[30:]])
+    assert toks(ev) == (4, 50, 0, 0, 0)
