@@ -122,11 +122,10 @@ def _safe(fn: Callable[..., Any], *args: Any) -> None:
 def _attach(call: Call, response: Any, stream_cls: type) -> None:
     call.response(response.status_code)
     content = getattr(response, "_content", None)
-    if content is not None:
-        call.body = content
-        call.finish()
-        return
     headers = response.headers
+    if content is not None:
+        call.read_body(content, headers.get("content-type", ""))
+        return
     tap = call.start_stream(headers.get("content-type", ""), headers.get("content-encoding", ""))
     response.stream = stream_cls(response.stream, tap, call)
 

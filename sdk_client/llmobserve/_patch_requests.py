@@ -48,8 +48,7 @@ def _wrap(orig: Any) -> Any:
         try:
             if getattr(resp, "_content", False) not in (False, None):
                 call.response(int(resp.status_code))
-                call.body = resp._content
-                call.finish()
+                call.read_body(resp._content, resp.headers.get("content-type", ""))
             elif resp.raw is not None and hasattr(resp.raw, "read_chunked"):
                 tap_response(call, resp.raw)
             else:

@@ -42,11 +42,10 @@ def tap_response(call: Call, resp: Any) -> None:
     """Finish ``call`` from an urllib3 response: now if it was preloaded, else as it is read."""
     call.response(int(resp.status))
     body = getattr(resp, "_body", None)
-    if body is not None:
-        call.body = body
-        call.finish()
-        return
     headers = resp.headers
+    if body is not None:
+        call.read_body(body, headers.get("content-type", ""))
+        return
     tap = call.start_stream(headers.get("content-type", ""))
     encoding = headers.get("content-encoding", "")
     orig_read = resp.read

@@ -216,6 +216,14 @@ class Call:
         elif http_status >= 400:
             self.status = "error"
 
+    def read_body(self, body: Optional[bytes], content_type: str) -> None:
+        """The client read the whole body: keep it by reference (parsed later). An
+        SSE body read whole (``stream=True`` requests read eagerly) stays a stream."""
+        ctype = content_type.lower()
+        self.stream = "event-stream" in ctype or "eventstream" in ctype
+        self.body = body
+        self.finish()
+
     def start_stream(self, content_type: str, content_encoding: str = "") -> StreamTap:
         ctype = content_type.lower()
         self.stream = "event-stream" in ctype or "eventstream" in ctype
@@ -461,10 +469,20 @@ def _body_json(raw: bytes) -> Any:
     return obj
 
 
+def _looks_binary(body: bytes) -> bool:
+    """AWS event-stream framing (binary) rather than text SSE."""
+    return b"\x00" in body[:16]
+
+
 def _parse(call: Call, meta: Dict[str, Any]) -> Tuple[str, Optional[Tokens]]:
     """(model, tokens) from what the call kept; tokens None when usage is unknown."""
     fmt = call.fmt
     tap = call.tap
+    if tap is None and call.stream and call.body is not None:
+        tap = StreamTap("", raw_tail=_looks_binary(call.body))
+        tap.feed(call.body)
+        tap.close()
+        return _parse_stream(call, tap, meta)
     if tap is not None and call.body is None and call.parsed is None:
         if call.stream:
             return _parse_stream(call, tap, meta)

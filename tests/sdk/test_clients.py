@@ -155,3 +155,15 @@ def test_requests_stream_closed_early_is_partial(obs):
     assert first.startswith(b"data: ")
     ev = obs.one()
     assert ev["metadata"].get("partial") is True and ev["model"] == "gpt-4o-2024-08-06"
+
+
+def test_sse_bodies_read_whole_are_parsed_as_streams(obs):
+    body = {"model": "gpt-4o", "stream": True, "stream_options": {"include_usage": True}}
+    r = httpx.post(obs.url("openai") + "/v1/chat/completions", json=body)  # read eagerly
+    assert r.text.endswith("data: [DONE]\n\n")
+    requests.post(obs.url("openai") + "/v1/chat/completions", json=body)
+    urllib3.PoolManager().request("POST", obs.url("openai") + "/v1/chat/completions", json=body)
+    evs = obs.events()
+    assert len(evs) == 3
+    for ev in evs:
+        assert ev["stream"] is True and ev["input_tokens"] == 1200 and ev["metadata"] == {}
