@@ -31,6 +31,7 @@ import argparse
 import gzip
 import json
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import time
@@ -187,6 +188,8 @@ def _worker(mode: str, prov_port: int, sink_port: int, stream: bool, conn: Any) 
         llmobserve.observe(
             collector_url=f"http://127.0.0.1:{sink_port}", api_key="llmo_bench",
             hosts={f"127.0.0.1:{prov_port}": "openai", "mock.invalid": "openai"},
+            **({"flush_interval": 1e6, "batch_size": 10**9, "max_buffer": 10**9}
+               if os.environ.get("BENCH_NO_FLUSH") else {}),
         )
     elif mode == "openllmetry":
         error = _openllmetry_on()

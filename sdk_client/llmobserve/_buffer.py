@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional
 
 from . import _context
 from ._config import STATE, logger
-from ._transport import send_batch
+from ._transport import KEEPALIVE, send_batch
 
 if TYPE_CHECKING:
     from ._providers import Call
@@ -78,6 +78,8 @@ class Buffer:
         """A forked child starts with an empty buffer and no thread: the parent's
         pending calls are the parent's to send."""
         self._reset()
+        KEEPALIVE.conn = None  # the parent's socket: never write to it from here
+        KEEPALIVE.key = None
 
     def stop(self, timeout: float = 2.0) -> None:
         if self._stop_event is not None:
@@ -91,6 +93,7 @@ class Buffer:
         self._wake = threading.Event()
 
     def clear(self) -> None:
+        KEEPALIVE.reset()
         self._dq.clear()
         self.dropped = self.failed = self.sent = 0
 
