@@ -81,11 +81,27 @@ class StreamTap:
             self._rest = chunk if len(chunk) <= 1_048_576 else b""  # not SSE: never grow unbounded
             return
         self._rest = chunk[end + 1:]
-        if self.first is not None and self._event is None and b"event:" not in chunk:
+        if self._event is None and b"event:" not in chunk:
+            if self.first is None:
+                self._first(chunk, end)
             self._fast(chunk, end)
             return
         for line in chunk[:end].split(b"\n"):
             self._line(line)
+
+    def _first(self, chunk: bytes, end: int) -> None:
+        pos = 0
+        while pos < end:
+            nl = chunk.find(b"\n", pos)
+            if nl < 0:
+                nl = end
+            line = chunk[pos:nl]
+            if line.startswith(b"data:"):
+                payload = line[5:].strip()
+                if payload and payload != b"[DONE]":
+                    self.first = payload
+                    return
+            pos = nl + 1
 
     def _fast(self, chunk: bytes, end: int) -> None:
         """Streams without named events (OpenAI chat, Gemini): only the chunk's
