@@ -20,6 +20,9 @@ cost <= 1/5 of OpenLLMetry's added cost.
 
     python bench/sdk_overhead.py [--rounds 25] [--calls 100] [--stream]
 
+``BENCH_NO_FLUSH=1`` keeps llmobserve from shipping during the run (its events
+stay buffered): the difference to a normal run is the flush thread's share.
+
 Needs ``pip install -e sdk_client openai`` and, for the OpenLLMetry column,
 ``pip install -r bench/requirements-sdk-bench.txt`` (the column is skipped,
 and says so, when those are missing or cannot instrument the installed openai).
