@@ -167,3 +167,17 @@ def test_sse_bodies_read_whole_are_parsed_as_streams(obs):
     assert len(evs) == 3
     for ev in evs:
         assert ev["stream"] is True and ev["input_tokens"] == 1200 and ev["metadata"] == {}
+
+
+def test_aiohttp_stream_released_early_is_partial(obs):
+    obs.servers["openai"].chunk_delay = 0.02
+    body = {"model": "gpt-4o", "stream": True, "stream_options": {"include_usage": True}}
+
+    async def main():
+        async with aiohttp.ClientSession() as s:
+            async with s.post(obs.url("openai") + "/v1/chat/completions", json=body) as r:
+                return await r.content.readline()
+
+    assert asyncio.run(main()).startswith(b"data: ")
+    ev = obs.one()
+    assert ev["metadata"].get("partial") is True and ev["stream"] is True

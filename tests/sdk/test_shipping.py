@@ -227,3 +227,21 @@ def test_an_unknown_on_cap_falls_back_to_ignore(obs, caplog):
         obs.observe(on_cap="explode")
     assert STATE.config is not None and STATE.config.on_cap == "ignore"
     assert "on_cap must be one of" in caplog.text
+
+
+def test_events_are_flushed_at_exit(obs, tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "app.py"
+    script.write_text(
+        "import sys, httpx, llmobserve\n"
+        "llmobserve.observe(collector_url=sys.argv[1], api_key='llmo_test', flush_interval=60,\n"
+        "                   hosts={sys.argv[2].split('//')[1]: 'openai'})\n"
+        "httpx.post(sys.argv[2] + '/v1/chat/completions', json={'model': 'gpt-4o'})\n"
+    )
+    proc = subprocess.run([sys.executable, str(script), obs.collector.url, obs.url("openai")],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    (ev,) = obs.collector.events()
+    assert ev["model"] == "gpt-4o-2024-08-06"
