@@ -269,6 +269,34 @@ class Call:
             self.req_body = None
 
 
+_budget_classes: Dict[Tuple[type, ...], type] = {}
+
+
+def _budget_error() -> type:
+    """``BudgetExceeded``, also typed as the loaded provider SDKs' own base errors.
+
+    The anthropic SDK wraps any foreign exception from its HTTP client in a
+    retried ``APIConnectionError``, but passes its own ``AnthropicError`` through
+    untouched (openai likewise for ``OpenAIError``): so the user gets
+    ``BudgetExceeded`` itself, at once, with no retries."""
+    import sys
+
+    bases: Tuple[type, ...] = (BudgetExceeded,)
+    for module, name in (("openai", "OpenAIError"), ("anthropic", "AnthropicError")):
+        mod = sys.modules.get(module)
+        base = getattr(mod, name, None) if mod is not None else None
+        if isinstance(base, type) and issubclass(base, Exception):
+            bases += (base,)
+    cls = _budget_classes.get(bases)
+    if cls is None:
+        try:
+            cls = type("BudgetExceeded", bases, {"__module__": "llmobserve"})
+        except TypeError:  # an incompatible base layout: plain BudgetExceeded
+            cls = BudgetExceeded
+        _budget_classes[bases] = cls
+    return cls
+
+
 def _buffer_push(call: Call) -> None:
     global _buffer_push
     from ._buffer import BUFFER  # late: _buffer imports this module
@@ -292,7 +320,7 @@ def begin(host: Any, method: str, path: str) -> Optional[Call]:
     if span_type is None:
         return None
     if STATE.over_cap and STATE.config is not None and STATE.config.on_cap == "raise":
-        raise BudgetExceeded(
+        raise _budget_error()(
             "LLMObserve: the organisation is over its spending cap; "
             "the request was not sent (observe(on_cap='raise'))."
         )

@@ -85,3 +85,15 @@ def test_count_tokens_is_not_an_llm_call(obs):
     except Exception:
         pass
     assert obs.events() == []
+
+
+def test_budget_exceeded_surfaces_unwrapped_and_is_not_retried(obs):
+    import llmobserve
+    from llmobserve._config import STATE
+
+    obs.observe(on_cap="raise")
+    STATE.over_cap = True
+    c = anthropic.Anthropic(base_url=obs.url("anthropic"), api_key="k")  # default retries on
+    with pytest.raises(llmobserve.BudgetExceeded):
+        c.messages.create(model="claude-test", max_tokens=10, messages=MSG)
+    assert obs.servers["anthropic"].requests == []

@@ -175,3 +175,14 @@ def test_untracked_paths_and_hosts_are_not_recorded(obs):
 
     httpx.post(obs.url("plain") + "/v1/chat/completions", json={"model": "x"})  # unknown host
     assert obs.events() == []
+
+
+def test_budget_exceeded_surfaces_unwrapped_and_is_not_retried(obs):
+    from llmobserve._config import STATE
+
+    obs.observe(on_cap="raise")
+    STATE.over_cap = True
+    c = openai.OpenAI(base_url=obs.url("openai") + "/v1", api_key="sk")  # default retries on
+    with pytest.raises(llmobserve.BudgetExceeded):
+        c.chat.completions.create(model="gpt-4o", messages=MSG)
+    assert obs.servers["openai"].requests == []
