@@ -39,7 +39,7 @@ import statistics
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 CHAT = json.dumps({
     "id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000, "model": "gpt-4o-2024-08-06",
@@ -224,7 +224,7 @@ def _worker(mode: str, prov_port: int, sink_port: int, stream: bool, conn: Any) 
         _, scenario, calls, warmup = cmd
         client = clients[scenario]
 
-        def one() -> None:
+        def one(client: Any = client) -> None:
             if stream:
                 for _ in client.chat.completions.create(
                     model="gpt-4o", messages=msgs, stream=True, stream_options={"include_usage": True}

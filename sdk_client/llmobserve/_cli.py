@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 import uuid
 from email.utils import parsedate_to_datetime
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from ._config import DEFAULT_URL
 from ._transport import USER_AGENT
