@@ -17,7 +17,10 @@ from ._providers import Call, begin, propagation_headers
 from ._sse import StreamTap
 
 _original: Dict[str, Any] = {}
-_taps: Dict[int, Tuple[StreamTap, Call]] = {}
+# id(reader) -> (tap, call, reader). Holding the reader keeps its id from being
+# reused while tracked; the bound stops abandoned responses from piling up.
+_taps: Dict[int, Tuple[StreamTap, Call, Any]] = {}
+_MAX_TRACKED = 10_000
 
 
 def _finish_reader(reader: Any, partial: bool) -> None:
@@ -36,7 +39,10 @@ def _attach(call: Call, resp: Any) -> None:
     if eof is None or eof:
         call.finish()
         return
-    _taps[id(reader)] = (tap, call)
+    if len(_taps) >= _MAX_TRACKED:
+        oldest = next(iter(_taps))
+        _finish_reader(_taps[oldest][2], True)
+    _taps[id(reader)] = (tap, call, reader)
     reader.on_eof(lambda: _finish_reader(reader, False))
 
 
