@@ -76,6 +76,11 @@ def _make_stream_classes(mod: Any) -> Tuple[type, type]:
                 if not self._call.finished:
                     _safe(self._call.finish, True)
 
+        def __del__(self) -> None:  # abandoned unclosed: still one (partial) event
+            call = getattr(self, "_call", None)
+            if call is not None and not call.finished:
+                _safe(call.finish, True)
+
     class TapAsyncStream(mod.AsyncByteStream):  # type: ignore[misc,unused-ignore]
         def __init__(self, inner: Any, tap: StreamTap, call: Call) -> None:
             self._inner = inner
@@ -108,6 +113,11 @@ def _make_stream_classes(mod: Any) -> Tuple[type, type]:
             finally:
                 if not self._call.finished:
                     _safe(self._call.finish, True)
+
+        def __del__(self) -> None:
+            call = getattr(self, "_call", None)
+            if call is not None and not call.finished:
+                _safe(call.finish, True)
 
     return TapSyncStream, TapAsyncStream
 

@@ -186,3 +186,15 @@ def test_budget_exceeded_surfaces_unwrapped_and_is_not_retried(obs):
     with pytest.raises(llmobserve.BudgetExceeded):
         c.chat.completions.create(model="gpt-4o", messages=MSG)
     assert obs.servers["openai"].requests == []
+
+
+def test_abandoned_unclosed_stream_is_still_recorded(obs):
+    import gc
+
+    obs.servers["openai"].chunk_delay = 0.01
+    stream = client(obs).chat.completions.create(model="gpt-4o", messages=MSG, stream=True)
+    next(iter(stream))
+    del stream
+    gc.collect()
+    ev = obs.one()
+    assert ev["metadata"].get("partial") is True
