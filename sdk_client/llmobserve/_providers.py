@@ -656,13 +656,13 @@ def build_event(call: Call) -> Dict[str, Any]:
     frame = call.frame
     event: Dict[str, Any] = {
         "event_id": event_id,
-        "run_id": frame.run_id or event_id,
+        "run_id": (frame.run_id or event_id)[:128],
         "span_id": _context.new_span_id(),
         "parent_span_id": frame.span_id,
         "section": frame.section,
         "section_path": frame.path,
         "span_type": call.span_type,
-        "provider": call.provider,
+        "provider": call.provider[:64],
         "model": model[:256],
         "endpoint": call.path[:256],
     }
@@ -672,7 +672,7 @@ def build_event(call: Call) -> Dict[str, Any]:
             "latency_ms": call.latency_ms,
             "status": call.status,
             "http_status": call.http_status,
-            "customer_id": call.customer,
+            "customer_id": call.customer[:256] if call.customer else call.customer,
             "stream": call.stream,
             "timestamp": _rfc3339(call.start_wall),
             "metadata": meta,
