@@ -1,0 +1,681 @@
+"""Providers: who a host is, which calls are billable, and how usage normalises.
+
+Two halves with different budgets:
+
+* ``begin()`` runs on the user's thread for every HTTP request of a patched
+  client. It is a cached dict lookup plus a path check; unknown hosts cost one
+  dict hit.
+* ``build_event()`` runs on the flush thread. It JSON-decodes the kept body (or
+  the few SSE payloads the tap kept) and applies design §4's token rules.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from typing import Any, Dict, Optional, Tuple
+from urllib.parse import unquote
+
+from . import _context
+from ._config import STATE, BudgetExceeded, host_key, logger
+from ._sse import StreamTap
+
+# provider name -> response format
+FORMATS: Dict[str, str] = {
+    "openai": "openai",
+    "azure_openai": "openai",
+    "mistral": "openai",
+    "groq": "openai",
+    "together": "openai",
+    "openrouter": "openai",
+    "deepseek": "openai",
+    "fireworks": "openai",
+    "xai": "openai",
+    "perplexity": "openai",
+    "anthropic": "anthropic",
+    "google": "gemini",
+    "gemini": "gemini",
+    "vertex_ai": "gemini",
+    "cohere": "cohere",
+    "bedrock": "bedrock",
+    "pinecone": "pinecone",
+}
+
+EXACT_HOSTS: Dict[str, str] = {
+    "api.openai.com": "openai",
+    "api.anthropic.com": "anthropic",
+    "generativelanguage.googleapis.com": "google",
+    "api.cohere.com": "cohere",
+    "api.cohere.ai": "cohere",
+    "api.mistral.ai": "mistral",
+    "api.groq.com": "groq",
+    "api.together.xyz": "together",
+    "api.together.ai": "together",
+    "openrouter.ai": "openrouter",
+    "api.deepseek.com": "deepseek",
+    "api.fireworks.ai": "fireworks",
+    "api.x.ai": "xai",
+    "api.perplexity.ai": "perplexity",
+}
+
+SUFFIX_HOSTS: Tuple[Tuple[str, str], ...] = (
+    (".openai.azure.com", "azure_openai"),
+    (".cognitiveservices.azure.com", "azure_openai"),
+    (".services.ai.azure.com", "azure_openai"),
+    ("aiplatform.googleapis.com", "google"),
+    (".pinecone.io", "pinecone"),
+)
+
+Spec = Tuple[str, str]  # (provider, format)
+# Keyed by the host exactly as the client holds it (str or bytes), so the hot
+# path for a host seen before is one dict lookup.
+_host_cache: Dict[Any, Optional[Spec]] = {}
+
+
+def clear_cache() -> None:
+    _host_cache.clear()
+
+
+def lookup(host: Any) -> Optional[Spec]:
+    """``host[:port]`` -> (provider, format), or None for other hosts."""
+    try:
+        return _host_cache[host]
+    except KeyError:
+        pass
+    raw = host.decode("ascii", "replace") if isinstance(host, (bytes, bytearray)) else str(host)
+    spec = _resolve(host_key(raw))
+    if len(_host_cache) > 4096:
+        _host_cache.clear()
+    _host_cache[host] = spec
+    return spec
+
+
+def _resolve(host: str) -> Optional[Spec]:
+    cfg = STATE.config
+    if cfg is None:
+        return None
+    if host == cfg.collector_host:
+        return None
+    name = cfg.hosts.get(host)
+    if name is None:
+        bare = host.split(":", 1)[0]
+        name = cfg.hosts.get(bare) or EXACT_HOSTS.get(bare)
+        if name is None:
+            if bare.startswith("bedrock-runtime.") and bare.endswith(".amazonaws.com"):
+                name = "bedrock"
+            else:
+                for suffix, provider in SUFFIX_HOSTS:
+                    if bare.endswith(suffix):
+                        name = provider
+                        break
+    if name is None:
+        return None
+    return (name, FORMATS.get(name, "openai"))
+
+
+def classify(fmt: str, method: str, path: str) -> Optional[str]:
+    """The span type of a billable call, or None for calls not worth an event."""
+    if method != "POST":
+        return None
+    if fmt == "openai":
+        if path.endswith("/embeddings"):
+            return "embedding"
+        if path.endswith(("/chat/completions", "/completions", "/responses")):
+            return "llm"
+        return None
+    if fmt == "anthropic":
+        if path.endswith(("/messages", "/complete")):
+            return "llm"
+        return None
+    if fmt == "gemini":
+        if path.endswith((":embedContent", ":batchEmbedContents")):
+            return "embedding"
+        if path.endswith((":generateContent", ":streamGenerateContent")):
+            return "llm"
+        if path.endswith((":rawPredict", ":streamRawPredict")) and "/publishers/anthropic/" in path:
+            return "llm"  # Claude on Vertex AI
+        return None
+    if fmt == "cohere":
+        if path.endswith("/embed"):
+            return "embedding"
+        if path.endswith(("/chat", "/generate")):
+            return "llm"
+        if path.endswith("/rerank"):
+            return "api"
+        return None
+    if fmt == "bedrock":
+        if "/model/" in path and path.rsplit("/", 1)[-1] in (
+            "converse",
+            "converse-stream",
+            "invoke",
+            "invoke-with-response-stream",
+        ):
+            return "llm"
+        return None
+    if fmt == "pinecone":
+        if path.endswith(("/query", "/vectors/upsert", "/records/namespaces")) or "/search" in path:
+            return "vector_db"
+        return None
+    return None
+
+
+class Call:
+    """One captured request; built on the user's thread, turned into an event later."""
+
+    __slots__ = (
+        "provider",
+        "fmt",
+        "span_type",
+        "path",
+        "req_body",
+        "start_wall",
+        "start_perf",
+        "frame",
+        "customer",
+        "stream",
+        "http_status",
+        "status",
+        "latency_ms",
+        "body",
+        "tap",
+        "partial",
+        "error",
+        "finished",
+        "parsed",
+        "req_model",
+    )
+
+    def __init__(self, provider: str, fmt: str, span_type: str, path: str) -> None:
+        self.provider = provider
+        self.fmt = fmt
+        self.span_type = span_type
+        self.path = path
+        self.req_body: Any = None
+        self.start_wall = time.time()
+        self.start_perf = time.perf_counter()
+        self.frame = _context._frame.get()
+        self.customer = _context._customer.get()
+        self.stream = False
+        self.http_status: Optional[int] = None
+        self.status = "ok"
+        self.latency_ms = 0.0
+        self.body: Optional[bytes] = None
+        self.tap: Optional[StreamTap] = None
+        self.partial = False
+        self.error: Optional[str] = None
+        self.finished = False
+        self.parsed: Any = None  # a large body, already reduced to its usage and model
+        self.req_model: Optional[str] = None
+
+    # -- user thread ---------------------------------------------------------
+    def response(self, http_status: int) -> None:
+        self.http_status = http_status
+        if http_status == 429:
+            self.status = "rate_limited"
+        elif http_status >= 400:
+            self.status = "error"
+
+    def read_body(self, body: Optional[bytes], content_type: str) -> None:
+        """The client read the whole body: keep it by reference (parsed later). An
+        SSE body read whole (``stream=True`` requests read eagerly) stays a stream."""
+        ctype = content_type.lower()
+        self.stream = "event-stream" in ctype or "eventstream" in ctype
+        self.body = body
+        self.finish()
+
+    def start_stream(self, content_type: str, content_encoding: str = "") -> StreamTap:
+        ctype = content_type.lower()
+        self.stream = "event-stream" in ctype or "eventstream" in ctype
+        tap = StreamTap(content_encoding, raw_tail="text/event-stream" not in ctype)
+        self.tap = tap
+        return tap
+
+    def fail(self, exc: BaseException) -> None:
+        name = type(exc).__name__
+        if name == "CancelledError" or isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
+            self.status = "cancelled"
+        elif "timeout" in name.lower() or isinstance(exc, TimeoutError):
+            self.status = "timeout"
+        else:
+            self.status = "error"
+        self.error = name
+        self.finish()
+
+    def finish(self, partial: bool = False) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if partial and self.tap is not None:
+            self.tap.close()
+            partial = not self.tap.ended()
+        self.partial = partial
+        self.latency_ms = round((time.perf_counter() - self.start_perf) * 1000.0, 3)
+        if self.tap is not None:
+            self.tap.close()
+        self._shrink()
+        _buffer_push(self)
+
+    def _shrink(self) -> None:
+        """Never hold big bodies while buffered (a dead collector x 10,000 calls):
+        reduce them now. Small ones (nearly every call) are kept by reference."""
+        body = self.body
+        if body is not None and len(body) > _BIG_BODY:
+            self.parsed = _body_json(body)
+            self.body = None
+        req = self.req_body
+        if isinstance(req, (bytes, bytearray, str)) and len(req) > _BIG_REQUEST:
+            self.req_model = _request_model(self)
+            self.req_body = None
+
+
+_budget_classes: Dict[Tuple[type, ...], type] = {}
+
+
+def _budget_error() -> type:
+    """``BudgetExceeded``, also typed as the loaded provider SDKs' own base errors.
+
+    The anthropic SDK wraps any foreign exception from its HTTP client in a
+    retried ``APIConnectionError``, but passes its own ``AnthropicError`` through
+    untouched (openai likewise for ``OpenAIError``): so the user gets
+    ``BudgetExceeded`` itself, at once, with no retries."""
+    import sys
+
+    bases: Tuple[type, ...] = (BudgetExceeded,)
+    for module, name in (("openai", "OpenAIError"), ("anthropic", "AnthropicError")):
+        mod = sys.modules.get(module)
+        base = getattr(mod, name, None) if mod is not None else None
+        if isinstance(base, type) and issubclass(base, Exception):
+            bases += (base,)
+    cls = _budget_classes.get(bases)
+    if cls is None:
+        try:
+            cls = type("BudgetExceeded", bases, {"__module__": "llmobserve"})
+        except TypeError:  # an incompatible base layout: plain BudgetExceeded
+            cls = BudgetExceeded
+        _budget_classes[bases] = cls
+    return cls
+
+
+def _buffer_push(call: Call) -> None:
+    global _buffer_push
+    from ._buffer import BUFFER  # late: _buffer imports this module
+
+    _buffer_push = BUFFER.push
+    BUFFER.push(call)
+
+
+def begin(host: Any, method: str, path: str) -> Optional[Call]:
+    """Start capturing a request, or return None when it is not ours to record.
+
+    Raises ``BudgetExceeded`` (the only exception the SDK raises on purpose)
+    when ``on_cap="raise"`` and the collector said the org is over its cap.
+    """
+    if _context.capturing.get():
+        return None
+    spec = lookup(host)
+    if spec is None:
+        return None
+    span_type = classify(spec[1], method.upper(), path)
+    if span_type is None:
+        return None
+    if STATE.over_cap and STATE.config is not None and STATE.config.on_cap == "raise":
+        raise _budget_error()(
+            "LLMObserve: the organisation is over its spending cap; "
+            "the request was not sent (observe(on_cap='raise'))."
+        )
+    if spec[1] == "gemini" and "/publishers/anthropic/" in path:
+        return Call("vertex_ai", "anthropic", span_type, path)
+    return Call(spec[0], spec[1], span_type, path)
+
+
+def propagation_headers(host: str) -> Optional[Dict[str, str]]:
+    """Context headers (design §3) for hosts the user listed in ``propagate_to``."""
+    cfg = STATE.config
+    if cfg is None or not cfg.propagate_to:
+        return None
+    if host not in cfg.propagate_to and host.split(":", 1)[0] not in cfg.propagate_to:
+        return None
+    frame = _context._frame.get()
+    headers: Dict[str, str] = {}
+    if frame.run_id:
+        headers["X-LLMObserve-Run-ID"] = frame.run_id
+    if frame.path:
+        headers["X-LLMObserve-Section"] = frame.path
+    customer = _context._customer.get()
+    if customer:
+        headers["X-LLMObserve-Customer-ID"] = customer
+    return headers or None
+
+
+# -- flush thread: turning a Call into a wire event ------------------------------
+
+
+def _loads(raw: Optional[bytes]) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, (int, float)):
+        return max(0, int(value))
+    return 0
+
+
+def _dig(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+Tokens = Dict[str, int]
+
+
+def _zero() -> Tokens:
+    return {
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cached_input_tokens": 0,
+        "cache_write_tokens": 0,
+        "reasoning_tokens": 0,
+    }
+
+
+def usage_openai(u: Dict[str, Any]) -> Tokens:
+    t = _zero()
+    if "prompt_tokens" in u or "completion_tokens" in u:
+        t["input_tokens"] = _int(u.get("prompt_tokens"))
+        t["output_tokens"] = _int(u.get("completion_tokens"))
+        t["cached_input_tokens"] = _int(_dig(u, "prompt_tokens_details", "cached_tokens")) or _int(
+            u.get("prompt_cache_hit_tokens")
+        )
+        t["reasoning_tokens"] = _int(_dig(u, "completion_tokens_details", "reasoning_tokens"))
+    else:  # Responses API
+        t["input_tokens"] = _int(u.get("input_tokens"))
+        t["output_tokens"] = _int(u.get("output_tokens"))
+        t["cached_input_tokens"] = _int(_dig(u, "input_tokens_details", "cached_tokens"))
+        t["reasoning_tokens"] = _int(_dig(u, "output_tokens_details", "reasoning_tokens"))
+    return t
+
+
+def usage_anthropic(u: Dict[str, Any], meta: Dict[str, Any]) -> Tokens:
+    t = _zero()
+    read = _int(u.get("cache_read_input_tokens"))
+    write = _int(u.get("cache_creation_input_tokens"))
+    t["input_tokens"] = _int(u.get("input_tokens")) + read + write
+    t["output_tokens"] = _int(u.get("output_tokens"))
+    t["cached_input_tokens"] = read
+    t["cache_write_tokens"] = write
+    one_hour = _int(_dig(u, "cache_creation", "ephemeral_1h_input_tokens"))
+    if one_hour:
+        meta["cache_write_1h_tokens"] = one_hour
+    return t
+
+
+def usage_gemini(u: Dict[str, Any]) -> Tokens:
+    t = _zero()
+    thoughts = _int(u.get("thoughtsTokenCount"))
+    t["input_tokens"] = _int(u.get("promptTokenCount")) + _int(u.get("toolUsePromptTokenCount"))
+    t["output_tokens"] = _int(u.get("candidatesTokenCount")) + thoughts
+    t["cached_input_tokens"] = _int(u.get("cachedContentTokenCount"))
+    t["reasoning_tokens"] = thoughts
+    return t
+
+
+def usage_bedrock(u: Dict[str, Any]) -> Tokens:
+    if "input_tokens" in u:  # invoke with an Anthropic body
+        return usage_anthropic(u, {})
+    t = _zero()
+    read = _int(u.get("cacheReadInputTokens"))
+    write = _int(u.get("cacheWriteInputTokens"))
+    t["input_tokens"] = _int(u.get("inputTokens")) + read + write
+    t["output_tokens"] = _int(u.get("outputTokens"))
+    t["cached_input_tokens"] = read
+    t["cache_write_tokens"] = write
+    return t
+
+
+def usage_cohere(obj: Dict[str, Any]) -> Optional[Tokens]:
+    billed = _dig(obj, "usage", "billed_units") or _dig(obj, "meta", "billed_units")
+    if not isinstance(billed, dict):
+        return None
+    t = _zero()
+    t["input_tokens"] = _int(billed.get("input_tokens"))
+    t["output_tokens"] = _int(billed.get("output_tokens"))
+    return t
+
+
+def _gemini_model_from_path(path: str) -> str:
+    seg = path.rsplit("/models/", 1)[-1] if "/models/" in path else ""
+    return seg.split(":", 1)[0]
+
+
+def _bedrock_model_from_path(path: str) -> str:
+    if "/model/" not in path:
+        return ""
+    return unquote(path.split("/model/", 1)[1].rsplit("/", 1)[0])
+
+
+def _find_json_after(raw: bytes, key: bytes) -> Any:
+    idx = raw.rfind(key)
+    if idx < 0:
+        return None
+    try:
+        text = raw[idx + len(key):].decode("utf-8", "replace").lstrip(" :")
+        return json.JSONDecoder().raw_decode(text)[0]
+    except ValueError:
+        return None
+
+
+_BIG_BODY = 262_144
+_BIG_REQUEST = 65_536
+
+
+def _body_json(raw: bytes) -> Any:
+    """Decode a response body; a very large one (embedding vectors) is searched
+    for its ``usage`` and ``model`` instead of decoded whole."""
+    if len(raw) <= _BIG_BODY:
+        return _loads(raw)
+    obj: Dict[str, Any] = {}
+    for key in (b'"usage"', b'"usageMetadata"', b'"meta"'):
+        val = _find_json_after(raw, key)
+        if val is not None:
+            obj[key.decode().strip('"')] = val
+    for part in (raw[-4096:], raw[:4096]):  # OpenAI puts it after the vectors
+        model = _find_json_after(part, b'"model"')
+        if isinstance(model, str):
+            obj["model"] = model
+            break
+    return obj
+
+
+def _looks_binary(body: bytes) -> bool:
+    """AWS event-stream framing (binary) rather than text SSE."""
+    return b"\x00" in body[:16]
+
+
+def _parse(call: Call, meta: Dict[str, Any]) -> Tuple[str, Optional[Tokens]]:
+    """(model, tokens) from what the call kept; tokens None when usage is unknown."""
+    fmt = call.fmt
+    tap = call.tap
+    if tap is None and call.stream and call.body is not None:
+        tap = StreamTap("", raw_tail=_looks_binary(call.body))
+        tap.feed(call.body)
+        tap.close()
+        return _parse_stream(call, tap, meta)
+    if tap is not None and call.body is None and call.parsed is None:
+        if call.stream:
+            return _parse_stream(call, tap, meta)
+        if tap.complete():
+            call.body = tap.kept()  # a JSON body read as a stream: the tap holds all of it
+    obj = call.parsed if call.parsed is not None else (_body_json(call.body) if call.body else None)
+    if not isinstance(obj, dict):
+        return "", None
+    model = obj.get("model") if isinstance(obj.get("model"), str) else ""
+    if fmt == "openai":
+        u = obj.get("usage")
+        if not isinstance(u, dict):
+            u = _dig(obj, "response", "usage")
+        return str(model or ""), usage_openai(u) if isinstance(u, dict) else None
+    if fmt == "anthropic":
+        u = obj.get("usage")
+        return str(model or ""), usage_anthropic(u, meta) if isinstance(u, dict) else None
+    if fmt == "gemini":
+        u = obj.get("usageMetadata")
+        return str(obj.get("modelVersion") or ""), usage_gemini(u) if isinstance(u, dict) else None
+    if fmt == "bedrock":
+        u = obj.get("usage")
+        return str(model or ""), usage_bedrock(u) if isinstance(u, dict) else None
+    if fmt == "cohere":
+        return str(model or ""), usage_cohere(obj)
+    if fmt == "pinecone":
+        units = _dig(obj, "usage", "readUnits") or _dig(obj, "usage", "read_units")
+        if units is not None:
+            meta["read_units"] = _int(units)
+        if "upsertedCount" in obj:
+            meta["upserted_count"] = _int(obj.get("upsertedCount"))
+        return "", None
+    return str(model or ""), None
+
+
+def _parse_stream(call: Call, tap: StreamTap, meta: Dict[str, Any]) -> Tuple[str, Optional[Tokens]]:
+    fmt = call.fmt
+    if fmt == "openai":
+        for name in (b"response.completed", b"response.incomplete", b"response.failed"):
+            done = _loads(tap.events.get(name))
+            if isinstance(done, dict):
+                resp = done.get("response") or {}
+                u = resp.get("usage")
+                return str(resp.get("model") or ""), usage_openai(u) if isinstance(u, dict) else None
+        last = _loads(tap.last)
+        first = _loads(tap.first)
+        model = ""
+        for obj in (last, first):
+            if isinstance(obj, dict):
+                m = obj.get("model") or _dig(obj, "response", "model")
+                if isinstance(m, str) and m:
+                    model = m
+                    break
+        if isinstance(last, dict):
+            u = last.get("usage") or _dig(last, "x_groq", "usage")
+            if isinstance(u, dict):
+                return model, usage_openai(u)
+        return model, None
+    if fmt == "anthropic":
+        start = _loads(tap.events.get(b"message_start"))
+        message = start.get("message") if isinstance(start, dict) else None
+        model = ""
+        usage: Dict[str, Any] = {}
+        if isinstance(message, dict):
+            model = str(message.get("model") or "")
+            if isinstance(message.get("usage"), dict):
+                usage.update(message["usage"])
+        delta = _loads(tap.events.get(b"message_delta"))
+        if isinstance(delta, dict) and isinstance(delta.get("usage"), dict):
+            # Cumulative: each present field replaces the message_start value.
+            usage.update({k: v for k, v in delta["usage"].items() if v is not None})
+        return model, usage_anthropic(usage, meta) if usage else None
+    if fmt == "gemini":
+        last = _loads(tap.last)
+        if isinstance(last, list) and last:
+            last = last[-1]
+        if isinstance(last, dict):
+            u = last.get("usageMetadata")
+            return str(last.get("modelVersion") or ""), usage_gemini(u) if isinstance(u, dict) else None
+        return "", None
+    if fmt == "cohere":
+        end = _loads(tap.events.get(b"message-end") or tap.last)
+        if isinstance(end, dict):
+            return "", usage_cohere(end.get("delta") or end) or usage_cohere(end)
+        return "", None
+    if fmt == "bedrock":
+        source = tap.kept() or (tap.last or b"")
+        u = _find_json_after(source, b'"usage"')
+        return "", usage_bedrock(u) if isinstance(u, dict) else None
+    return "", None
+
+
+def _request_model(call: Call) -> str:
+    if call.req_model is not None:
+        return call.req_model
+    raw = call.req_body
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "replace")
+    if isinstance(raw, (bytes, bytearray)) and raw:
+        obj = _loads(bytes(raw)) if len(raw) <= _BIG_REQUEST else None
+        if isinstance(obj, dict) and isinstance(obj.get("model"), str):
+            return str(obj["model"])
+        if obj is None:  # big, or not JSON: the SDKs put "model" after the messages
+            idx = raw.rfind(b'"model"')
+            m = _find_json_after(bytes(raw[idx:idx + 1024]), b'"model"') if idx >= 0 else None
+            if isinstance(m, str):
+                return m
+    elif isinstance(raw, dict) and isinstance(raw.get("model"), str):
+        return str(raw["model"])
+    return ""
+
+
+def _rfc3339(ts: float) -> str:
+    dt = _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def build_event(call: Call) -> Dict[str, Any]:
+    meta: Dict[str, Any] = {}
+    model, tokens = "", None
+    try:
+        model, tokens = _parse(call, meta)
+    except Exception:  # a malformed body must not lose the call
+        logger.debug("llmobserve: could not parse usage", exc_info=True)
+    if not model:
+        if call.fmt == "gemini":
+            model = _gemini_model_from_path(call.path)
+        elif call.fmt == "bedrock":
+            model = _bedrock_model_from_path(call.path)
+        if not model:
+            model = _request_model(call)
+    if not model and call.span_type in ("llm", "embedding"):
+        model = "unknown"
+    if tokens is None:
+        tokens = _zero()
+        if call.span_type in ("llm", "embedding") and call.status == "ok":
+            meta["usage_missing"] = True
+    if call.partial:
+        meta["partial"] = True
+    if call.error:
+        meta["error_type"] = call.error
+    event_id = _context.new_id()
+    frame = call.frame
+    event: Dict[str, Any] = {
+        "event_id": event_id,
+        "run_id": (frame.run_id or event_id)[:128],
+        "span_id": _context.new_span_id(),
+        "parent_span_id": frame.span_id,
+        "section": frame.section,
+        "section_path": frame.path,
+        "span_type": call.span_type,
+        "provider": call.provider[:64],
+        "model": model[:256],
+        "endpoint": call.path[:256],
+    }
+    event.update(tokens)
+    event.update(
+        {
+            "latency_ms": call.latency_ms,
+            "status": call.status,
+            "http_status": call.http_status,
+            "customer_id": call.customer[:256] if call.customer else call.customer,
+            "stream": call.stream,
+            "timestamp": _rfc3339(call.start_wall),
+            "metadata": meta,
+        }
+    )
+    return event
