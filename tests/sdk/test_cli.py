@@ -47,4 +47,8 @@ def test_instrument_cli_module_registers_subcommands(monkeypatch):
 
     mod.register = register
     monkeypatch.setitem(sys.modules, "llmobserve._instrument_cli", mod)
+    import llmobserve
+
+    # The real module may already be imported (and bound on the package) by the instrument tests.
+    monkeypatch.setattr(llmobserve, "_instrument_cli", mod, raising=False)
     assert _cli.main(["preview", "x.py"]) == 7
