@@ -1,0 +1,49 @@
+"""The SDK against the real collector: official clients → llmobserve → POST /v1/events → priced rows."""
+
+from __future__ import annotations
+
+import anthropic
+import openai
+import pytest
+
+import llmobserve
+from llmobserve import agent, section, set_customer_id
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_two_lines_capture_calls_that_the_collector_prices_exactly(obs, live_server, prices):
+    from accounts.services import api_key_create
+    from ingestion.models import RunSummary, TraceEvent
+
+    from ..factories import OrganizationFactory
+
+    org = OrganizationFactory()
+    key = api_key_create(org=org).raw_key
+    obs.observe(collector_url=live_server.url, api_key=key)
+
+    oai = openai.OpenAI(base_url=obs.url("openai") + "/v1", api_key="sk-test", max_retries=0)
+    claude = anthropic.Anthropic(base_url=obs.url("anthropic"), api_key="sk-ant-test", max_retries=0)
+
+    @agent("researcher")
+    def research() -> None:
+        with section("tool:search"):
+            oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        claude.messages.create(model="claude-sonnet-4-5", max_tokens=50, messages=[{"role": "user", "content": "hi"}])
+
+    set_customer_id("acme")
+    research()
+    assert llmobserve.flush(timeout=10)
+
+    events = {e.provider: e for e in TraceEvent.objects.for_org(org)}
+    assert set(events) == {"openai", "anthropic"}
+    gpt, sonnet = events["openai"], events["anthropic"]
+    assert gpt.section_path == "agent:researcher/tool:search" and sonnet.section_path == "agent:researcher"
+    assert gpt.customer_id == sonnet.customer_id == "acme" and gpt.run_id == sonnet.run_id
+    # OpenAI: 1,200 input of which 1,024 cached, 300 output, at $2.50 / $1.25 / $10 per 1M.
+    assert gpt.cost_pico == 176 * 2_500_000 + 1024 * 1_250_000 + 300 * 10_000_000
+    # Anthropic: 50 uncached + 2,000 cache reads + 1,000 cache writes, 120 output.
+    assert sonnet.input_tokens == 3050
+    assert sonnet.cost_pico == 50 * 3_000_000 + 2000 * 300_000 + 1000 * 3_750_000 + 120 * 15_000_000
+    run = RunSummary.objects.for_org(org).get()
+    assert (run.calls, run.cost_pico, run.agent) == (2, gpt.cost_pico + sonnet.cost_pico, "agent:researcher")
