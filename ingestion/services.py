@@ -291,7 +291,8 @@ def batch_process(*, batch_id: int) -> int:
     paid once per few thousand events; their own tasks then find them processed.
     """
     with transaction.atomic():
-        batch = RawBatch.objects.unscoped().select_for_update().filter(pk=batch_id).first()
+        # Lock first without the payload: a batch already drained by another transaction costs no read.
+        batch = RawBatch.objects.unscoped().select_for_update().defer("payload").filter(pk=batch_id).first()
         if batch is None or batch.processed_at is not None:
             return 0
         batches = [batch]
@@ -301,7 +302,7 @@ def batch_process(*, batch_id: int) -> int:
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
             budget = COALESCE_MAX_EVENTS - batch.event_count
-            more = (RawBatch.objects.unscoped().select_for_update(skip_locked=True)
+            more = (RawBatch.objects.unscoped().select_for_update(skip_locked=True).defer("payload")
                     .filter(org_id=batch.org_id, processed_at__isnull=True, event_count__lte=budget)
                     .exclude(pk=batch_id).order_by("pk")[:8])
             for other in more:
@@ -315,9 +316,11 @@ def batch_process(*, batch_id: int) -> int:
         encode = _json_encode
         seen: set[str] = set()
         rows, priced = [], []
+        payloads = dict(RawBatch.objects.unscoped().filter(pk__in=[b.pk for b in batches])
+                        .values_list("pk", "payload"))
         for raw in batches:
             api_key_id, received = raw.api_key_id, adapt(raw.received_at)
-            for event in events_decode(bytes(raw.payload)):
+            for event in events_decode(bytes(payloads[raw.pk])):
                 if event.event_id in seen:
                     continue
                 seen.add(event.event_id)
