@@ -131,7 +131,7 @@ class TraceEvent(models.Model):
 class RollupBase(models.Model):
     """Sums per org × period × (agent, section_path, provider, model, customer, api key).
 
-    `dims_hash` is the SHA-1 of the dimension values, so the upsert key stays small whatever the
+    `dims_hash` is the MD5 of the dimension values, so the upsert key stays small whatever the
     length of a section path. Untracked = section_path ''; no customer = customer_id ''.
     """
 

@@ -76,7 +76,8 @@ def agent_of(section_path: str) -> str:
 
 
 def dims_hash(*dims: Any) -> str:
-    return hashlib.sha1("\x1f".join(str(d) for d in dims).encode()).hexdigest()
+    """MD5 of the rollup dimensions joined by U+001F: the same as the SQL `md5(concat_ws(chr(31), …))`."""
+    return hashlib.md5("\x1f".join(str(d) for d in dims).encode()).hexdigest()
 
 
 def _event_cost(book, org_id: int, event: EventIn) -> tuple[int | None, str, int | None]:
@@ -166,29 +167,13 @@ def _is_pg() -> bool:
 
 
 def _insert_events(rows: list[tuple]) -> set[str]:
-    """INSERT … ON CONFLICT (org_id, event_id) DO NOTHING; returns the event ids actually inserted."""
+    """Other backends (SQLite): INSERT … ON CONFLICT DO NOTHING RETURNING, in chunks; the inserted event ids."""
     table = TraceEvent._meta.db_table
     cols = ", ".join(_EVENT_COLUMNS)
+    placeholders = "(" + ", ".join(["%s"] * len(_EVENT_COLUMNS)) + ")"
+    chunk = max(1, 30000 // len(_EVENT_COLUMNS))
     inserted: set[str] = set()
     with connection.cursor() as cursor:
-        if _is_pg():
-            # COPY into a session temp table, then one set-based insert: the fast path on PostgreSQL.
-            cursor.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS _events_in ON COMMIT DELETE ROWS AS "
-                f"SELECT {cols} FROM {table} WITH NO DATA"
-            )
-            cursor.execute("DELETE FROM _events_in")  # empty after each commit; not inside one test transaction
-            with cursor.cursor.copy(f"COPY _events_in ({cols}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            cursor.execute(
-                f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _events_in "
-                f"ON CONFLICT (org_id, event_id) DO NOTHING RETURNING event_id"
-            )
-            inserted.update(r[0] for r in cursor.fetchall())
-            return inserted
-        placeholders = "(" + ", ".join(["%s"] * len(_EVENT_COLUMNS)) + ")"
-        chunk = max(1, 30000 // len(_EVENT_COLUMNS))
         for start in range(0, len(rows), chunk):
             part = rows[start:start + chunk]
             cursor.execute(
@@ -202,33 +187,17 @@ def _insert_events(rows: list[tuple]) -> set[str]:
 
 def _upsert(table: str, key_cols: tuple[str, ...], cols: tuple[str, ...], values: list[tuple],
             updates: dict[str, str], chunk_rows: int = 400) -> None:
-    """INSERT … ON CONFLICT (key) DO UPDATE/NOTHING for pre-aggregated rows (one row per key).
-
-    On PostgreSQL the rows go through COPY into a temp table and one set-based upsert: big
-    multi-VALUES statements spend most of their time in client-side query parsing.
-    """
+    """INSERT … ON CONFLICT (key) DO UPDATE/NOTHING for pre-aggregated rows (one row per key)."""
     if not values:
         return
     set_clause = ", ".join(f"{c} = {expr}" for c, expr in updates.items())
     action = f"DO UPDATE SET {set_clause}" if updates else "DO NOTHING"
-    col_list = ", ".join(cols)
+    placeholders = "(" + ", ".join(["%s"] * len(cols)) + ")"
     with connection.cursor() as cursor:
-        if _is_pg():
-            temp = f"_in_{table}"
-            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} ON COMMIT DELETE ROWS AS "
-                           f"SELECT {col_list} FROM {table} WITH NO DATA")
-            cursor.execute(f"DELETE FROM {temp}")
-            with cursor.cursor.copy(f"COPY {temp} ({col_list}) FROM STDIN") as copy:
-                for row in values:
-                    copy.write_row(row)
-            cursor.execute(f"INSERT INTO {table} ({col_list}) SELECT {col_list} FROM {temp} "
-                           f"ORDER BY {', '.join(key_cols)} ON CONFLICT ({', '.join(key_cols)}) {action}")
-            return
-        placeholders = "(" + ", ".join(["%s"] * len(cols)) + ")"
         for start in range(0, len(values), chunk_rows):
             part = values[start:start + chunk_rows]
             cursor.execute(
-                f"INSERT INTO {table} ({col_list}) VALUES {', '.join([placeholders] * len(part))} "
+                f"INSERT INTO {table} ({', '.join(cols)}) VALUES {', '.join([placeholders] * len(part))} "
                 f"ON CONFLICT ({', '.join(key_cols)}) {action}",
                 [v for row in part for v in row],
             )
@@ -239,8 +208,8 @@ def _add(table: str, cols: Iterable[str]) -> dict[str, str]:
 
 
 def rollups_apply(*, org_id: int, agg: _Aggregates) -> None:
-    """Add aggregates to the rollup and run tables; keys sorted so concurrent workers never deadlock."""
-    least, greatest = ("LEAST", "GREATEST") if _is_pg() else ("MIN", "MAX")
+    """Add aggregates to the rollup and run tables (backends without `_store_pg`); keys sorted."""
+    least, greatest = "MIN", "MAX"
     daily: dict[tuple, list] = {}
     for key, sums in agg.rollups.items():
         day_key = (key[0].replace(hour=0), *key[1:])
@@ -276,6 +245,84 @@ def rollups_apply(*, org_id: int, agg: _Aggregates) -> None:
     facet_rows = [(org_id, run_id, kind, value) for run_id, kind, value in sorted(agg.facets)]
     _upsert(RunFacet._meta.db_table, ("org_id", "kind", "value", "run_id"), ("org_id", "run_id", "kind", "value"),
             facet_rows, {}, chunk_rows=1000)
+
+
+_AGENT_SQL = "split_part(section_path, '/', 1)"
+_CUSTOMER_SQL = "coalesce(customer_id, '')"
+_ROLLUP_SELECT = (
+    "count(*), count(*) FILTER (WHERE status <> 'ok'), count(*) FILTER (WHERE cost_pico IS NULL), "
+    "sum(input_tokens), sum(output_tokens), sum(cached_input_tokens), sum(cache_write_tokens), "
+    "sum(reasoning_tokens), coalesce(sum(cost_pico), 0), coalesce(sum(latency_ms), 0)"
+)
+
+
+def _rollup_cte(name: str, table: str, period: str) -> str:
+    updates = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in _ROLLUP_SUMS)
+    return f"""{name} AS (
+        INSERT INTO {table} AS t (org_id, {period}, dims_hash, agent, section_path, provider, model, customer_id,
+                                  api_key_id, {", ".join(_ROLLUP_SUMS)})
+        SELECT org_id, date_trunc('{period}', timestamp, 'UTC'),
+               md5(concat_ws(chr(31), {_AGENT_SQL}, section_path, provider, model, {_CUSTOMER_SQL}, api_key_id::text)),
+               {_AGENT_SQL}, section_path, provider, model, {_CUSTOMER_SQL}, api_key_id, {_ROLLUP_SELECT}
+        FROM ins GROUP BY org_id, 2, section_path, provider, model, {_CUSTOMER_SQL}, api_key_id
+        ORDER BY 2, 3
+        ON CONFLICT (org_id, {period}, dims_hash) DO UPDATE SET {updates})"""
+
+
+def _store_pg(rows: list[tuple]) -> int:
+    """PostgreSQL: COPY the priced rows into a temp table, then one statement inserts the new events and
+    folds exactly those (the INSERT's RETURNING) into the rollups, run summaries and facets, set-based.
+
+    It computes what `_aggregate` + `rollups_apply` compute on other backends; the same tests run on both.
+    """
+    ev, cols = TraceEvent._meta.db_table, ", ".join(_EVENT_COLUMNS)
+    runs, facets = RunSummary._meta.db_table, RunFacet._meta.db_table
+    run_updates = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in _RUN_SUMS)
+    sql = f"""
+    WITH ins AS (
+        INSERT INTO {ev} ({cols}) SELECT {cols} FROM _events_in
+        ON CONFLICT (org_id, event_id) DO NOTHING
+        RETURNING org_id, run_id, timestamp, latency_ms, section_path, provider, model, customer_id, api_key_id,
+                  status, cost_pico, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens,
+                  reasoning_tokens
+    ),
+    {_rollup_cte("hourly", HourlyRollup._meta.db_table, "hour")},
+    {_rollup_cte("daily", DailyRollup._meta.db_table, "day")},
+    run_rows AS (
+        INSERT INTO {runs} AS t (org_id, run_id, started_at, ended_at, {", ".join(_RUN_SUMS)}, customer_id, agent)
+        SELECT org_id, run_id, min(timestamp), max(timestamp + coalesce(latency_ms, 0) * interval '1 millisecond'),
+               count(*), count(*) FILTER (WHERE status <> 'ok'), count(*) FILTER (WHERE cost_pico IS NULL),
+               sum(input_tokens), sum(output_tokens), coalesce(sum(cost_pico), 0),
+               coalesce((array_agg(customer_id ORDER BY timestamp) FILTER (WHERE {_CUSTOMER_SQL} <> ''))[1], ''),
+               coalesce((array_agg({_AGENT_SQL} ORDER BY timestamp) FILTER (WHERE section_path <> ''))[1], '')
+        FROM ins GROUP BY org_id, run_id ORDER BY run_id
+        ON CONFLICT (org_id, run_id) DO UPDATE SET {run_updates},
+            started_at = LEAST(t.started_at, excluded.started_at),
+            ended_at = GREATEST(t.ended_at, excluded.ended_at),
+            customer_id = CASE WHEN t.customer_id = '' THEN excluded.customer_id ELSE t.customer_id END,
+            agent = CASE WHEN t.agent = '' THEN excluded.agent ELSE t.agent END
+    ),
+    facet_rows AS (
+        INSERT INTO {facets} (org_id, run_id, kind, value)
+        SELECT org_id, run_id, kind, value FROM (
+            SELECT org_id, run_id, 'section' AS kind, section_path AS value FROM ins WHERE section_path <> ''
+            UNION SELECT org_id, run_id, 'agent', {_AGENT_SQL} FROM ins WHERE section_path <> ''
+            UNION SELECT org_id, run_id, 'model', model FROM ins WHERE model <> ''
+            UNION SELECT org_id, run_id, 'customer', customer_id FROM ins WHERE {_CUSTOMER_SQL} <> ''
+            UNION SELECT org_id, run_id, 'status', status FROM ins WHERE status <> 'ok'
+        ) f ORDER BY kind, value, run_id
+        ON CONFLICT (org_id, kind, value, run_id) DO NOTHING
+    )
+    SELECT count(*) FROM ins"""
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS _events_in ON COMMIT DELETE ROWS AS "
+                       f"SELECT {cols} FROM {ev} WITH NO DATA")
+        cursor.execute("DELETE FROM _events_in")  # empty after each commit; not inside one test transaction
+        with cursor.cursor.copy(f"COPY _events_in ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(sql)
+        return cursor.fetchone()[0]
 
 
 COALESCE_MAX_EVENTS = 5000  # a backed-up queue is drained several batches per transaction
@@ -314,6 +361,7 @@ def batch_process(*, batch_id: int) -> int:
         now = timezone.now()
         adapt = connection.ops.adapt_datetimefield_value
         encode = _json_encode
+        pg = _is_pg()
         seen: set[str] = set()
         rows, priced = [], []
         payloads = dict(RawBatch.objects.unscoped().filter(pk__in=[b.pk for b in batches])
@@ -325,7 +373,8 @@ def batch_process(*, batch_id: int) -> int:
                     continue
                 seen.add(event.event_id)
                 cost, source, price_id = _event_cost(book, org_id, event)
-                priced.append((event, cost, api_key_id))
+                if not pg:
+                    priced.append((event, cost, api_key_id))
                 rows.append((
                     org_id, event.event_id, event.run_id, event.span_id, event.parent_span_id, event.section,
                     event.section_path, event.span_type, event.provider, event.model, event.endpoint,
@@ -334,13 +383,17 @@ def batch_process(*, batch_id: int) -> int:
                     event.stream, adapt(event.timestamp), cost, source, price_id, encode(event.metadata).decode(),
                     api_key_id, received,
                 ))
-        inserted = _insert_events(rows)
-        if len(inserted) != len(priced):
-            priced = [row for row in priced if row[0].event_id in inserted]
-        rollups_apply(org_id=org_id, agg=_aggregate(priced))
+        if pg:
+            new_events = _store_pg(rows)
+        else:
+            inserted = _insert_events(rows)
+            if len(inserted) != len(priced):
+                priced = [row for row in priced if row[0].event_id in inserted]
+            rollups_apply(org_id=org_id, agg=_aggregate(priced))
+            new_events = len(inserted)
         for raw in batches:
             RawBatch.objects.unscoped().filter(pk=raw.pk).update(processed_at=now, attempts=raw.attempts + 1)
-    return len(inserted)
+    return new_events
 
 
 def batch_failed(*, batch_id: int, error: str) -> None:
