@@ -78,6 +78,13 @@ def rollup_sums(*, org: Organization, window: Window, group: tuple[str, ...] = (
     return list(merged.values())
 
 
+def change_pct(current: int, previous: int) -> float | None:
+    """Percent change against the previous period, one decimal; None when there was no previous spend."""
+    if not previous:
+        return None
+    return round((current - previous) * 100 / previous, 1)
+
+
 def label_of(dimension: str, key: str | None) -> str:
     if key is None or key == "":
         return NO_CUSTOMER if dimension == "customer" else UNTRACKED
@@ -98,9 +105,7 @@ class Summary:
 
     @property
     def change_pct(self) -> float | None:
-        if not self.previous_cost_pico:
-            return None
-        return round((self.cost_pico - self.previous_cost_pico) * 100 / self.previous_cost_pico, 1)
+        return change_pct(self.cost_pico, self.previous_cost_pico)
 
     def as_api(self) -> dict[str, Any]:
         return {
@@ -371,9 +376,7 @@ class CustomerRow:
 
     @property
     def change_pct(self) -> float | None:
-        if not self.previous_cost_pico:
-            return None
-        return round((self.cost_pico - self.previous_cost_pico) * 100 / self.previous_cost_pico, 1)
+        return change_pct(self.cost_pico, self.previous_cost_pico)
 
 
 def customers_trend(*, org: Organization, window: Window, limit: int | None = None) -> list[CustomerRow]:

@@ -53,38 +53,35 @@ def billing_page(request):
     return render(request, "billing/billing.html", context)
 
 
-@require_POST
-@org_member_required(manage=True, billing_exempt=True)
-def checkout(request):
+def _to_stripe(request, what: str, create) -> HttpResponseRedirect:
+    """303 to the Stripe page `create()` opens; on a billing or Stripe error, back to the billing page."""
     try:
-        url = checkout_session_create(
-            org=request.org, user=request.user,
-            success_url=_billing_url(request, checkout="success"),
-            cancel_url=_billing_url(request, checkout="canceled"),
-        )
+        url = create()
     except (BillingError, BillingNotConfigured) as exc:
         messages.error(request, str(exc))
         return _SeeOther(reverse("billing", args=[request.org.slug]))
     except stripe.StripeError:
-        logger.exception("Checkout session for org %s failed", request.org.pk)
+        logger.exception("%s session for org %s failed", what, request.org.pk)
         messages.error(request, _STRIPE_DOWN)
         return _SeeOther(reverse("billing", args=[request.org.slug]))
     return _SeeOther(url)
+
+
+@require_POST
+@org_member_required(manage=True, billing_exempt=True)
+def checkout(request):
+    return _to_stripe(request, "Checkout", lambda: checkout_session_create(
+        org=request.org, user=request.user,
+        success_url=_billing_url(request, checkout="success"),
+        cancel_url=_billing_url(request, checkout="canceled"),
+    ))
 
 
 @require_POST
 @org_member_required(manage=True, billing_exempt=True)
 def portal(request):
-    try:
-        url = portal_session_create(org=request.org, return_url=_billing_url(request))
-    except (BillingError, BillingNotConfigured) as exc:
-        messages.error(request, str(exc))
-        return _SeeOther(reverse("billing", args=[request.org.slug]))
-    except stripe.StripeError:
-        logger.exception("Portal session for org %s failed", request.org.pk)
-        messages.error(request, _STRIPE_DOWN)
-        return _SeeOther(reverse("billing", args=[request.org.slug]))
-    return _SeeOther(url)
+    return _to_stripe(request, "Portal", lambda: portal_session_create(org=request.org,
+                                                                       return_url=_billing_url(request)))
 
 
 @require_POST
