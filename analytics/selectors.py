@@ -13,7 +13,8 @@ from django.db.models.functions import Trunc
 from django.http import Http404
 
 from accounts.models import Organization
-from ingestion.models import DailyRollup, HourlyRollup, RunFacet, RunSummary, TraceEvent
+from ingestion.models import (AgentDailyRollup, AgentHourlyRollup, DailyRollup, HourlyRollup, RunFacet, RunSummary,
+                              TraceEvent)
 
 from .windows import Window, usd, usd_div
 
@@ -33,21 +34,29 @@ def _floor_day(value: datetime) -> datetime:
     return value.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def rollup_parts(window: Window, *, hourly_only: bool = False) -> list[tuple[type, str, datetime, datetime]]:
-    """The window as (table, period column, start, end) parts: whole UTC days from DailyRollup, the
-    partial days at either edge from HourlyRollup. A 30-day window reads ~24× fewer rows."""
+_AGENT_LEVEL = frozenset({"agent", "provider", "model"})
+
+
+def rollup_parts(window: Window, *, hourly_only: bool = False, coarse: bool = False
+                 ) -> list[tuple[type, str, datetime, datetime]]:
+    """The window as (table, period column, start, end) parts: whole UTC days from the daily table, the
+    partial days at either edge from the hourly one. A 30-day window reads ~24× fewer rows.
+
+    `coarse`: the agent × provider × model tables, for reads that need no section, customer or key.
+    """
+    hourly, daily = (AgentHourlyRollup, AgentDailyRollup) if coarse else (HourlyRollup, DailyRollup)
     first_day = _floor_day(window.start)
     if first_day < window.start:
         first_day += timedelta(days=1)
     last_day = _floor_day(window.end)
     if hourly_only or last_day <= first_day:
-        return [(HourlyRollup, "hour", window.start, window.end)]
+        return [(hourly, "hour", window.start, window.end)]
     parts: list[tuple[type, str, datetime, datetime]] = []
     if window.start < first_day:
-        parts.append((HourlyRollup, "hour", window.start, first_day))
-    parts.append((DailyRollup, "day", first_day, last_day))
+        parts.append((hourly, "hour", window.start, first_day))
+    parts.append((daily, "day", first_day, last_day))
     if last_day < window.end:
-        parts.append((HourlyRollup, "hour", last_day, window.end))
+        parts.append((hourly, "hour", last_day, window.end))
     return parts
 
 
@@ -56,8 +65,9 @@ def rollup_sums(*, org: Organization, window: Window, group: tuple[str, ...] = (
     """Sums of cost, calls, unpriced, errors and tokens per `group` (+ `bucket` with an interval), over
     the window's rollup parts, merged. One grouped query per part (at most three)."""
     keys = group + (("bucket",) if interval else ())
+    coarse = customer_id is None and customer_in is None and set(group) <= _AGENT_LEVEL
     merged: dict[tuple, dict[str, Any]] = {}
-    for model, period, start, end in rollup_parts(window, hourly_only=interval == "hour"):
+    for model, period, start, end in rollup_parts(window, hourly_only=interval == "hour", coarse=coarse):
         qs = model.objects.for_org(org).filter(**{f"{period}__gte": start, f"{period}__lt": end})
         if customer_id is not None:
             qs = qs.filter(customer_id=customer_id)
@@ -435,9 +445,12 @@ def overview_get(*, org: Organization, window: Window, interval: Literal["day", 
         return _overview_in_python(org=org, window=window, interval=interval, customer_id=customer_id,
                                    customers_limit=customers_limit)
     parts_sql, params = [], []
-    columns = ("agent, provider, model, customer_id, cost_pico, calls, unpriced_calls, errors, input_tokens, "
-               "output_tokens, cached_input_tokens")
-    for model, period, start, end in rollup_parts(window, hourly_only=interval == "hour"):
+    # Without a customer filter the agent-level tables serve everything but the customer list.
+    coarse = customer_id is None
+    customer_column = "''" if coarse else "customer_id"
+    columns = (f"agent, provider, model, {customer_column} AS customer_id, cost_pico, calls, "
+               "unpriced_calls, errors, input_tokens, output_tokens, cached_input_tokens")
+    for model, period, start, end in rollup_parts(window, hourly_only=interval == "hour", coarse=coarse):
         customer_sql = " AND customer_id = %s" if customer_id is not None else ""
         parts_sql.append(f"SELECT {columns}, date_trunc(%s, {period} AT TIME ZONE 'UTC') AS bucket "
                          f"FROM {model._meta.db_table} WHERE org_id = %s AND {period} >= %s AND {period} < %s"
@@ -479,16 +492,17 @@ def overview_get(*, org: Organization, window: Window, interval: Literal["day", 
             bucket = by_bucket.setdefault(r[5].replace(tzinfo=timezone.utc), {})
             key = r[2] or UNTRACKED
             bucket[key] = bucket.get(key, 0) + int(r[6] or 0)
-    return Overview(summary=summary, agents=breakdown(0b01111, 1, "agent"), models=models,
-                    customers=breakdown(0b11101, 4, "customer")[:customers_limit],
+    customers = (cost_breakdown(org=org, by="customer", window=window, limit=customers_limit) if coarse
+                 else breakdown(0b11101, 4, "customer")[:customers_limit])
+    return Overview(summary=summary, agents=breakdown(0b01111, 1, "agent"), models=models, customers=customers,
                     timeseries=_buckets_fill(window, interval, by_bucket))
 
 
 def _overview_in_python(*, org: Organization, window: Window, interval: Literal["day", "hour"],
                         customer_id: str | None, customers_limit: int) -> Overview:
     """Backends without GROUPING SETS (SQLite): one fine-grained grouped read per rollup part, folded here."""
-    rows = rollup_sums(org=org, window=window, group=("agent", "provider", "model", "customer_id"),
-                       customer_id=customer_id, interval=interval)
+    group = ("agent", "provider", "model") + (("customer_id",) if customer_id is not None else ())
+    rows = rollup_sums(org=org, window=window, group=group, customer_id=customer_id, interval=interval)
     names = tuple(_SUMS)
 
     def fold(key_of) -> dict[Any, dict[str, int]]:
@@ -520,5 +534,6 @@ def _overview_in_python(*, org: Organization, window: Window, interval: Literal[
     for (bucket, provider), v in fold(lambda r: (r["bucket"], r["provider"])).items():
         by_bucket.setdefault(bucket, {})[provider or UNTRACKED] = v["cost"]
     return Overview(summary=summary, agents=breakdown("agent", "agent"), models=models,
-                    customers=breakdown("customer_id", "customer")[:customers_limit],
+                    customers=(breakdown("customer_id", "customer")[:customers_limit] if customer_id is not None
+                               else cost_breakdown(org=org, by="customer", window=window, limit=customers_limit)),
                     timeseries=_buckets_fill(window, interval, by_bucket))

@@ -128,22 +128,12 @@ class TraceEvent(models.Model):
         ]
 
 
-class RollupBase(models.Model):
-    """Sums per org × period × (agent, section_path, provider, model, customer, api key).
-
-    `dims_hash` is the MD5 of the dimension values, so the upsert key stays small whatever the
-    length of a section path. Untracked = section_path ''; no customer = customer_id ''.
-    """
+class RollupSums(models.Model):
+    """The sums every rollup table holds."""
 
     id = models.BigAutoField(primary_key=True)
     org = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
     dims_hash = models.CharField(max_length=40)
-    agent = models.CharField(max_length=256, blank=True)
-    section_path = models.CharField(max_length=1024, blank=True)
-    provider = models.CharField(max_length=64, blank=True)
-    model = models.CharField(max_length=256, blank=True)
-    customer_id = models.CharField(max_length=256, blank=True)
-    api_key_id = models.BigIntegerField(default=0)
     calls = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)
     unpriced_calls = models.BigIntegerField(default=0)
@@ -159,6 +149,50 @@ class RollupBase(models.Model):
 
     class Meta:
         abstract = True
+
+
+class RollupBase(RollupSums):
+    """Sums per org × period × (agent, section_path, provider, model, customer, api key).
+
+    `dims_hash` is the MD5 of the dimension values, so the upsert key stays small whatever the
+    length of a section path. Untracked = section_path ''; no customer = customer_id ''.
+    """
+
+    agent = models.CharField(max_length=256, blank=True)
+    section_path = models.CharField(max_length=1024, blank=True)
+    provider = models.CharField(max_length=64, blank=True)
+    model = models.CharField(max_length=256, blank=True)
+    customer_id = models.CharField(max_length=256, blank=True)
+    api_key_id = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class AgentRollupBase(RollupSums):
+    """Sums per org × period × (agent, provider, model) only: what the overview's totals, agent and
+    model breakdowns and provider chart need, without the customer × section × key cardinality."""
+
+    agent = models.CharField(max_length=256, blank=True)
+    provider = models.CharField(max_length=64, blank=True)
+    model = models.CharField(max_length=256, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class AgentHourlyRollup(AgentRollupBase):
+    hour = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "hour", "dims_hash"], name="agenthourly_unique_key")]
+
+
+class AgentDailyRollup(AgentRollupBase):
+    day = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "day", "dims_hash"], name="agentdaily_unique_key")]
 
 
 class HourlyRollup(RollupBase):

@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, Organization
 
-from .models import DailyRollup, HourlyRollup, RawBatch, RunFacet, RunSummary, TraceEvent
+from .models import (AgentDailyRollup, AgentHourlyRollup, DailyRollup, HourlyRollup, RawBatch, RunFacet, RunSummary,
+                     TraceEvent)
 from .pricing import price_book_get
 from .schema import EventIn, events_decode, events_encode
 
@@ -207,27 +208,37 @@ def _add(table: str, cols: Iterable[str]) -> dict[str, str]:
     return {c: f"{table}.{c} + excluded.{c}" for c in cols}
 
 
+_FINE_COLUMNS = ("agent", "section_path", "provider", "model", "customer_id", "api_key_id")
+_AGENT_COLUMNS = ("agent", "provider", "model")
+
+
 def rollups_apply(*, org_id: int, agg: _Aggregates) -> None:
     """Add aggregates to the rollup and run tables (backends without `_store_pg`); keys sorted."""
     least, greatest = "MIN", "MAX"
-    daily: dict[tuple, list] = {}
-    for key, sums in agg.rollups.items():
-        day_key = (key[0].replace(hour=0), *key[1:])
-        acc = daily.get(day_key)
-        if acc is None:
-            daily[day_key] = list(sums)
-        else:
-            for i, value in enumerate(sums):
-                acc[i] += value
-    for model, period, groups in ((HourlyRollup, "hour", agg.rollups), (DailyRollup, "day", daily)):
+    def fold(key_of) -> dict[tuple, list]:
+        out: dict[tuple, list] = {}
+        for key, sums in agg.rollups.items():
+            folded = key_of(key)
+            acc = out.get(folded)
+            if acc is None:
+                out[folded] = list(sums)
+            else:
+                for i, value in enumerate(sums):
+                    acc[i] += value
+        return out
+
+    # key = (hour, agent, section_path, provider, model, customer, api_key_id)
+    tables = (
+        (HourlyRollup, "hour", agg.rollups, _FINE_COLUMNS),
+        (DailyRollup, "day", fold(lambda k: (k[0].replace(hour=0), *k[1:])), _FINE_COLUMNS),
+        (AgentHourlyRollup, "hour", fold(lambda k: (k[0], k[1], k[3], k[4])), _AGENT_COLUMNS),
+        (AgentDailyRollup, "day", fold(lambda k: (k[0].replace(hour=0), k[1], k[3], k[4])), _AGENT_COLUMNS),
+    )
+    for model, period, groups, dim_columns in tables:
         table = model._meta.db_table
-        rows = []
-        for key in sorted(groups, key=lambda k: (k[0], k[1:])):
-            at, agent, path, provider, model_name, customer, api_key_id = key
-            rows.append((org_id, _dt(at), dims_hash(agent, path, provider, model_name, customer, api_key_id),
-                         agent, path, provider, model_name, customer, api_key_id, *groups[key]))
-        cols = ("org_id", period, "dims_hash", "agent", "section_path", "provider", "model", "customer_id",
-                "api_key_id", *_ROLLUP_SUMS)
+        rows = [(org_id, _dt(key[0]), dims_hash(*key[1:]), *key[1:], *groups[key])
+                for key in sorted(groups, key=lambda k: (k[0], k[1:]))]
+        cols = ("org_id", period, "dims_hash", *dim_columns, *_ROLLUP_SUMS)
         _upsert(table, ("org_id", period, "dims_hash"), cols, rows, _add(table, _ROLLUP_SUMS))
 
     st = RunSummary._meta.db_table
@@ -256,15 +267,22 @@ _ROLLUP_SELECT = (
 )
 
 
-def _rollup_cte(name: str, table: str, period: str) -> str:
+_FINE_DIMS = (("agent", _AGENT_SQL), ("section_path", "section_path"), ("provider", "provider"),
+              ("model", "model"), ("customer_id", _CUSTOMER_SQL), ("api_key_id", "api_key_id"))
+_AGENT_DIMS = (("agent", _AGENT_SQL), ("provider", "provider"), ("model", "model"))
+
+
+def _rollup_cte(name: str, table: str, period: str, dims: tuple[tuple[str, str], ...]) -> str:
+    """Upsert the `ins` rows grouped by period + dims; the hash matches `dims_hash()` of the same values."""
     updates = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in _ROLLUP_SUMS)
+    columns = ", ".join(column for column, _ in dims)
+    exprs = ", ".join(expr for _, expr in dims)
+    hash_args = ", ".join(f"{expr}::text" if column == "api_key_id" else expr for column, expr in dims)
     return f"""{name} AS (
-        INSERT INTO {table} AS t (org_id, {period}, dims_hash, agent, section_path, provider, model, customer_id,
-                                  api_key_id, {", ".join(_ROLLUP_SUMS)})
-        SELECT org_id, date_trunc('{period}', timestamp, 'UTC'),
-               md5(concat_ws(chr(31), {_AGENT_SQL}, section_path, provider, model, {_CUSTOMER_SQL}, api_key_id::text)),
-               {_AGENT_SQL}, section_path, provider, model, {_CUSTOMER_SQL}, api_key_id, {_ROLLUP_SELECT}
-        FROM ins GROUP BY org_id, 2, section_path, provider, model, {_CUSTOMER_SQL}, api_key_id
+        INSERT INTO {table} AS t (org_id, {period}, dims_hash, {columns}, {", ".join(_ROLLUP_SUMS)})
+        SELECT org_id, date_trunc('{period}', timestamp, 'UTC'), md5(concat_ws(chr(31), {hash_args})), {exprs},
+               {_ROLLUP_SELECT}
+        FROM ins GROUP BY org_id, 2, {exprs}
         ORDER BY 2, 3
         ON CONFLICT (org_id, {period}, dims_hash) DO UPDATE SET {updates})"""
 
@@ -286,8 +304,10 @@ def _store_pg(rows: list[tuple]) -> int:
                   status, cost_pico, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens,
                   reasoning_tokens
     ),
-    {_rollup_cte("hourly", HourlyRollup._meta.db_table, "hour")},
-    {_rollup_cte("daily", DailyRollup._meta.db_table, "day")},
+    {_rollup_cte("hourly", HourlyRollup._meta.db_table, "hour", _FINE_DIMS)},
+    {_rollup_cte("daily", DailyRollup._meta.db_table, "day", _FINE_DIMS)},
+    {_rollup_cte("agent_hourly", AgentHourlyRollup._meta.db_table, "hour", _AGENT_DIMS)},
+    {_rollup_cte("agent_daily", AgentDailyRollup._meta.db_table, "day", _AGENT_DIMS)},
     run_rows AS (
         INSERT INTO {runs} AS t (org_id, run_id, started_at, ended_at, {", ".join(_RUN_SUMS)}, customer_id, agent)
         SELECT org_id, run_id, min(timestamp), max(timestamp + coalesce(latency_ms, 0) * interval '1 millisecond'),
@@ -424,8 +444,11 @@ def _reprice(qs, *, chunk: int = 5000) -> int:
     total = 0
     last_id = 0
     st = RunSummary._meta.db_table
-    periods = ((HourlyRollup._meta.db_table, "hour", lambda t: t),
-               (DailyRollup._meta.db_table, "day", lambda t: t.replace(hour=0)))
+    same_hour, day_of = (lambda t: t), (lambda t: t.replace(hour=0))
+    # (table, period column, period of an hour, which hash: fine or agent-level)
+    periods = ((HourlyRollup._meta.db_table, "hour", same_hour, 0), (DailyRollup._meta.db_table, "day", day_of, 0),
+               (AgentHourlyRollup._meta.db_table, "hour", same_hour, 1),
+               (AgentDailyRollup._meta.db_table, "day", day_of, 1))
     while True:
         events = list(qs.filter(id__gt=last_id).order_by("id")[:chunk])
         if not events:
@@ -453,19 +476,21 @@ def _reprice(qs, *, chunk: int = 5000) -> int:
                 unpriced_delta = 1 if ev.cost_pico is None else 0
                 hour = ev.timestamp.replace(minute=0, second=0, microsecond=0)
                 customer = ev.customer_id or ""
-                key = (ev.org_id, hour, dims_hash(agent_of(ev.section_path), ev.section_path, ev.provider, ev.model,
-                                                  customer, ev.api_key_id))
+                agent = agent_of(ev.section_path)
+                key = (ev.org_id, hour,
+                       dims_hash(agent, ev.section_path, ev.provider, ev.model, customer, ev.api_key_id),
+                       dims_hash(agent, ev.provider, ev.model))
                 rollup_deltas[key][0] += cost_delta
                 rollup_deltas[key][1] += unpriced_delta
                 run_deltas[(ev.org_id, ev.run_id)][0] += cost_delta
                 run_deltas[(ev.org_id, ev.run_id)][1] += unpriced_delta
             with connection.cursor() as cursor:
-                for (oid, hour, dh), (cost, n) in sorted(rollup_deltas.items()):
-                    for table, period, floor in periods:
+                for (oid, hour, *hashes), (cost, n) in sorted(rollup_deltas.items()):
+                    for table, period, floor, which in periods:
                         cursor.execute(
                             f"UPDATE {table} SET cost_pico = cost_pico + %s, unpriced_calls = unpriced_calls - %s "
                             f"WHERE org_id = %s AND {period} = %s AND dims_hash = %s",
-                            [cost, n, oid, _dt(floor(hour)), dh])
+                            [cost, n, oid, _dt(floor(hour)), hashes[which]])
                 for (oid, run_id), (cost, n) in sorted(run_deltas.items()):
                     cursor.execute(
                         f"UPDATE {st} SET cost_pico = cost_pico + %s, unpriced_calls = unpriced_calls - %s "

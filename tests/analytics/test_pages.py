@@ -98,7 +98,7 @@ def test_overview_empty_org_points_to_onboarding(member_client, org):
 
 
 def test_overview_query_count_is_bounded(member_client, org, history, django_assert_max_num_queries):
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(14):
         assert member_client.get(url("overview", org), {"window": "30d"}).status_code == 200
 
 

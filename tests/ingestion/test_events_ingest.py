@@ -258,3 +258,40 @@ def test_events_keep_their_price_until_a_range_is_repriced(org, ingest_key, post
     assert HourlyRollup.objects.for_org(org).get().cost_pico == new
     assert RunSummary.objects.for_org(org).get().cost_pico == new
     assert admin_client.get("/admin/ingestion/modelprice/reprice/").status_code == 200
+
+
+def test_agent_level_and_daily_rollups_agree_with_the_hourly_ones(org, ingest_key, post_events, prices,
+                                                                   django_capture_on_commit_callbacks):
+    """Every rollup table is the same sums at another grain, also after unpriced events are re-priced."""
+    from collections import Counter
+
+    from ingestion.models import AgentDailyRollup, AgentHourlyRollup, DailyRollup
+    from ingestion.pricing import prices_changed
+
+    from ..conftest import make_price
+
+    post_events(ingest_key, [
+        ev(run_id="a", section_path="agent:x/tool:y", customer_id="c1"),
+        ev(run_id="a", section_path="agent:x", customer_id="c2", timestamp=(NOW - timedelta(hours=30)).isoformat()),
+        ev(run_id="b", model="later-priced", section_path="agent:z"),
+        ev(run_id="b", status="error"),
+    ])
+    with django_capture_on_commit_callbacks(execute=True):
+        make_price(provider="openai", model_match="later-priced", input_mtok="1", output_mtok="1")
+        prices_changed()
+
+    def sums(model, *dims):
+        out = Counter()
+        for row in model.objects.for_org(org).values(*dims, "calls", "errors", "unpriced_calls", "cost_pico",
+                                                      "input_tokens"):
+            key = tuple(row[d] for d in dims)
+            for name in ("calls", "errors", "unpriced_calls", "cost_pico", "input_tokens"):
+                out[key + (name,)] += row[name]
+        return out
+
+    fine = sums(HourlyRollup, "agent", "provider", "model")
+    assert fine == sums(DailyRollup, "agent", "provider", "model")
+    assert fine == sums(AgentHourlyRollup, "agent", "provider", "model")
+    assert fine == sums(AgentDailyRollup, "agent", "provider", "model")
+    assert fine[("agent:z", "openai", "later-priced", "unpriced_calls")] == 0
+    assert fine[("agent:z", "openai", "later-priced", "cost_pico")] == 1000 * 1_000_000 + 200 * 1_000_000
