@@ -13,8 +13,8 @@ from django.db.models.functions import Trunc
 from django.http import Http404
 
 from accounts.models import Organization
-from ingestion.models import (AgentDailyRollup, AgentHourlyRollup, DailyRollup, HourlyRollup, RunFacet, RunSummary,
-                              TraceEvent)
+from ingestion.models import (AgentDailyRollup, AgentHourlyRollup, CustomerDailyRollup, CustomerHourlyRollup,
+                              DailyRollup, HourlyRollup, RunFacet, RunSummary, TraceEvent)
 
 from .windows import Window, usd, usd_div
 
@@ -37,14 +37,27 @@ def _floor_day(value: datetime) -> datetime:
 _AGENT_LEVEL = frozenset({"agent", "provider", "model"})
 
 
-def rollup_parts(window: Window, *, hourly_only: bool = False, coarse: bool = False
+_GRAINS = {"fine": (HourlyRollup, DailyRollup), "agent": (AgentHourlyRollup, AgentDailyRollup),
+           "customer": (CustomerHourlyRollup, CustomerDailyRollup)}
+
+
+def rollup_grain(group: tuple[str, ...], *, customer_filter: bool) -> str:
+    """The coarsest rollup tables that hold `group` (and the customer filter, if any)."""
+    if set(group) <= {"customer_id"}:
+        return "customer"
+    if not customer_filter and set(group) <= _AGENT_LEVEL:
+        return "agent"
+    return "fine"
+
+
+def rollup_parts(window: Window, *, hourly_only: bool = False, grain: str = "fine"
                  ) -> list[tuple[type, str, datetime, datetime]]:
     """The window as (table, period column, start, end) parts: whole UTC days from the daily table, the
     partial days at either edge from the hourly one. A 30-day window reads ~24× fewer rows.
 
-    `coarse`: the agent × provider × model tables, for reads that need no section, customer or key.
+    `grain`: "fine" (every dimension), "agent" (agent × provider × model) or "customer".
     """
-    hourly, daily = (AgentHourlyRollup, AgentDailyRollup) if coarse else (HourlyRollup, DailyRollup)
+    hourly, daily = _GRAINS[grain]
     first_day = _floor_day(window.start)
     if first_day < window.start:
         first_day += timedelta(days=1)
@@ -65,9 +78,9 @@ def rollup_sums(*, org: Organization, window: Window, group: tuple[str, ...] = (
     """Sums of cost, calls, unpriced, errors and tokens per `group` (+ `bucket` with an interval), over
     the window's rollup parts, merged. One grouped query per part (at most three)."""
     keys = group + (("bucket",) if interval else ())
-    coarse = customer_id is None and customer_in is None and set(group) <= _AGENT_LEVEL
+    grain = rollup_grain(group, customer_filter=customer_id is not None or customer_in is not None)
     merged: dict[tuple, dict[str, Any]] = {}
-    for model, period, start, end in rollup_parts(window, hourly_only=interval == "hour", coarse=coarse):
+    for model, period, start, end in rollup_parts(window, hourly_only=interval == "hour", grain=grain):
         qs = model.objects.for_org(org).filter(**{f"{period}__gte": start, f"{period}__lt": end})
         if customer_id is not None:
             qs = qs.filter(customer_id=customer_id)
@@ -450,7 +463,8 @@ def overview_get(*, org: Organization, window: Window, interval: Literal["day", 
     customer_column = "''" if coarse else "customer_id"
     columns = (f"agent, provider, model, {customer_column} AS customer_id, cost_pico, calls, "
                "unpriced_calls, errors, input_tokens, output_tokens, cached_input_tokens")
-    for model, period, start, end in rollup_parts(window, hourly_only=interval == "hour", coarse=coarse):
+    for model, period, start, end in rollup_parts(window, hourly_only=interval == "hour",
+                                                  grain="agent" if coarse else "fine"):
         customer_sql = " AND customer_id = %s" if customer_id is not None else ""
         parts_sql.append(f"SELECT {columns}, date_trunc(%s, {period} AT TIME ZONE 'UTC') AS bucket "
                          f"FROM {model._meta.db_table} WHERE org_id = %s AND {period} >= %s AND {period} < %s"

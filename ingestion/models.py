@@ -181,6 +181,29 @@ class AgentRollupBase(RollupSums):
         abstract = True
 
 
+class CustomerRollupBase(RollupSums):
+    """Sums per org × period × customer: the customer lists and trends."""
+
+    customer_id = models.CharField(max_length=256, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class CustomerHourlyRollup(CustomerRollupBase):
+    hour = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "hour", "dims_hash"], name="customerhourly_unique_key")]
+
+
+class CustomerDailyRollup(CustomerRollupBase):
+    day = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "day", "dims_hash"], name="customerdaily_unique_key")]
+
+
 class AgentHourlyRollup(AgentRollupBase):
     hour = models.DateTimeField()
 

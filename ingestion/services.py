@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, Organization
 
-from .models import (AgentDailyRollup, AgentHourlyRollup, DailyRollup, HourlyRollup, RawBatch, RunFacet, RunSummary,
-                     TraceEvent)
+from .models import (AgentDailyRollup, AgentHourlyRollup, CustomerDailyRollup, CustomerHourlyRollup, DailyRollup,
+                     HourlyRollup, RawBatch, RunFacet, RunSummary, TraceEvent)
 from .pricing import price_book_get
 from .schema import EventIn, events_decode, events_encode
 
@@ -233,6 +233,8 @@ def rollups_apply(*, org_id: int, agg: _Aggregates) -> None:
         (DailyRollup, "day", fold(lambda k: (k[0].replace(hour=0), *k[1:])), _FINE_COLUMNS),
         (AgentHourlyRollup, "hour", fold(lambda k: (k[0], k[1], k[3], k[4])), _AGENT_COLUMNS),
         (AgentDailyRollup, "day", fold(lambda k: (k[0].replace(hour=0), k[1], k[3], k[4])), _AGENT_COLUMNS),
+        (CustomerHourlyRollup, "hour", fold(lambda k: (k[0], k[5])), ("customer_id",)),
+        (CustomerDailyRollup, "day", fold(lambda k: (k[0].replace(hour=0), k[5])), ("customer_id",)),
     )
     for model, period, groups, dim_columns in tables:
         table = model._meta.db_table
@@ -270,6 +272,7 @@ _ROLLUP_SELECT = (
 _FINE_DIMS = (("agent", _AGENT_SQL), ("section_path", "section_path"), ("provider", "provider"),
               ("model", "model"), ("customer_id", _CUSTOMER_SQL), ("api_key_id", "api_key_id"))
 _AGENT_DIMS = (("agent", _AGENT_SQL), ("provider", "provider"), ("model", "model"))
+_CUSTOMER_DIMS = (("customer_id", _CUSTOMER_SQL),)
 
 
 def _rollup_cte(name: str, table: str, period: str, dims: tuple[tuple[str, str], ...]) -> str:
@@ -308,6 +311,8 @@ def _store_pg(rows: list[tuple]) -> int:
     {_rollup_cte("daily", DailyRollup._meta.db_table, "day", _FINE_DIMS)},
     {_rollup_cte("agent_hourly", AgentHourlyRollup._meta.db_table, "hour", _AGENT_DIMS)},
     {_rollup_cte("agent_daily", AgentDailyRollup._meta.db_table, "day", _AGENT_DIMS)},
+    {_rollup_cte("customer_hourly", CustomerHourlyRollup._meta.db_table, "hour", _CUSTOMER_DIMS)},
+    {_rollup_cte("customer_daily", CustomerDailyRollup._meta.db_table, "day", _CUSTOMER_DIMS)},
     run_rows AS (
         INSERT INTO {runs} AS t (org_id, run_id, started_at, ended_at, {", ".join(_RUN_SUMS)}, customer_id, agent)
         SELECT org_id, run_id, min(timestamp), max(timestamp + coalesce(latency_ms, 0) * interval '1 millisecond'),
@@ -448,7 +453,9 @@ def _reprice(qs, *, chunk: int = 5000) -> int:
     # (table, period column, period of an hour, which hash: fine or agent-level)
     periods = ((HourlyRollup._meta.db_table, "hour", same_hour, 0), (DailyRollup._meta.db_table, "day", day_of, 0),
                (AgentHourlyRollup._meta.db_table, "hour", same_hour, 1),
-               (AgentDailyRollup._meta.db_table, "day", day_of, 1))
+               (AgentDailyRollup._meta.db_table, "day", day_of, 1),
+               (CustomerHourlyRollup._meta.db_table, "hour", same_hour, 2),
+               (CustomerDailyRollup._meta.db_table, "day", day_of, 2))
     while True:
         events = list(qs.filter(id__gt=last_id).order_by("id")[:chunk])
         if not events:
@@ -479,7 +486,7 @@ def _reprice(qs, *, chunk: int = 5000) -> int:
                 agent = agent_of(ev.section_path)
                 key = (ev.org_id, hour,
                        dims_hash(agent, ev.section_path, ev.provider, ev.model, customer, ev.api_key_id),
-                       dims_hash(agent, ev.provider, ev.model))
+                       dims_hash(agent, ev.provider, ev.model), dims_hash(customer))
                 rollup_deltas[key][0] += cost_delta
                 rollup_deltas[key][1] += unpriced_delta
                 run_deltas[(ev.org_id, ev.run_id)][0] += cost_delta

@@ -265,7 +265,8 @@ def test_agent_level_and_daily_rollups_agree_with_the_hourly_ones(org, ingest_ke
     """Every rollup table is the same sums at another grain, also after unpriced events are re-priced."""
     from collections import Counter
 
-    from ingestion.models import AgentDailyRollup, AgentHourlyRollup, DailyRollup
+    from ingestion.models import (AgentDailyRollup, AgentHourlyRollup, CustomerDailyRollup, CustomerHourlyRollup,
+                                  DailyRollup)
     from ingestion.pricing import prices_changed
 
     from ..conftest import make_price
@@ -293,5 +294,8 @@ def test_agent_level_and_daily_rollups_agree_with_the_hourly_ones(org, ingest_ke
     assert fine == sums(DailyRollup, "agent", "provider", "model")
     assert fine == sums(AgentHourlyRollup, "agent", "provider", "model")
     assert fine == sums(AgentDailyRollup, "agent", "provider", "model")
+    by_customer = sums(HourlyRollup, "customer_id")
+    assert by_customer == sums(CustomerHourlyRollup, "customer_id") == sums(CustomerDailyRollup, "customer_id")
+    assert by_customer[("c1", "calls")] == 1 and by_customer[("", "calls")] == 2
     assert fine[("agent:z", "openai", "later-priced", "unpriced_calls")] == 0
     assert fine[("agent:z", "openai", "later-priced", "cost_pico")] == 1000 * 1_000_000 + 200 * 1_000_000
