@@ -196,6 +196,41 @@ def _translate_prices(model_price) -> tuple[dict, bool] | None:
     return values, rounded_any
 
 
+def _window_minutes(constraint) -> int:
+    start = constraint.start_time.hour * 60 + constraint.start_time.minute
+    end = constraint.end_time.hour * 60 + constraint.end_time.minute
+    return (end - start) % (24 * 60)
+
+
+def dominant_time_of_day(model):
+    """The time-of-day price in force for more than half of each day (DeepSeek's daytime rate), if any.
+
+    Our table has no time-of-day dimension, so such a price is synced as the model's price: the
+    price of most calls, rather than the discount that applies only for a minority of the day.
+    """
+    from genai_prices import types as gp
+
+    if isinstance(model.prices, gp.ModelPrice):
+        return None
+    minutes: dict[int, int] = {}
+    by_id: dict[int, object] = {}
+    for cp in model.prices:
+        if isinstance(cp.constraint, gp.TimeOfDateConstraint):
+            minutes[id(cp.prices)] = minutes.get(id(cp.prices), 0) + _window_minutes(cp.constraint)
+            by_id[id(cp.prices)] = cp
+    best = max(minutes, key=minutes.get, default=None)
+    return by_id[best] if best is not None and minutes[best] > 12 * 60 else None
+
+
+def registry_reference_time(model) -> time:
+    """A time of day at which the registry charges what we sync (for comparing with its calc_price)."""
+    dominant = dominant_time_of_day(model)
+    if dominant is None:
+        return time(23)  # outside DeepSeek's minority windows
+    start = dominant.constraint.start_time
+    return time((start.hour + 1) % 24, start.minute)
+
+
 def _periods(model) -> list[tuple[datetime, object]]:
     """[(effective_from, registry ModelPrice)] as the registry would choose them by date."""
     from genai_prices import types as gp
@@ -203,6 +238,9 @@ def _periods(model) -> list[tuple[datetime, object]]:
     if isinstance(model.prices, gp.ModelPrice):
         return [(EPOCH, model.prices)]
     dated = [cp for cp in model.prices if not isinstance(cp.constraint, gp.TimeOfDateConstraint)]
+    dominant = dominant_time_of_day(model)
+    if dominant is not None:  # in force most of every day: it wins over the dated prices, as it does then
+        dated.append(gp.ConditionalPrice(constraint=None, prices=dominant.prices))
     if not dated:
         return []
     first = dated[0]

@@ -14,7 +14,7 @@ from genai_prices import types as gp
 from genai_prices.data import providers as registry_providers
 
 from ingestion.models import EPOCH
-from ingestion.price_registry import _periods, _translate_prices, match_rules, registry_load
+from ingestion.price_registry import _periods, _translate_prices, match_rules, registry_load, registry_reference_time
 from ingestion.pricing import PriceBook, price_book_invalidate
 
 
@@ -71,6 +71,18 @@ def test_start_dates_become_price_history_and_time_of_day_prices_are_skipped():
     assert _periods(model) == [(EPOCH, base), (datetime(2026, 8, 17, tzinfo=timezone.utc), raised)]
 
 
+def test_a_time_of_day_price_in_force_most_of_the_day_is_the_synced_price():
+    offpeak = gp.ModelPrice(input_mtok=Decimal("0.135"), output_mtok=Decimal("0.55"))
+    daytime = gp.ModelPrice(input_mtok=Decimal("0.27"), output_mtok=Decimal("1.1"))
+    model = gp.ModelInfo(id="m", match=gp.ClauseEquals(equals="m"), prices=[
+        gp.ConditionalPrice(constraint=None, prices=offpeak),
+        gp.ConditionalPrice(constraint=gp.TimeOfDateConstraint(start_time=time(0, 30), end_time=time(16, 30)),
+                            prices=daytime),
+    ])
+    assert _periods(model) == [(EPOCH, daytime)]
+    assert registry_reference_time(model) == time(1, 30)
+
+
 def test_the_registry_covers_the_major_providers():
     registry = registry_load()
     models = {(r.provider, r.registry_model_id) for r in registry.rows}
@@ -120,8 +132,9 @@ def test_every_synced_model_costs_exactly_what_genai_prices_says():
     - models with a price of more than six decimals in the registry (float artefacts such as
       0.18000000000000002, 0.0833333333333333 on OpenRouter / Hugging Face): our schema stores six
       decimals, so the row is rounded and the registry's own total is not a whole pico-USD;
-    - time-of-day prices (DeepSeek's peak hours): we sync the unconstrained price, so the oracle is
-      asked at 23:00 UTC, outside every window of the registry;
+    - time-of-day prices (DeepSeek): we sync the price in force for most of the day (its daytime
+      rate where that window covers more than 12 h, else the unconstrained price), so the oracle is
+      asked at a time inside that window (else at 23:00 UTC, outside the minority windows);
     - batch / priority `price_variants`: events do not say which service tier served them, and the
       oracle is called without a price context, i.e. at the standard price we sync.
     Every other synced model is compared, on every name literal of its match clauses, at every date
@@ -149,7 +162,7 @@ def test_every_synced_model_costs_exactly_what_genai_prices_says():
         compared = False
         for name in sorted(names):
             for day in dates:
-                at = datetime.combine(day, time(23), tzinfo=timezone.utc)
+                at = datetime.combine(day, registry_reference_time(model), tzinfo=timezone.utc)
                 for inp, read, write, out in USAGES:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
