@@ -14,7 +14,7 @@ import msgspec
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.models import ApiKey, Organization
+from accounts.models import ApiKey
 
 from .models import (AgentDailyRollup, AgentHourlyRollup, CustomerDailyRollup, CustomerHourlyRollup, DailyRollup,
                      HourlyRollup, RawBatch, RunFacet, RunSummary, TraceEvent)

@@ -12,7 +12,8 @@ from typing import Any, Dict, Optional, Tuple
 
 from . import _context
 from ._config import BudgetExceeded, host_key, logger
-from ._patch_urllib3 import _safe
+from ._capture import asend_captured
+from ._capture import safe as _safe
 from ._providers import Call, begin, propagation_headers
 from ._sse import StreamTap
 
@@ -72,19 +73,7 @@ def _wrap_request(orig: Any) -> Any:
             call = None
         if call is None:
             return await orig(self, method, str_or_url, **kwargs)
-        token = _context.capturing.set(True)
-        try:
-            resp = await orig(self, method, str_or_url, **kwargs)
-        except BaseException as exc:
-            _context.capturing.reset(token)
-            _safe(call.fail, exc)
-            raise
-        _context.capturing.reset(token)
-        try:
-            _attach(call, resp)
-        except Exception:
-            logger.debug("llmobserve: aiohttp hook failed", exc_info=True)
-        return resp
+        return await asend_captured(call, lambda: orig(self, method, str_or_url, **kwargs), _attach, "aiohttp")
 
     _request.__wrapped__ = orig  # type: ignore[attr-defined]
     return _request

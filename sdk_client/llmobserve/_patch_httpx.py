@@ -8,11 +8,13 @@ consumes it, so nothing is buffered and no byte changes.
 
 from __future__ import annotations
 
+import functools
 import importlib
-from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, AsyncIterator, Dict, Iterator, List, Optional, Tuple
 
-from . import _context
 from ._config import STATE, BudgetExceeded, logger
+from ._capture import asend_captured, send_captured
+from ._capture import safe as _safe
 from ._providers import Call, begin, propagation_headers
 from ._sse import StreamTap
 
@@ -122,13 +124,6 @@ def _make_stream_classes(mod: Any) -> Tuple[type, type]:
     return TapSyncStream, TapAsyncStream
 
 
-def _safe(fn: Callable[..., Any], *args: Any) -> None:
-    try:
-        fn(*args)
-    except Exception:
-        logger.debug("llmobserve: hook failed", exc_info=True)
-
-
 def _attach(call: Call, response: Any, stream_cls: type) -> None:
     call.response(response.status_code)
     content = getattr(response, "_content", None)
@@ -141,6 +136,8 @@ def _attach(call: Call, response: Any, stream_cls: type) -> None:
 
 
 def _wrap_sync(orig: Any, stream_cls: type) -> Any:
+    attach = functools.partial(_attach, stream_cls=stream_cls)
+
     def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             call = _start(request)
@@ -151,19 +148,7 @@ def _wrap_sync(orig: Any, stream_cls: type) -> Any:
             call = None
         if call is None:
             return orig(self, request, *args, **kwargs)
-        token = _context.capturing.set(True)
-        try:
-            response = orig(self, request, *args, **kwargs)
-        except BaseException as exc:
-            _context.capturing.reset(token)
-            _safe(call.fail, exc)
-            raise
-        _context.capturing.reset(token)
-        try:
-            _attach(call, response, stream_cls)
-        except Exception:
-            logger.debug("llmobserve: httpx hook failed", exc_info=True)
-        return response
+        return send_captured(call, lambda: orig(self, request, *args, **kwargs), attach, "httpx")
 
     send.__wrapped__ = orig  # type: ignore[attr-defined]
     send.__llmobserve__ = True  # type: ignore[attr-defined]
@@ -171,6 +156,8 @@ def _wrap_sync(orig: Any, stream_cls: type) -> Any:
 
 
 def _wrap_async(orig: Any, stream_cls: type) -> Any:
+    attach = functools.partial(_attach, stream_cls=stream_cls)
+
     async def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             call = _start(request)
@@ -181,19 +168,7 @@ def _wrap_async(orig: Any, stream_cls: type) -> Any:
             call = None
         if call is None:
             return await orig(self, request, *args, **kwargs)
-        token = _context.capturing.set(True)
-        try:
-            response = await orig(self, request, *args, **kwargs)
-        except BaseException as exc:
-            _context.capturing.reset(token)
-            _safe(call.fail, exc)
-            raise
-        _context.capturing.reset(token)
-        try:
-            _attach(call, response, stream_cls)
-        except Exception:
-            logger.debug("llmobserve: httpx hook failed", exc_info=True)
-        return response
+        return await asend_captured(call, lambda: orig(self, request, *args, **kwargs), attach, "httpx")
 
     send.__wrapped__ = orig  # type: ignore[attr-defined]
     send.__llmobserve__ = True  # type: ignore[attr-defined]

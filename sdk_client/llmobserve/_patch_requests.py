@@ -12,10 +12,22 @@ from urllib.parse import urlsplit
 
 from . import _context
 from ._config import BudgetExceeded, host_key, logger
-from ._patch_urllib3 import _safe, tap_response
+from ._capture import send_captured
+from ._patch_urllib3 import tap_response
 from ._providers import Call, begin, propagation_headers
 
 _original: Dict[str, Any] = {}
+
+
+def _attach(call: Call, resp: Any) -> None:
+    if getattr(resp, "_content", False) not in (False, None):
+        call.response(int(resp.status_code))
+        call.read_body(resp._content, resp.headers.get("content-type", ""))
+    elif resp.raw is not None and hasattr(resp.raw, "read_chunked"):
+        tap_response(call, resp.raw)
+    else:
+        call.response(int(resp.status_code))
+        call.finish()
 
 
 def _wrap(orig: Any) -> Any:
@@ -37,26 +49,7 @@ def _wrap(orig: Any) -> Any:
             call = None
         if call is None:
             return orig(self, request, **kwargs)
-        token = _context.capturing.set(True)
-        try:
-            resp = orig(self, request, **kwargs)
-        except BaseException as exc:
-            _context.capturing.reset(token)
-            _safe(call.fail, exc)
-            raise
-        _context.capturing.reset(token)
-        try:
-            if getattr(resp, "_content", False) not in (False, None):
-                call.response(int(resp.status_code))
-                call.read_body(resp._content, resp.headers.get("content-type", ""))
-            elif resp.raw is not None and hasattr(resp.raw, "read_chunked"):
-                tap_response(call, resp.raw)
-            else:
-                call.response(int(resp.status_code))
-                call.finish()
-        except Exception:
-            logger.debug("llmobserve: requests hook failed", exc_info=True)
-        return resp
+        return send_captured(call, lambda: orig(self, request, **kwargs), _attach, "requests")
 
     send.__wrapped__ = orig  # type: ignore[attr-defined]
     return send

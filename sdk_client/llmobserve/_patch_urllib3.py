@@ -7,21 +7,16 @@ user reads also feeds the tap; the bytes returned are the same objects.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Generator, Optional
+from typing import Any, Dict, Generator, Optional
 from urllib.parse import urlsplit
 
 from . import _context
 from ._config import BudgetExceeded, host_key, logger
+from ._capture import safe as _safe
+from ._capture import send_captured
 from ._providers import Call, begin, propagation_headers
 
 _original: Dict[str, Any] = {}
-
-
-def _safe(fn: Callable[..., Any], *args: Any) -> None:
-    try:
-        fn(*args)
-    except Exception:
-        logger.debug("llmobserve: hook failed", exc_info=True)
 
 
 def _fp_done(resp: Any) -> bool:
@@ -145,19 +140,7 @@ def _wrap(orig: Any) -> Any:
             call = None
         if call is None:
             return orig(self, method, url, *args, **kwargs)
-        token = _context.capturing.set(True)
-        try:
-            resp = orig(self, method, url, *args, **kwargs)
-        except BaseException as exc:
-            _context.capturing.reset(token)
-            _safe(call.fail, exc)
-            raise
-        _context.capturing.reset(token)
-        try:
-            tap_response(call, resp)
-        except Exception:
-            logger.debug("llmobserve: urllib3 hook failed", exc_info=True)
-        return resp
+        return send_captured(call, lambda: orig(self, method, url, *args, **kwargs), tap_response, "urllib3")
 
     urlopen.__wrapped__ = orig  # type: ignore[attr-defined]
     return urlopen
