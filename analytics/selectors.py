@@ -13,8 +13,7 @@ from django.db.models.functions import Trunc
 from django.http import Http404
 
 from accounts.models import Organization
-from ingestion.models import (AgentDailyRollup, AgentHourlyRollup, CustomerDailyRollup, CustomerHourlyRollup,
-                              DailyRollup, HourlyRollup, RunFacet, RunSummary, TraceEvent)
+from ingestion.models import ROLLUP_GRAINS, HourlyRollup, RunFacet, RunSummary, TraceEvent
 
 from .windows import Window, usd, usd_div
 
@@ -34,20 +33,10 @@ def _floor_day(value: datetime) -> datetime:
     return value.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-_AGENT_LEVEL = frozenset({"agent", "provider", "model"})
-
-
-_GRAINS = {"fine": (HourlyRollup, DailyRollup), "agent": (AgentHourlyRollup, AgentDailyRollup),
-           "customer": (CustomerHourlyRollup, CustomerDailyRollup)}
-
-
 def rollup_grain(group: tuple[str, ...], *, customer_filter: bool) -> str:
-    """The coarsest rollup tables that hold `group` (and the customer filter, if any)."""
-    if set(group) <= {"customer_id"}:
-        return "customer"
-    if not customer_filter and set(group) <= _AGENT_LEVEL:
-        return "agent"
-    return "fine"
+    """The coarsest rollup grain whose dimensions hold `group` (and the customer filter, if any)."""
+    needed = set(group) | ({"customer_id"} if customer_filter else set())
+    return next(grain for grain in ("customer", "agent", "fine") if needed <= set(ROLLUP_GRAINS[grain][0]))
 
 
 def rollup_parts(window: Window, *, hourly_only: bool = False, grain: str = "fine"
@@ -57,7 +46,7 @@ def rollup_parts(window: Window, *, hourly_only: bool = False, grain: str = "fin
 
     `grain`: "fine" (every dimension), "agent" (agent × provider × model) or "customer".
     """
-    hourly, daily = _GRAINS[grain]
+    _, hourly, daily = ROLLUP_GRAINS[grain]
     first_day = _floor_day(window.start)
     if first_day < window.start:
         first_day += timedelta(days=1)
@@ -535,7 +524,8 @@ def _overview_in_python(*, org: Organization, window: Window, interval: Literal[
     share = (lambda cost: round(cost / total["cost"], 4) if total["cost"] else 0.0)
 
     def breakdown(column: str, dimension: str) -> list[BreakdownRow]:
-        groups = sorted(fold(lambda r: r[column] or "").items(), key=lambda kv: (-kv[1]["cost"], -kv[1]["calls"], kv[0]))
+        groups = sorted(fold(lambda r: r[column] or "").items(),
+                        key=lambda kv: (-kv[1]["cost"], -kv[1]["calls"], kv[0]))
         return [BreakdownRow(key=k or None, label=label_of(dimension, k or None), cost_pico=v["cost"], calls=v["calls"],
                              unpriced_calls=v["unpriced"], share=share(v["cost"])) for k, v in groups]
 

@@ -236,6 +236,15 @@ class DailyRollup(RollupBase):
         constraints = [models.UniqueConstraint(fields=["org", "day", "dims_hash"], name="dailyrollup_unique_key")]
 
 
+# Every rollup table holds the same sums; a grain names its dimension columns and its two tables.
+# The processing task writes all of them, re-pricing adjusts all of them, reads pick the coarsest.
+ROLLUP_GRAINS: dict[str, tuple[tuple[str, ...], type[RollupSums], type[RollupSums]]] = {
+    "fine": (("agent", "section_path", "provider", "model", "customer_id", "api_key_id"), HourlyRollup, DailyRollup),
+    "agent": (("agent", "provider", "model"), AgentHourlyRollup, AgentDailyRollup),
+    "customer": (("customer_id",), CustomerHourlyRollup, CustomerDailyRollup),
+}
+
+
 class RunSummary(models.Model):
     """One row per run, maintained by the processing task: the runs list never groups raw events."""
 

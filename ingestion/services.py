@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections import defaultdict
@@ -12,12 +13,12 @@ from typing import Any, Iterable
 
 import msgspec
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import ApiKey
 
-from .models import (AgentDailyRollup, AgentHourlyRollup, CustomerDailyRollup, CustomerHourlyRollup, DailyRollup,
-                     HourlyRollup, RawBatch, RunFacet, RunSummary, TraceEvent)
+from .models import ROLLUP_GRAINS, RawBatch, RunFacet, RunSummary, TraceEvent
 from .pricing import price_book_get
 from .schema import EventIn, events_decode, events_encode
 
@@ -79,6 +80,22 @@ def agent_of(section_path: str) -> str:
 def dims_hash(*dims: Any) -> str:
     """MD5 of the rollup dimensions joined by U+001F: the same as the SQL `md5(concat_ws(chr(31), …))`."""
     return hashlib.md5("\x1f".join(str(d) for d in dims).encode()).hexdigest()
+
+
+_FINE_COLUMNS = ROLLUP_GRAINS["fine"][0]
+# (grain, model, period column, floor of an hour to that period) for every rollup table
+_ROLLUP_TABLES = [(grain, model, period, floor)
+                  for grain, (_, hourly, daily) in ROLLUP_GRAINS.items()
+                  for model, period, floor in ((hourly, "hour", lambda t: t),
+                                               (daily, "day", lambda t: t.replace(hour=0)))]
+
+
+_GRAIN_ORDER = list(ROLLUP_GRAINS)
+
+
+def grain_dims(grain: str, fine_dims: tuple) -> tuple:
+    """The values of a grain's dimensions, picked from (agent, section_path, provider, model, customer, key)."""
+    return tuple(fine_dims[_FINE_COLUMNS.index(column)] for column in ROLLUP_GRAINS[grain][0])
 
 
 def _event_cost(book, org_id: int, event: EventIn) -> tuple[int | None, str, int | None]:
@@ -208,39 +225,22 @@ def _add(table: str, cols: Iterable[str]) -> dict[str, str]:
     return {c: f"{table}.{c} + excluded.{c}" for c in cols}
 
 
-_FINE_COLUMNS = ("agent", "section_path", "provider", "model", "customer_id", "api_key_id")
-_AGENT_COLUMNS = ("agent", "provider", "model")
-
-
 def rollups_apply(*, org_id: int, agg: _Aggregates) -> None:
     """Add aggregates to the rollup and run tables (backends without `_store_pg`); keys sorted."""
-    least, greatest = "MIN", "MAX"
-    def fold(key_of) -> dict[tuple, list]:
-        out: dict[tuple, list] = {}
-        for key, sums in agg.rollups.items():
-            folded = key_of(key)
-            acc = out.get(folded)
+    for grain, model, period, floor in _ROLLUP_TABLES:
+        groups: dict[tuple, list] = {}
+        for (hour, *fine), sums in agg.rollups.items():  # key = (hour, *fine dimensions)
+            key = (floor(hour), *grain_dims(grain, tuple(fine)))
+            acc = groups.get(key)
             if acc is None:
-                out[folded] = list(sums)
+                groups[key] = list(sums)
             else:
                 for i, value in enumerate(sums):
                     acc[i] += value
-        return out
-
-    # key = (hour, agent, section_path, provider, model, customer, api_key_id)
-    tables = (
-        (HourlyRollup, "hour", agg.rollups, _FINE_COLUMNS),
-        (DailyRollup, "day", fold(lambda k: (k[0].replace(hour=0), *k[1:])), _FINE_COLUMNS),
-        (AgentHourlyRollup, "hour", fold(lambda k: (k[0], k[1], k[3], k[4])), _AGENT_COLUMNS),
-        (AgentDailyRollup, "day", fold(lambda k: (k[0].replace(hour=0), k[1], k[3], k[4])), _AGENT_COLUMNS),
-        (CustomerHourlyRollup, "hour", fold(lambda k: (k[0], k[5])), ("customer_id",)),
-        (CustomerDailyRollup, "day", fold(lambda k: (k[0].replace(hour=0), k[5])), ("customer_id",)),
-    )
-    for model, period, groups, dim_columns in tables:
         table = model._meta.db_table
         rows = [(org_id, _dt(key[0]), dims_hash(*key[1:]), *key[1:], *groups[key])
                 for key in sorted(groups, key=lambda k: (k[0], k[1:]))]
-        cols = ("org_id", period, "dims_hash", *dim_columns, *_ROLLUP_SUMS)
+        cols = ("org_id", period, "dims_hash", *ROLLUP_GRAINS[grain][0], *_ROLLUP_SUMS)
         _upsert(table, ("org_id", period, "dims_hash"), cols, rows, _add(table, _ROLLUP_SUMS))
 
     st = RunSummary._meta.db_table
@@ -248,8 +248,8 @@ def rollups_apply(*, org_id: int, agg: _Aggregates) -> None:
     run_rows = [(org_id, run_id, _dt(r[0]), _dt(r[1]), *r[2:8], r[8], r[9]) for run_id, r in sorted(agg.runs.items())]
     updates = _add(st, _RUN_SUMS)
     updates.update({
-        "started_at": f"{least}({st}.started_at, excluded.started_at)",
-        "ended_at": f"{greatest}({st}.ended_at, excluded.ended_at)",
+        "started_at": f"MIN({st}.started_at, excluded.started_at)",
+        "ended_at": f"MAX({st}.ended_at, excluded.ended_at)",
         "customer_id": f"CASE WHEN {st}.customer_id = '' THEN excluded.customer_id ELSE {st}.customer_id END",
         "agent": f"CASE WHEN {st}.agent = '' THEN excluded.agent ELSE {st}.agent END",
     })
@@ -269,18 +269,16 @@ _ROLLUP_SELECT = (
 )
 
 
-_FINE_DIMS = (("agent", _AGENT_SQL), ("section_path", "section_path"), ("provider", "provider"),
-              ("model", "model"), ("customer_id", _CUSTOMER_SQL), ("api_key_id", "api_key_id"))
-_AGENT_DIMS = (("agent", _AGENT_SQL), ("provider", "provider"), ("model", "model"))
-_CUSTOMER_DIMS = (("customer_id", _CUSTOMER_SQL),)
+_DIM_SQL = {"agent": _AGENT_SQL, "customer_id": _CUSTOMER_SQL}  # other dimensions are event columns as is
 
 
-def _rollup_cte(name: str, table: str, period: str, dims: tuple[tuple[str, str], ...]) -> str:
+def _rollup_cte(name: str, table: str, period: str, dim_columns: tuple[str, ...]) -> str:
     """Upsert the `ins` rows grouped by period + dims; the hash matches `dims_hash()` of the same values."""
     updates = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in _ROLLUP_SUMS)
-    columns = ", ".join(column for column, _ in dims)
-    exprs = ", ".join(expr for _, expr in dims)
-    hash_args = ", ".join(f"{expr}::text" if column == "api_key_id" else expr for column, expr in dims)
+    columns = ", ".join(dim_columns)
+    sql = [_DIM_SQL.get(column, column) for column in dim_columns]
+    exprs = ", ".join(sql)
+    hash_args = ", ".join(f"{expr}::text" if column == "api_key_id" else expr for column, expr in zip(dim_columns, sql))
     return f"""{name} AS (
         INSERT INTO {table} AS t (org_id, {period}, dims_hash, {columns}, {", ".join(_ROLLUP_SUMS)})
         SELECT org_id, date_trunc('{period}', timestamp, 'UTC'), md5(concat_ws(chr(31), {hash_args})), {exprs},
@@ -290,16 +288,15 @@ def _rollup_cte(name: str, table: str, period: str, dims: tuple[tuple[str, str],
         ON CONFLICT (org_id, {period}, dims_hash) DO UPDATE SET {updates})"""
 
 
-def _store_pg(rows: list[tuple]) -> int:
-    """PostgreSQL: COPY the priced rows into a temp table, then one statement inserts the new events and
-    folds exactly those (the INSERT's RETURNING) into the rollups, run summaries and facets, set-based.
-
-    It computes what `_aggregate` + `rollups_apply` compute on other backends; the same tests run on both.
-    """
+@functools.cache
+def _store_pg_sql() -> str:
+    """The statement that inserts `_events_in` and folds the inserted rows everywhere (built once)."""
     ev, cols = TraceEvent._meta.db_table, ", ".join(_EVENT_COLUMNS)
     runs, facets = RunSummary._meta.db_table, RunFacet._meta.db_table
     run_updates = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in _RUN_SUMS)
-    sql = f"""
+    rollup_ctes = ",\n    ".join(_rollup_cte(f"{grain}_{period}", model._meta.db_table, period, ROLLUP_GRAINS[grain][0])
+                                  for grain, model, period, _ in _ROLLUP_TABLES)
+    return f"""
     WITH ins AS (
         INSERT INTO {ev} ({cols}) SELECT {cols} FROM _events_in
         ON CONFLICT (org_id, event_id) DO NOTHING
@@ -307,12 +304,7 @@ def _store_pg(rows: list[tuple]) -> int:
                   status, cost_pico, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens,
                   reasoning_tokens
     ),
-    {_rollup_cte("hourly", HourlyRollup._meta.db_table, "hour", _FINE_DIMS)},
-    {_rollup_cte("daily", DailyRollup._meta.db_table, "day", _FINE_DIMS)},
-    {_rollup_cte("agent_hourly", AgentHourlyRollup._meta.db_table, "hour", _AGENT_DIMS)},
-    {_rollup_cte("agent_daily", AgentDailyRollup._meta.db_table, "day", _AGENT_DIMS)},
-    {_rollup_cte("customer_hourly", CustomerHourlyRollup._meta.db_table, "hour", _CUSTOMER_DIMS)},
-    {_rollup_cte("customer_daily", CustomerDailyRollup._meta.db_table, "day", _CUSTOMER_DIMS)},
+    {rollup_ctes},
     run_rows AS (
         INSERT INTO {runs} AS t (org_id, run_id, started_at, ended_at, {", ".join(_RUN_SUMS)}, customer_id, agent)
         SELECT org_id, run_id, min(timestamp), max(timestamp + coalesce(latency_ms, 0) * interval '1 millisecond'),
@@ -339,6 +331,15 @@ def _store_pg(rows: list[tuple]) -> int:
         ON CONFLICT (org_id, kind, value, run_id) DO NOTHING
     )
     SELECT count(*) FROM ins"""
+
+
+def _store_pg(rows: list[tuple]) -> int:
+    """PostgreSQL: COPY the priced rows into a temp table, then one statement inserts the new events and
+    folds exactly those (the INSERT's RETURNING) into the rollups, run summaries and facets, set-based.
+
+    It computes what `_aggregate` + `rollups_apply` compute on other backends; the same tests run on both.
+    """
+    ev, cols = TraceEvent._meta.db_table, ", ".join(_EVENT_COLUMNS)
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS _events_in ON COMMIT DELETE ROWS AS "
                        f"SELECT {cols} FROM {ev} WITH NO DATA")
@@ -346,7 +347,7 @@ def _store_pg(rows: list[tuple]) -> int:
         with cursor.cursor.copy(f"COPY _events_in ({cols}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        cursor.execute(sql)
+        cursor.execute(_store_pg_sql())
         return cursor.fetchone()[0]
 
 
@@ -368,7 +369,8 @@ def batch_process(*, batch_id: int) -> int:
         if batch is None or batch.processed_at is not None:
             return 0
         batches = [batch]
-        if _is_pg():
+        pg = _is_pg()
+        if pg:
             # Safe: the raw batch was committed durably by the request; if this commit is lost in a
             # crash, the batch is still unprocessed and is simply processed again.
             with connection.cursor() as cursor:
@@ -386,7 +388,6 @@ def batch_process(*, batch_id: int) -> int:
         now = timezone.now()
         adapt = connection.ops.adapt_datetimefield_value
         encode = _json_encode
-        pg = _is_pg()
         seen: set[str] = set()
         rows, priced = [], []
         payloads = dict(RawBatch.objects.unscoped().filter(pk__in=[b.pk for b in batches])
@@ -422,9 +423,7 @@ def batch_process(*, batch_id: int) -> int:
 
 
 def batch_failed(*, batch_id: int, error: str) -> None:
-    batch = RawBatch.objects.unscoped().filter(pk=batch_id).first()
-    if batch is not None:
-        RawBatch.objects.unscoped().filter(pk=batch_id).update(attempts=batch.attempts + 1, last_error=error[:2000])
+    RawBatch.objects.unscoped().filter(pk=batch_id).update(attempts=F("attempts") + 1, last_error=error[:2000])
 
 
 def batches_pending(*, older_than: timedelta = SWEEP_GRACE, limit: int = 500) -> list[int]:
@@ -449,13 +448,6 @@ def _reprice(qs, *, chunk: int = 5000) -> int:
     total = 0
     last_id = 0
     st = RunSummary._meta.db_table
-    same_hour, day_of = (lambda t: t), (lambda t: t.replace(hour=0))
-    # (table, period column, period of an hour, which hash: fine or agent-level)
-    periods = ((HourlyRollup._meta.db_table, "hour", same_hour, 0), (DailyRollup._meta.db_table, "day", day_of, 0),
-               (AgentHourlyRollup._meta.db_table, "hour", same_hour, 1),
-               (AgentDailyRollup._meta.db_table, "day", day_of, 1),
-               (CustomerHourlyRollup._meta.db_table, "hour", same_hour, 2),
-               (CustomerDailyRollup._meta.db_table, "day", day_of, 2))
     while True:
         events = list(qs.filter(id__gt=last_id).order_by("id")[:chunk])
         if not events:
@@ -482,22 +474,20 @@ def _reprice(qs, *, chunk: int = 5000) -> int:
                 cost_delta = cost - (ev.cost_pico or 0)
                 unpriced_delta = 1 if ev.cost_pico is None else 0
                 hour = ev.timestamp.replace(minute=0, second=0, microsecond=0)
-                customer = ev.customer_id or ""
-                agent = agent_of(ev.section_path)
-                key = (ev.org_id, hour,
-                       dims_hash(agent, ev.section_path, ev.provider, ev.model, customer, ev.api_key_id),
-                       dims_hash(agent, ev.provider, ev.model), dims_hash(customer))
+                fine = (agent_of(ev.section_path), ev.section_path, ev.provider, ev.model, ev.customer_id or "",
+                        ev.api_key_id)
+                key = (ev.org_id, hour, tuple(dims_hash(*grain_dims(grain, fine)) for grain in ROLLUP_GRAINS))
                 rollup_deltas[key][0] += cost_delta
                 rollup_deltas[key][1] += unpriced_delta
                 run_deltas[(ev.org_id, ev.run_id)][0] += cost_delta
                 run_deltas[(ev.org_id, ev.run_id)][1] += unpriced_delta
             with connection.cursor() as cursor:
-                for (oid, hour, *hashes), (cost, n) in sorted(rollup_deltas.items()):
-                    for table, period, floor, which in periods:
+                for (oid, hour, hashes), (cost, n) in sorted(rollup_deltas.items()):
+                    for grain, model, period, floor in _ROLLUP_TABLES:
                         cursor.execute(
-                            f"UPDATE {table} SET cost_pico = cost_pico + %s, unpriced_calls = unpriced_calls - %s "
-                            f"WHERE org_id = %s AND {period} = %s AND dims_hash = %s",
-                            [cost, n, oid, _dt(floor(hour)), hashes[which]])
+                            f"UPDATE {model._meta.db_table} SET cost_pico = cost_pico + %s, "
+                            f"unpriced_calls = unpriced_calls - %s WHERE org_id = %s AND {period} = %s "
+                            f"AND dims_hash = %s", [cost, n, oid, _dt(floor(hour)), hashes[_GRAIN_ORDER.index(grain)]])
                 for (oid, run_id), (cost, n) in sorted(run_deltas.items()):
                     cursor.execute(
                         f"UPDATE {st} SET cost_pico = cost_pico + %s, unpriced_calls = unpriced_calls - %s "
