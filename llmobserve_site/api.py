@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 
 def exception_handler(exc, context):
-    """DRF's handler, plus: a 429 always carries Retry-After, and nothing unexpected becomes a bare 500 page."""
+    """DRF's handler, plus: a 429 always carries Retry-After (DRF omits it when the wait is unknown)."""
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, exceptions.Throttled):
         response["Retry-After"] = str(int(exc.wait or 1))
