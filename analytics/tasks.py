@@ -4,27 +4,25 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
-
 from accounts.models import Organization
+from accounts.tasking import enqueue, house_task
 
 from .insights import alerts, services
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="analytics.tasks.insights_run_all", acks_late=True)
+@house_task(name="analytics.tasks.insights_run_all", max_retries=0)
 def insights_run_all() -> int:
     """Beat, hourly: one detector task per org, and a second chance for failed or lost alerts."""
     org_ids = list(Organization.objects.order_by("pk").values_list("pk", flat=True))
     for org_id in org_ids:
-        insights_run_org.delay(org_id)
+        enqueue("analytics.tasks.insights_run_org", org_id)
     alerts.alerts_requeue()
     return len(org_ids)
 
 
-@shared_task(name="analytics.tasks.insights_run_org", acks_late=True, max_retries=3, retry_backoff=True,
-             autoretry_for=(ConnectionError,))
+@house_task(name="analytics.tasks.insights_run_org", max_retries=3)
 def insights_run_org(org_id: int) -> int:
     """Safe to repeat: open insights are refreshed, never duplicated, and alerts are queued once."""
     org = Organization.objects.filter(pk=org_id).first()
@@ -33,7 +31,7 @@ def insights_run_org(org_id: int) -> int:
     return len(services.insights_run(org=org))
 
 
-@shared_task(bind=True, name="analytics.tasks.alert_send", acks_late=True, max_retries=alerts.MAX_ATTEMPTS - 1)
+@house_task(name="analytics.tasks.alert_send", bind=True, max_retries=alerts.MAX_ATTEMPTS - 1)
 def alert_send(self, delivery_id: int) -> str | None:
     """Send one alert delivery; a failure is recorded on the row, then retried with backoff (bounded).
 
@@ -50,7 +48,7 @@ def alert_send(self, delivery_id: int) -> str | None:
     return delivery.status if delivery else None
 
 
-@shared_task(name="analytics.tasks.alerts_digest", acks_late=True)
+@house_task(name="analytics.tasks.alerts_digest", max_retries=0)
 def alerts_digest() -> int:
     """Beat, daily: one digest per org that chose it (unique per day and channel, so a re-run sends nothing)."""
     queued = 0

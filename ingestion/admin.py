@@ -20,9 +20,11 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from accounts.models import Organization
+from accounts.tasking import enqueue_on_commit
 
 from .models import EPOCH, HourlyRollup, ModelPrice, RawBatch, TraceEvent
 from .pricing import entry_build, prices_changed
+from .services import batches_retry
 
 CSV_COLUMNS = ["org", "provider", "match_kind", "model_match", "display_name", "input_mtok", "output_mtok",
                "cached_input_mtok", "cache_write_mtok", "cache_write_1h_mtok", "tiers", "per_request_usd",
@@ -237,17 +239,14 @@ class RepriceForm(forms.Form):
 def _reprice_view(model_admin, request):
     """Re-price a time range with today's price table (events otherwise keep the price they had)."""
     from django.core.exceptions import PermissionDenied
-    from django.db import transaction
-
-    from ingestion.tasks import events_reprice_range
 
     if not model_admin.has_change_permission(request):
         raise PermissionDenied
     form = RepriceForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         since, until, org = form.cleaned_data["since"], form.cleaned_data["until"], form.cleaned_data["org"]
-        transaction.on_commit(lambda: events_reprice_range.delay(since.isoformat(), until.isoformat(),
-                                                                 org.pk if org else None))
+        enqueue_on_commit("ingestion.tasks.events_reprice_range", since.isoformat(), until.isoformat(),
+                          org.pk if org else None)
         scope = org.slug if org else "every organisation"
         messages.success(request, f"Re-pricing events of {scope} from {since:%Y-%m-%d %H:%M} to "
                                   f"{until:%Y-%m-%d %H:%M} UTC with the current prices.")
@@ -414,21 +413,49 @@ class TraceEventAdmin(ReadOnlyAdmin):
         return usd_from_pico(obj.cost_pico)
 
 
+class BatchStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("pending", "Pending"), ("quarantined", "Quarantined"), ("processed", "Processed")]
+
+    def queryset(self, request, queryset):
+        unprocessed = queryset.filter(processed_at__isnull=True)
+        return {
+            "pending": unprocessed.filter(quarantined_at__isnull=True),
+            "quarantined": unprocessed.filter(quarantined_at__isnull=False),
+            "processed": queryset.filter(processed_at__isnull=False),
+        }.get(self.value(), queryset)
+
+
 @admin.register(RawBatch)
 class RawBatchAdmin(ReadOnlyAdmin):
-    list_display = ["id", "org", "received_at", "event_count", "processed_at", "attempts", "short_error"]
-    list_filter = [("processed_at", admin.EmptyFieldListFilter)]
+    """Accepted requests as stored; a batch that keeps failing is quarantined here with its error."""
+
+    list_display = ["id", "org", "received_at", "event_count", "state", "attempts", "failed_events",
+                    "next_attempt_at", "short_error"]
+    list_filter = [BatchStateFilter]
     list_select_related = ["org"]
     show_full_result_count = False
     ordering = ["-id"]
     exclude = ["payload"]
+    actions = ["retry"]
 
     def get_queryset(self, request):
         return RawBatch.objects.unscoped().select_related("org").defer("payload")
 
+    def has_retry_permission(self, request):
+        return request.user.is_active and request.user.is_staff and request.user.has_perm("ingestion.change_rawbatch")
+
     @admin.display(description="last error")
     def short_error(self, obj):
         return (obj.last_error or "")[:80]
+
+    @admin.action(description="Retry processing (quarantined or failing batches)", permissions=["retry"])
+    def retry(self, request, queryset):
+        count = batches_retry(batch_ids=queryset.values_list("pk", flat=True))
+        messages.success(request, f"{count} batch(es) queued for processing again.")
 
 
 @admin.register(HourlyRollup)

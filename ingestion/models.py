@@ -75,12 +75,27 @@ class RawBatch(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # A batch whose processing failed is retried by the sweeper from this time (backoff), …
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # … and after MAX_ATTEMPTS it is quarantined: left alone until an operator retries it (admin action).
+    quarantined_at = models.DateTimeField(null=True, blank=True)
+    failed_events = models.PositiveIntegerField(default=0, help_text="Events the last attempt could not store.")
 
     objects = TenantManager()
 
     class Meta:
-        indexes = [models.Index(fields=["received_at"], condition=models.Q(processed_at__isnull=True),
-                                name="rawbatch_pending_idx")]
+        indexes = [
+            models.Index(fields=["received_at"], name="rawbatch_pending_idx",
+                         condition=models.Q(processed_at__isnull=True, quarantined_at__isnull=True)),
+            models.Index(fields=["quarantined_at"], name="rawbatch_quarantined_idx",
+                         condition=models.Q(quarantined_at__isnull=False)),
+        ]
+
+    @property
+    def state(self) -> str:
+        if self.processed_at is not None:
+            return "processed"
+        return "quarantined" if self.quarantined_at is not None else "pending"
 
 
 class TraceEvent(models.Model):

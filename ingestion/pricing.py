@@ -35,10 +35,10 @@ from decimal import Decimal
 from typing import Iterable, NamedTuple
 
 from django.core.cache import cache
-from django.db import transaction
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+from accounts.tasking import enqueue_on_commit
 from ingestion.models import ModelPrice
 
 logger = logging.getLogger(__name__)
@@ -546,16 +546,7 @@ def price_book_invalidate() -> None:
         _book = None
 
 
-def _enqueue_reprice() -> None:
-    try:
-        from ingestion import tasks
-
-        tasks.events_reprice.delay()
-    except Exception:  # noqa: BLE001 - a price edit must never fail because the queue is down
-        logger.exception("could not enqueue events_reprice after a price change")
-
-
 def prices_changed() -> None:
     """After any price write: reload the price books, and (after commit) price unpriced events."""
     price_book_invalidate()
-    transaction.on_commit(_enqueue_reprice)
+    enqueue_on_commit("ingestion.tasks.events_reprice")

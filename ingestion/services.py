@@ -13,10 +13,11 @@ from typing import Any, Iterable
 
 import msgspec
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import ApiKey
+from accounts.tasking import TRANSIENT_ERRORS, enqueue_on_commit
 
 from .models import ROLLUP_GRAINS, RawBatch, RunFacet, RunSummary, TraceEvent
 from .pricing import price_book_get
@@ -27,7 +28,6 @@ logger = logging.getLogger(__name__)
 PICO_PER_USD = Decimal(10**12)
 _json_encode = msgspec.json.Encoder().encode
 SWEEP_GRACE = timedelta(seconds=30)  # a batch younger than this is probably still in the broker
-MAX_ATTEMPTS = 10
 
 
 @dataclass
@@ -39,25 +39,18 @@ class IngestResult:
 
 
 def events_ingest(*, api_key: ApiKey, events: list[EventIn], rejected: list[dict[str, Any]]) -> IngestResult:
-    """Persist the valid events in one write, then (after commit) queue their processing."""
+    """Persist the valid events in one write, then (after commit) queue their processing.
+
+    A broker outage leaves the batch pending for the sweeper; the request still succeeds.
+    """
     org = api_key.org
     batch_id = None
     if events:
         batch = RawBatch.objects.create(org=org, api_key_id=api_key.pk, payload=events_encode(events),
                                         event_count=len(events))
         batch_id = batch.pk
-        transaction.on_commit(lambda: batch_enqueue(batch_id=batch.pk))
+        enqueue_on_commit("ingestion.tasks.batch_process", batch.pk)
     return IngestResult(accepted=len(events), rejected=rejected, over_cap=org.over_cap, batch_id=batch_id)
-
-
-def batch_enqueue(*, batch_id: int) -> None:
-    """Queue a batch; a broker outage or an eager-mode failure leaves it pending for the sweeper."""
-    from .tasks import batch_process_task
-
-    try:
-        batch_process_task.delay(batch_id)
-    except Exception:
-        logger.exception("could not queue batch %s; the sweeper will process it", batch_id)
 
 
 # --- processing ---------------------------------------------------------------------------
@@ -352,87 +345,232 @@ def _store_pg(rows: list[tuple]) -> int:
 
 
 COALESCE_MAX_EVENTS = 5000  # a backed-up queue is drained several batches per transaction
+MAX_ATTEMPTS = 5  # a batch that fails this many times is quarantined
+RETRY_BASE = timedelta(minutes=1)  # then 2, 4, 8 minutes: quarantined ~15 minutes after its first failure
 
 
-def batch_process(*, batch_id: int) -> int:
-    """Price, store and roll up one raw batch — and other pending batches of its org — in one transaction.
+def _pg_session_setup() -> None:
+    """Safe: the raw batch was committed durably by the request; if this commit is lost in a crash,
+    the batch is still unprocessed and is simply processed again."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
-    Returns the number of new events. Idempotent: processed batches are skipped, and events
-    already stored (re-sent, or a retried task) are left out of the rollups because only rows
-    actually inserted are counted. When the queue is backed up, the transaction also takes the
-    org's other pending batches (rows locked with SKIP LOCKED on PostgreSQL), so fixed costs are
-    paid once per few thousand events; their own tasks then find them processed.
+
+def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]]) -> int:
+    """Price, insert and fold the events of `group` (batches of one org, with their decoded events).
+
+    Returns the number of new events: rows already stored (re-sent, or a retry) are skipped and
+    never folded twice.
     """
+    pg = _is_pg()
+    adapt = connection.ops.adapt_datetimefield_value
+    encode = _json_encode
+    seen: set[str] = set()
+    rows, priced = [], []
+    for raw, events in group:
+        api_key_id, received = raw.api_key_id, adapt(raw.received_at)
+        for event in events:
+            if event.event_id in seen:
+                continue
+            seen.add(event.event_id)
+            cost, source, price_id = _event_cost(book, org_id, event)
+            if not pg:
+                priced.append((event, cost, api_key_id))
+            rows.append((
+                org_id, event.event_id, event.run_id, event.span_id, event.parent_span_id, event.section,
+                event.section_path, event.span_type, event.provider, event.model, event.endpoint,
+                event.input_tokens, event.output_tokens, event.cached_input_tokens, event.cache_write_tokens,
+                event.reasoning_tokens, event.latency_ms, event.status, event.http_status, event.customer_id,
+                event.stream, adapt(event.timestamp), cost, source, price_id, encode(event.metadata).decode(),
+                api_key_id, received,
+            ))
+    if pg:
+        return _store_pg(rows)
+    inserted = _insert_events(rows)
+    if len(inserted) != len(priced):
+        priced = [row for row in priced if row[0].event_id in inserted]
+    rollups_apply(org_id=org_id, agg=_aggregate(priced))
+    return len(inserted)
+
+
+def _processable(qs):
+    return qs.filter(processed_at__isnull=True, quarantined_at__isnull=True)
+
+
+def batch_process(*, batch_id: int, now: datetime | None = None) -> int:
+    """Price, store and roll up one raw batch exactly once; returns the number of new events.
+
+    Idempotent: processed and quarantined batches are skipped, and events already stored are left
+    out of the rollups because only rows actually inserted are counted. A fresh batch is processed
+    together with its org's other fresh pending batches (fixed costs paid once per few thousand
+    events). If that fails for any reason but an outage (`TRANSIENT_ERRORS`, raised for the task to
+    retry), the batch is processed alone, event by event if need be: its valid events are stored,
+    the ones that cannot be are recorded on the batch, which is retried with backoff and finally
+    quarantined. A batch that has failed once is never pulled into another batch's transaction.
+    """
+    now = now or timezone.now()
+    try:
+        new_events = _batches_process_together(batch_id=batch_id, now=now)
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception:
+        logger.warning("batch %s failed in a group; processing it alone", batch_id, exc_info=True)
+        new_events = None
+    if new_events is None:
+        new_events = _batch_process_alone(batch_id=batch_id, now=now)
+    return new_events
+
+
+def _batches_process_together(*, batch_id: int, now: datetime) -> int | None:
+    """The fast path; None when the batch must be processed alone (it failed before)."""
     with transaction.atomic():
         # Lock first without the payload: a batch already drained by another transaction costs no read.
-        batch = RawBatch.objects.unscoped().select_for_update().defer("payload").filter(pk=batch_id).first()
-        if batch is None or batch.processed_at is not None:
+        batch = _processable(RawBatch.objects.unscoped().select_for_update().defer("payload").filter(pk=batch_id)
+                             ).first()
+        if batch is None:
             return 0
+        if batch.attempts:
+            return None
         batches = [batch]
-        pg = _is_pg()
-        if pg:
-            # Safe: the raw batch was committed durably by the request; if this commit is lost in a
-            # crash, the batch is still unprocessed and is simply processed again.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        if _is_pg():
+            _pg_session_setup()
             budget = COALESCE_MAX_EVENTS - batch.event_count
-            more = (RawBatch.objects.unscoped().select_for_update(skip_locked=True).defer("payload")
-                    .filter(org_id=batch.org_id, processed_at__isnull=True, event_count__lte=budget)
+            more = (_processable(RawBatch.objects.unscoped().select_for_update(skip_locked=True).defer("payload"))
+                    .filter(org_id=batch.org_id, attempts=0, event_count__lte=budget)
                     .exclude(pk=batch_id).order_by("pk")[:8])
             for other in more:
                 if other.event_count <= budget:
                     batches.append(other)
                     budget -= other.event_count
-        org_id = batch.org_id
-        book = price_book_get()
-        now = timezone.now()
-        adapt = connection.ops.adapt_datetimefield_value
-        encode = _json_encode
-        seen: set[str] = set()
-        rows, priced = [], []
         payloads = dict(RawBatch.objects.unscoped().filter(pk__in=[b.pk for b in batches])
                         .values_list("pk", "payload"))
-        for raw in batches:
-            api_key_id, received = raw.api_key_id, adapt(raw.received_at)
-            for event in events_decode(bytes(payloads[raw.pk])):
-                if event.event_id in seen:
-                    continue
-                seen.add(event.event_id)
-                cost, source, price_id = _event_cost(book, org_id, event)
-                if not pg:
-                    priced.append((event, cost, api_key_id))
-                rows.append((
-                    org_id, event.event_id, event.run_id, event.span_id, event.parent_span_id, event.section,
-                    event.section_path, event.span_type, event.provider, event.model, event.endpoint,
-                    event.input_tokens, event.output_tokens, event.cached_input_tokens, event.cache_write_tokens,
-                    event.reasoning_tokens, event.latency_ms, event.status, event.http_status, event.customer_id,
-                    event.stream, adapt(event.timestamp), cost, source, price_id, encode(event.metadata).decode(),
-                    api_key_id, received,
-                ))
-        if pg:
-            new_events = _store_pg(rows)
-        else:
-            inserted = _insert_events(rows)
-            if len(inserted) != len(priced):
-                priced = [row for row in priced if row[0].event_id in inserted]
-            rollups_apply(org_id=org_id, agg=_aggregate(priced))
-            new_events = len(inserted)
+        group = [(raw, events_decode(bytes(payloads[raw.pk]))) for raw in batches]
+        new_events = _store_group(batch.org_id, price_book_get(), group)
         for raw in batches:
             RawBatch.objects.unscoped().filter(pk=raw.pk).update(processed_at=now, attempts=raw.attempts + 1)
     return new_events
 
 
-def batch_failed(*, batch_id: int, error: str) -> None:
-    RawBatch.objects.unscoped().filter(pk=batch_id).update(attempts=F("attempts") + 1, last_error=error[:2000])
+def _batch_process_alone(*, batch_id: int, now: datetime) -> int:
+    """One batch in its own transaction; if it fails as a whole, each event in its own savepoint."""
+    with transaction.atomic():
+        batch = _processable(RawBatch.objects.unscoped().select_for_update().filter(pk=batch_id)).first()
+        if batch is None:
+            return 0
+        if _is_pg():
+            _pg_session_setup()
+        book = price_book_get()
+        events, failures = _events_decode_each(bytes(batch.payload))
+        new_events = None
+        if not failures:
+            try:
+                with transaction.atomic():
+                    new_events = _store_group(batch.org_id, book, [(batch, [event for _, event in events])])
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception:  # noqa: BLE001 - some event is bad: find it by storing each one alone
+                logger.warning("batch %s failed alone; storing its events one by one", batch_id, exc_info=True)
+        if new_events is None:
+            new_events = 0
+            for index, event in events:
+                try:
+                    with transaction.atomic():
+                        new_events += _store_group(batch.org_id, book, [(batch, [event])])
+                except TRANSIENT_ERRORS:
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    failures.append((index, f"event {index} ({event.event_id}): {exc!r}"))
+        if failures:
+            _batch_attempt_failed(batch, now=now, failures=[message for _, message in sorted(failures)],
+                                  failed_events=batch.event_count if failures[0][0] < 0 else len(failures))
+        else:
+            RawBatch.objects.unscoped().filter(pk=batch.pk).update(
+                processed_at=now, attempts=batch.attempts + 1, next_attempt_at=None, failed_events=0)
+    return new_events
 
 
-def batches_pending(*, older_than: timedelta = SWEEP_GRACE, limit: int = 500) -> list[int]:
-    cutoff = timezone.now() - older_than
+def _events_decode_each(payload: bytes) -> tuple[list[tuple[int, EventIn]], list[tuple[int, str]]]:
+    """Decode a stored payload event by event: ([(index, event)], [(index, error)]).
+
+    A payload written under older rules may hold an event today's schema refuses; it alone fails.
+    """
+    try:
+        return list(enumerate(events_decode(payload))), []
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        pass
+    try:
+        items = msgspec.json.decode(payload)
+        if not isinstance(items, list):
+            raise msgspec.ValidationError("not a list of events")
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return [], [(-1, f"payload: {exc!r}")]
+    events, failures = [], []
+    for index, item in enumerate(items):
+        try:
+            events.append((index, msgspec.convert(item, EventIn, strict=False)))
+        except (msgspec.ValidationError, TypeError) as exc:
+            event_id = item.get("event_id") if isinstance(item, dict) else None
+            failures.append((index, f"event {index} ({event_id}): {exc}"))
+    return events, failures
+
+
+def _batch_attempt_failed(batch: RawBatch, *, now: datetime, failures: list[str], failed_events: int) -> None:
+    """Record a failed attempt: retry later with backoff, or quarantine after MAX_ATTEMPTS."""
+    attempts = batch.attempts + 1
+    summary = f"{failed_events} of {batch.event_count} events could not be stored: " + "; ".join(failures)
+    fields: dict[str, Any] = {"attempts": attempts, "failed_events": failed_events, "last_error": summary[:2000]}
+    if attempts >= MAX_ATTEMPTS:
+        fields.update(quarantined_at=now, next_attempt_at=None)
+        logger.error("batch %s quarantined after %s attempts: %s", batch.pk, attempts, summary[:500])
+    else:
+        fields["next_attempt_at"] = now + RETRY_BASE * 2 ** (attempts - 1)
+    RawBatch.objects.unscoped().filter(pk=batch.pk).update(**fields)
+
+
+def batch_failed(*, batch_id: int, error: str, now: datetime | None = None) -> None:
+    """An attempt that failed outside the per-event isolation (a bug, not bad data): same bounded backoff."""
+    now = now or timezone.now()
+    batch = _processable(RawBatch.objects.unscoped().defer("payload").filter(pk=batch_id)).first()
+    if batch is not None:
+        _batch_attempt_failed(batch, now=now, failures=[error], failed_events=batch.event_count)
+
+
+def batches_pending(*, now: datetime | None = None, older_than: timedelta = SWEEP_GRACE, limit: int = 500
+                    ) -> list[int]:
+    """Batches the sweeper should process: past the queue's grace period and any retry backoff."""
+    now = now or timezone.now()
     return list(
-        RawBatch.objects.unscoped()
-        .filter(processed_at__isnull=True, received_at__lte=cutoff, attempts__lt=MAX_ATTEMPTS)
+        _processable(RawBatch.objects.unscoped())
+        .filter(received_at__lte=now - older_than)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .order_by("received_at").values_list("pk", flat=True)[:limit]
     )
+
+
+def batches_sweep(*, now: datetime | None = None) -> int:
+    """Process what the queue lost (broker outage, crash) and what is due for a retry; new events stored."""
+    now = now or timezone.now()
+    done = 0
+    for batch_id in batches_pending(now=now):
+        try:
+            done += batch_process(batch_id=batch_id, now=now)
+        except TRANSIENT_ERRORS:
+            raise  # the database or broker is down: the next sweep starts over
+        except Exception as exc:  # noqa: BLE001 - one broken batch must not stop the sweep
+            logger.exception("sweep: batch %s failed", batch_id)
+            batch_failed(batch_id=batch_id, error=repr(exc), now=now)
+    return done
+
+
+def batches_retry(*, batch_ids: Iterable[int]) -> int:
+    """The admin's "retry": unprocessed (quarantined or failing) batches start over with a fresh attempt budget."""
+    qs = RawBatch.objects.unscoped().filter(pk__in=list(batch_ids), processed_at__isnull=True)
+    ids = sorted(qs.values_list("pk", flat=True))
+    RawBatch.objects.unscoped().filter(pk__in=ids).update(
+        quarantined_at=None, next_attempt_at=None, attempts=0, failed_events=0)
+    for batch_id in ids:
+        enqueue_on_commit("ingestion.tasks.batch_process", batch_id)
+    return len(ids)
 
 
 # --- re-pricing ------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from django.views.decorators.http import require_GET
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from ingestion.selectors import batches_backlog
+
 logger = logging.getLogger(__name__)
 
 
@@ -36,14 +38,17 @@ def _broker_status() -> str:
 
 @require_GET
 def health(request):
+    batches = None
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         database = "ok"
+        batches = batches_backlog()
     except Exception:
         logger.exception("health: database check failed")
         database = "down"
     broker = _broker_status()
     ok = database == "ok" and broker != "down"
-    body = {"status": "ok" if ok else "degraded", "database": database, "broker": broker}
+    # `batches`: unprocessed raw batches; a quarantined one needs an operator (admin → Raw batches → retry).
+    body = {"status": "ok" if ok else "degraded", "database": database, "broker": broker, "batches": batches}
     return JsonResponse(body, status=200 if database == "ok" else 503)

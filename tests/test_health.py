@@ -9,7 +9,8 @@ def test_health_reports_database_and_broker(client):
     body = response.json()
     assert body["database"] == "ok"
     expected = "eager" if settings.CELERY_TASK_ALWAYS_EAGER else "ok"
-    assert body == {"status": "ok", "database": "ok", "broker": expected}
+    assert body == {"status": "ok", "database": "ok", "broker": expected,
+                    "batches": {"pending": 0, "quarantined": 0}}
 
 
 def test_static_files_served_without_collectstatic(client):

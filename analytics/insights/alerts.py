@@ -24,6 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership, Organization
+from accounts.tasking import enqueue_on_commit
 
 from ..models import AlertDelivery, Insight
 from ..windows import usd
@@ -59,17 +60,9 @@ def alert_channels(*, org: Organization) -> list[str]:
 
 
 def _enqueue_after_commit(delivery_ids: list[int]) -> None:
-    def enqueue():
-        from ..tasks import alert_send
-
-        for delivery_id in delivery_ids:
-            try:
-                alert_send.delay(delivery_id)
-            except Exception:  # broker down or an eager failure: the hourly job re-queues it
-                logger.exception("could not queue alert delivery %s", delivery_id)
-
-    if delivery_ids:
-        transaction.on_commit(enqueue)
+    """A dead broker loses nothing: the hourly job re-queues unsent deliveries."""
+    for delivery_id in delivery_ids:
+        enqueue_on_commit("analytics.tasks.alert_send", delivery_id)
 
 
 def _create_delivery(**fields) -> AlertDelivery | None:

@@ -16,6 +16,7 @@ from accounts.services import org_over_cap_set, org_update
 
 from ..models import Insight
 from . import detectors
+from .alerts import alerts_queue
 from .detectors import Finding
 
 logger = logging.getLogger(__name__)
@@ -58,8 +59,6 @@ def insights_run(*, org: Organization, now: datetime | None = None) -> list[Insi
     twice at the same `now` creates nothing the second time. `over_cap` follows the cap status.
     """
     now = now or timezone.now()
-    from .alerts import alerts_queue
-
     findings = detectors.findings_detect(org=org, now=now)
     found: list[Insight] = []
     created: list[Insight] = []

@@ -7,22 +7,8 @@ from django.utils import timezone
 
 from ingestion.models import RawBatch, TraceEvent
 from ingestion.tasks import batches_sweep
-from llmobserve_site.celery import app
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def dead_broker():
-    """Point the Celery app at a port nothing listens on, with eager mode off: a real connection failure."""
-    saved = (app.conf.broker_url, app.conf.task_always_eager)
-    app.conf.broker_url, app.conf.task_always_eager = "redis://127.0.0.1:1/0", False
-    app._pool = None
-    app.amqp._producer_pool = None
-    yield
-    app.conf.broker_url, app.conf.task_always_eager = saved
-    app._pool = None
-    app.amqp._producer_pool = None
 
 
 def test_broker_outage_still_answers_202_and_sweeper_processes_later(org, ingest_key, post_events, prices,

@@ -8,7 +8,7 @@ from django.core.cache import cache
 from hypothesis import given, settings, strategies as st
 
 from ingestion import pricing
-from ingestion.models import EPOCH, ModelPrice
+from ingestion.models import EPOCH, ModelPrice, TraceEvent
 from ingestion.pricing import (
     PriceBook,
     cost_compute,
@@ -280,35 +280,26 @@ def test_price_book_notices_another_process_bumping_the_version(monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_prices_changed_invalidates_now_and_enqueues_a_reprice_after_commit(monkeypatch):
-    calls = []
-    monkeypatch.setattr(pricing, "_enqueue_reprice", lambda: calls.append("reprice"))
-    price(model="gpt-4o")
-    book = price_book_get()
+def test_prices_changed_invalidates_now_and_reprices_unpriced_events_after_commit(org, ingest_key, post_events):
     from django.db import transaction
 
+    post_events(ingest_key, [{"event_id": "e1", "provider": "openai", "model": "gpt-4o", "input_tokens": 1000}])
+    assert TraceEvent.objects.for_org(org).get().cost_pico is None
+    book = price_book_get()
     with transaction.atomic():
+        price(model="gpt-4o")
         prices_changed()
-        assert calls == []
-    assert calls == ["reprice"]
-    assert price_book_get() is not book
+        assert price_book_get() is not book  # this process reloads at once …
+        assert TraceEvent.objects.for_org(org).get().cost_pico is None  # … the re-pricing waits for the commit
+    assert TraceEvent.objects.for_org(org).get().cost_pico == 2_500_000_000  # 1000 × $2.5/1M
 
 
-def test_enqueue_reprice_logs_instead_of_failing_when_the_queue_is_down(monkeypatch, caplog):
-    import sys
-    import types
-
-    def broker_down():
-        raise ConnectionError("broker down")
-
-    fake_tasks = types.ModuleType("ingestion.tasks")
-    fake_tasks.events_reprice = types.SimpleNamespace(delay=broker_down)
-    monkeypatch.setitem(sys.modules, "ingestion.tasks", fake_tasks)
-    import ingestion
-
-    monkeypatch.setattr(ingestion, "tasks", fake_tasks, raising=False)
-    pricing._enqueue_reprice()
-    assert "could not enqueue events_reprice" in caplog.text
+def test_a_price_edit_never_fails_because_the_queue_is_down(org, dead_broker, caplog,
+                                                             django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        price(model="gpt-4o")
+        prices_changed()
+    assert "could not queue ingestion.tasks.events_reprice" in caplog.text
 
 
 SPREAD_TIMES = [EPOCH, datetime(2024, 1, 1, tzinfo=timezone.utc), datetime(2024, 8, 6, tzinfo=timezone.utc),
