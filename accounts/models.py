@@ -161,6 +161,10 @@ class TenantQuerySet(models.QuerySet):
         self._tenant_check("update")
         return super()._update(values)
 
+    def bulk_update(self, objs, fields, batch_size=None):
+        self._tenant_check("bulk_update")  # before Django opens its transaction
+        return super().bulk_update(objs, fields, batch_size=batch_size)
+
     def delete(self):
         self._tenant_check("delete")
         return super().delete()
