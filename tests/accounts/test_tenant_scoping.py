@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from accounts.models import (ApiKey, Invitation, Membership, Organization, TenantManager, TenantModel,
                              UnscopedQueryError)
-from accounts.services import api_key_create
+from accounts.services import api_key_create, invitation_create
 from analytics.models import AlertDelivery, Insight
 from billing.models import BillingCustomer, PromoCode, PromoRedemption
 from ingestion.models import TraceEvent
@@ -255,3 +255,14 @@ def test_factories_build_tenant_rows(org):
     assert Membership.objects.for_org(org).get(pk=membership.pk).role == "member"
     other = OrganizationFactory()
     assert not Membership.objects.for_org(other).exists()
+
+
+def test_the_admin_bulk_delete_action_works_across_tenants(admin_client, org, other_org, member):
+    invitations = [invitation_create(org=o, email=f"x{o.pk}@example.com", role="member", invited_by=member,
+                                     base_url="http://testserver/") for o in (org, other_org)]
+    url = reverse("admin:accounts_invitation_changelist")
+    data = {"action": "delete_selected", "_selected_action": [i.pk for i in invitations]}
+    confirm = admin_client.post(url, data)
+    assert confirm.status_code == 200 and "Are you sure" in confirm.content.decode()
+    assert admin_client.post(url, {**data, "post": "yes"}).status_code == 302
+    assert not Invitation.objects.unscoped().exists()
