@@ -23,6 +23,9 @@ class MembershipInline(admin.TabularInline):
     extra = 0
     raw_id_fields = ["user"]
 
+    def get_queryset(self, request):
+        return Membership.objects.unscoped().select_related("user")  # the formset narrows it to the org shown
+
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
@@ -43,19 +46,228 @@ class User(AbstractUser):
         return self.email
 
 
+class UnscopedQueryError(RuntimeError):
+    """A tenant queryset was evaluated without `.for_org(org)` or `.unscoped()`: a bug, never a user error."""
+
+
+# Set only while Django validates a tenant row's unique constraints, or while `dumpdata` exports every
+# tenant: the two places where Django itself reads tenant tables through the default manager and the
+# read is cross-tenant by nature. Nothing else may set it, and no setting turns the guard off.
+_all_tenants_reads: ContextVar[bool] = ContextVar("llmobserve_all_tenants_reads", default=False)
+
+
+@contextmanager
+def _reads_across_tenants():
+    token = _all_tenants_reads.set(True)
+    try:
+        yield
+    finally:
+        _all_tenants_reads.reset(token)
+
+
 class TenantQuerySet(models.QuerySet):
+    """A queryset over a tenant table that fails closed.
+
+    It may only be evaluated once it says whose rows it reads: `.for_org(org)` (one tenant) or
+    `.unscoped()` (every tenant, spelled out for the reviewer). Otherwise iterating it, `len`,
+    `bool`, `count`, `exists`, `aggregate`, `get`, `first`, `update`, `delete`, `iterator`,
+    `in_bulk`, `get_or_create`, … raise `UnscopedQueryError`. Building it (`filter`, `order_by`,
+    `values`, …) and `create`/`bulk_create` (no read) are always allowed. The flag survives
+    chaining, so `Model.objects.filter(...).for_org(org)` works as well as the other order.
+    """
+
+    SCOPE_ORG = "org"
+    SCOPE_ALL = "all"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._tenant_scope: str | None = None
+
+    # --- declaring the scope --------------------------------------------------------------------
+
     def for_org(self, org: Organization | int):
         """The one way a request-serving query is scoped to a tenant."""
         org_id = org if isinstance(org, int) else org.pk
         if org_id is None:
             raise ValueError("for_org() needs a saved organisation")
-        return self.filter(org_id=org_id)
+        return self.filter(org_id=org_id)._tenant_scoped(self.SCOPE_ORG)
+
+    def unscoped(self):
+        """All tenants' rows: spelled out so a reviewer sees the query is cross-tenant."""
+        return self._chain()._tenant_scoped(self.SCOPE_ALL)
+
+    def none(self):
+        # An empty result reads nobody's rows.
+        return super().none()._tenant_scoped(self.SCOPE_ALL)
+
+    def _tenant_scoped(self, scope: str):
+        if self._tenant_scope != self.SCOPE_ORG:  # for_org() wins over unscoped()
+            self._tenant_scope = scope
+        return self
+
+    def _clone(self):
+        clone = super()._clone()
+        clone._tenant_scope = self._tenant_scope
+        return clone
+
+    def _tenant_check(self, action: str) -> None:
+        if self._tenant_scope is None:
+            raise UnscopedQueryError(
+                f"{self.model._meta.label} queryset evaluated ({action}) without a tenant scope: "
+                f"call .for_org(org) to read one organisation's rows, or .unscoped() for a deliberate "
+                f"cross-tenant query (admin, sweepers, management commands)."
+            )
+
+    # --- every way a queryset reaches the database ----------------------------------------------
+
+    def _fetch_all(self):
+        # iteration, len, bool, list, get, first/last, [i], values()/values_list() rows, in_bulk
+        if self._result_cache is None:
+            self._tenant_check("fetch")
+        super()._fetch_all()
+
+    def iterator(self, *args, **kwargs):
+        self._tenant_check("iterator")
+        return super().iterator(*args, **kwargs)
+
+    def aiterator(self, *args, **kwargs):
+        self._tenant_check("aiterator")
+        return super().aiterator(*args, **kwargs)
+
+    def count(self):
+        if self._result_cache is None:
+            self._tenant_check("count")
+        return super().count()
+
+    def exists(self):
+        if self._result_cache is None:
+            self._tenant_check("exists")
+        return super().exists()
+
+    def contains(self, obj):
+        if self._result_cache is None:
+            self._tenant_check("contains")
+        return super().contains(obj)
+
+    def aggregate(self, *args, **kwargs):
+        self._tenant_check("aggregate")
+        return super().aggregate(*args, **kwargs)
+
+    def update(self, **kwargs):
+        self._tenant_check("update")
+        return super().update(**kwargs)
+
+    def _update(self, values):
+        self._tenant_check("update")
+        return super()._update(values)
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        self._tenant_check("bulk_update")  # before Django opens its transaction
+        return super().bulk_update(objs, fields, batch_size=batch_size)
+
+    def delete(self):
+        self._tenant_check("delete")
+        return super().delete()
+
+    def _raw_delete(self, using):
+        self._tenant_check("delete")
+        return super()._raw_delete(using)
+
+    def explain(self, *args, **kwargs):
+        self._tenant_check("explain")
+        return super().explain(*args, **kwargs)
+
+    def raw(self, *args, **kwargs):
+        # Raw SQL ignores the queryset's filters: only an explicitly unscoped manager may run it.
+        if self._tenant_scope != self.SCOPE_ALL:
+            raise UnscopedQueryError(f"{self.model._meta.label}: raw() SQL is cross-tenant; call .unscoped().raw(…) "
+                                     f"and filter by org_id in the SQL.")
+        return super().raw(*args, **kwargs)
+
+    def resolve_expression(self, *args, **kwargs):
+        # Used as a subquery (`filter(x__in=qs)`): the inner query must be scoped too.
+        self._tenant_check("subquery")
+        return super().resolve_expression(*args, **kwargs)
+
+    # --- combining querysets: OR / XOR / UNION may only widen to rows the parts already allow ----
+
+    def _combined_scope(self, other) -> str | None:
+        scopes = {self._tenant_scope, getattr(other, "_tenant_scope", self.SCOPE_ALL)}
+        if None in scopes:
+            return None
+        return self.SCOPE_ALL if self.SCOPE_ALL in scopes else self.SCOPE_ORG
+
+    def _with_scope(self, combined, other, scope):
+        # An operand returned as is (x | none()) keeps its own scope; a new queryset gets `scope`.
+        if isinstance(combined, TenantQuerySet) and combined is not self and combined is not other:
+            combined._tenant_scope = scope
+        return combined
+
+    def __or__(self, other):
+        return self._with_scope(super().__or__(other), other, self._combined_scope(other))
+
+    def __xor__(self, other):
+        return self._with_scope(super().__xor__(other), other, self._combined_scope(other))
+
+    def __and__(self, other):
+        # An AND keeps every filter of a scoped operand, so it is scoped if either operand is.
+        scopes = {self._tenant_scope, getattr(other, "_tenant_scope", None)} - {None}
+        scope = self.SCOPE_ORG if self.SCOPE_ORG in scopes else self.SCOPE_ALL if scopes else None
+        return self._with_scope(super().__and__(other), other, scope)
+
+    def _combinator_query(self, combinator, *other_qs, all=False):
+        clone = super()._combinator_query(combinator, *other_qs, all=all)
+        for other in other_qs:
+            clone._tenant_scope = clone._combined_scope(other) if clone._tenant_scope else None
+        return clone
+
+    def __repr__(self):
+        if self._tenant_scope is None and self._result_cache is None:
+            return f"<{type(self).__name__} {self.model._meta.label} (no tenant scope: not evaluated)>"
+        return super().__repr__()
 
 
 class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
-    def unscoped(self):
-        """All tenants' rows: spelled out so a reviewer sees the query is cross-tenant."""
-        return super().get_queryset()
+    """The default manager of every tenant model (see TenantQuerySet: it fails closed).
+
+    A reverse relation from an organisation (`org.api_keys`, `org.memberships`, …) is filtered by
+    `org_id` and therefore scoped; any other reverse relation (`user.memberships`,
+    `insight.deliveries`) must say `.for_org(org)` or `.unscoped()` like `Model.objects` does.
+    Not used in migrations: historical models get a plain manager (data migrations are cross-tenant).
+    Django's cascade deletion, `save()` and `refresh_from_db()` use `_base_manager`, a plain manager.
+    """
+
+    def get_queryset(self):
+        qs = super().get_queryset()
+        field = getattr(self, "field", None)  # set on the related manager of a reverse foreign key
+        if field is not None and getattr(self, "instance", None) is not None and field.name == "org" \
+                and field.related_model is Organization:
+            qs._tenant_scope = TenantQuerySet.SCOPE_ORG
+        elif _all_tenants_reads.get():
+            qs._tenant_scope = TenantQuerySet.SCOPE_ALL
+        return qs
+
+
+class TenantModel(models.Model):
+    """Base of every tenant-owned model: a row carries `org` and its default manager fails closed.
+
+    Django's own uniqueness validation (`full_clean`, ModelForms, the admin) reads the table through
+    the default manager to find a conflicting row in *any* tenant (an API key hash is unique across
+    all of them); those reads are allowed, and only those.
+    """
+
+    objects = TenantManager()
+
+    class Meta:
+        abstract = True
+
+    def validate_unique(self, exclude=None):
+        with _reads_across_tenants():
+            super().validate_unique(exclude=exclude)
+
+    def validate_constraints(self, exclude=None):
+        with _reads_across_tenants():
+            super().validate_constraints(exclude=exclude)
 
 
 class Organization(models.Model):
@@ -110,14 +322,15 @@ class Organization(models.Model):
         return False
 
 
-class Membership(models.Model):
+class Membership(TenantModel):
     class Role(models.TextChoices):
         OWNER = "owner", "Owner"
         ADMIN = "admin", "Admin"
         MEMBER = "member", "Member"
         VIEWER = "viewer", "Viewer"
 
-    MANAGER_ROLES = (Role.OWNER, Role.ADMIN)
+    MANAGER_ROLES = (Role.OWNER, Role.ADMIN)  # manage keys, members, invitations, billing, caps and alerts
+    EDITOR_ROLES = (Role.OWNER, Role.ADMIN, Role.MEMBER)  # also change shared state (dismiss insights)
 
     org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
@@ -137,8 +350,12 @@ class Membership(models.Model):
     def can_manage(self) -> bool:
         return self.role in self.MANAGER_ROLES
 
+    @property
+    def can_edit(self) -> bool:
+        return self.role in self.EDITOR_ROLES
 
-class ApiKey(models.Model):
+
+class ApiKey(TenantModel):
     """A secret `llmo_…` key. Only its SHA-256 and a short visible prefix are stored."""
 
     class Scope(models.TextChoices):
@@ -177,7 +394,7 @@ def _invitation_expiry():
     return timezone.now() + timezone.timedelta(days=14)
 
 
-class Invitation(models.Model):
+class Invitation(TenantModel):
     """An invitation to join an org by email; accepted through a signed link (new or existing users)."""
 
     org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")

@@ -56,7 +56,7 @@ def api_key_touch(*, api_key: ApiKey, at: datetime | None = None) -> None:
     at = at or timezone.now()
     last = api_key.last_used_at
     if last is None or (at - last).total_seconds() >= 60:
-        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=at)
+        ApiKey.objects.for_org(api_key.org_id).filter(pk=api_key.pk).update(last_used_at=at)
         api_key.last_used_at = at
 
 
@@ -122,7 +122,7 @@ def org_over_cap_set(*, org: Organization, over_cap: bool) -> Organization:
 
 
 def membership_add(*, org: Organization, user: User, role: str = Membership.Role.MEMBER) -> Membership:
-    membership, created = Membership.objects.get_or_create(org=org, user=user, defaults={"role": role})
+    membership, created = Membership.objects.for_org(org).get_or_create(org=org, user=user, defaults={"role": role})
     return membership
 
 

@@ -1,6 +1,5 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -41,13 +40,11 @@ def org_create_view(request):
 
 # --- settings: organisation ---------------------------------------------------------------------
 
-@org_member_required
+@org_member_required(write_roles=Membership.MANAGER_ROLES)
 def settings_general(request):
     org = request.org
     form = OrgSettingsForm(request.POST or None, org=org, initial={"name": org.name, "slug": org.slug})
     if request.method == "POST":
-        if not request.membership.can_manage:
-            raise PermissionDenied("Only owners and admins can change the organisation.")
         if form.is_valid():
             org_update(org=org, name=form.cleaned_data["name"].strip(), slug=form.cleaned_data["slug"])
             messages.success(request, "Organisation updated.")

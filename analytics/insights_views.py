@@ -7,7 +7,6 @@ from decimal import Decimal
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
@@ -43,7 +42,7 @@ def insights_list(request):
     rows, next_after = selectors.insights_page(org=request.org, status=status, after_id=after_id, limit=PAGE_SIZE)
     context = {"org": request.org, "status": status, "insights": rows, "next_after": next_after,
                "counts": selectors.insight_counts(org=request.org),
-               "can_dismiss": request.membership.role != Membership.Role.VIEWER,
+               "can_dismiss": request.membership.can_edit,
                "can_manage": request.membership.can_manage}
     return _render(request, "analytics/insights/insights.html", "list", context)
 
@@ -52,15 +51,13 @@ def insights_list(request):
 def insights_panel(request):
     context = {"org": request.org, "insights": selectors.insights_top(org=request.org, limit=5),
                "counts": selectors.insight_counts(org=request.org),
-               "can_dismiss": request.membership.role != Membership.Role.VIEWER}
+               "can_dismiss": request.membership.can_edit}
     return _render(request, "analytics/insights/panel.html", "panel", context)
 
 
 @require_POST
-@org_member_required
+@org_member_required(roles=Membership.EDITOR_ROLES)
 def insight_dismiss(request, insight_id: int):
-    if request.membership.role == Membership.Role.VIEWER:
-        raise PermissionDenied("Viewers cannot dismiss insights.")
     services.insight_dismiss(org=request.org, insight_id=insight_id)
     if getattr(request, "htmx", False):
         return HttpResponse("")  # hx-swap="outerHTML" on the row: it disappears

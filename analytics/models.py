@@ -8,12 +8,12 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from accounts.models import Organization, TenantManager
+from accounts.models import Organization, TenantManager, TenantModel
 
 from .windows import usd
 
 
-class Insight(models.Model):
+class Insight(TenantModel):
     """One finding: what changed, who or what caused it, and the money at stake.
 
     `dedupe_key` (a hash of kind + section/model/customer/endpoint) and `period` make a re-run
@@ -70,7 +70,7 @@ class Insight(models.Model):
         return usd(self.amount_pico)
 
 
-class AlertDelivery(models.Model):
+class AlertDelivery(TenantModel):
     """One message on one channel: for an insight, or a daily digest of several.
 
     Unique per (insight, channel) and per (org, digest day, channel), so queuing twice never

@@ -8,7 +8,6 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
@@ -16,6 +15,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import org_member_required
+from accounts.models import Membership
 from accounts.selectors import org_api_keys
 from accounts.services import api_key_create
 
@@ -210,13 +210,11 @@ def export(request):
 
 # --- onboarding ----------------------------------------------------------------------------------
 
-@org_member_required
+@org_member_required(write_roles=Membership.MANAGER_ROLES)
 @require_http_methods(["GET", "POST"])
 def onboarding(request):
     org = request.org
     if request.method == "POST":
-        if not request.membership.can_manage:
-            raise PermissionDenied("Only owners and admins can create keys.")
         created = api_key_create(org=org, name="first key", scope="ingest", created_by=request.user)
         request.session["new_api_key"] = {"raw": created.raw_key, "id": created.api_key.pk}
         return redirect("onboarding", slug=org.slug)

@@ -50,8 +50,9 @@ PRICES = [
 
 def ensure_prices() -> None:
     for provider, kind, match, inp, out, cached in PRICES:
-        ModelPrice.objects.get_or_create(org=None, provider=provider, match_kind=kind, model_match=match,
-                                         defaults={"input_mtok": inp, "output_mtok": out, "cached_input_mtok": cached})
+        ModelPrice.objects.unscoped().get_or_create(org=None, provider=provider, match_kind=kind, model_match=match,
+                                                    defaults={"input_mtok": inp, "output_mtok": out,
+                                                              "cached_input_mtok": cached})
 
 
 def ensure_org(slug: str, target: int, user: User) -> Organization:

@@ -10,6 +10,9 @@ class PromoRedemptionInline(admin.TabularInline):
     readonly_fields = fields
     can_delete = False
 
+    def get_queryset(self, request):
+        return PromoRedemption.objects.unscoped().select_related("org", "redeemed_by")  # one code, every org
+
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -34,6 +37,9 @@ class PromoRedemptionAdmin(admin.ModelAdmin):
     search_fields = ("promo_code__code", "org__slug", "org__name")
     readonly_fields = ("org", "promo_code", "redeemed_by", "redeemed_at", "comped_until")
 
+    def get_queryset(self, request):
+        return PromoRedemption.objects.unscoped()  # staff see every tenant's rows, by design
+
     def has_add_permission(self, request):
         return False  # redemptions happen through promo_redeem, which also comps the org
 
@@ -43,3 +49,6 @@ class BillingCustomerAdmin(admin.ModelAdmin):
     list_display = ("org", "stripe_customer_id", "stripe_subscription_status", "cancel_at_period_end", "livemode", "synced_at")
     search_fields = ("org__slug", "org__name", "stripe_customer_id", "stripe_subscription_id")
     readonly_fields = ("stripe_subscription_id", "stripe_subscription_status", "cancel_at_period_end", "synced_at", "created_at")
+
+    def get_queryset(self, request):
+        return BillingCustomer.objects.unscoped().select_related("org")  # staff see every tenant's rows

@@ -8,10 +8,10 @@ from django.db import models
 from django.db.models.functions import Upper
 from django.utils import timezone
 
-from accounts.models import Organization, TenantManager
+from accounts.models import Organization, TenantManager, TenantModel
 
 
-class BillingCustomer(models.Model):
+class BillingCustomer(TenantModel):
     """The org's Stripe Customer (one per org and mode). Mirrors what webhooks last told us."""
 
     org = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="billing_customer")
@@ -54,7 +54,7 @@ class PromoCode(models.Model):
         return self.months is None
 
 
-class PromoRedemption(models.Model):
+class PromoRedemption(TenantModel):
     org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="promo_redemptions")
     promo_code = models.ForeignKey(PromoCode, on_delete=models.PROTECT, related_name="redemptions")
     redeemed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

@@ -10,13 +10,13 @@ from datetime import datetime, timezone as dt_timezone
 from django.db import models
 from django.utils import timezone
 
-from accounts.models import Organization, TenantManager
+from accounts.models import Organization, TenantManager, TenantModel
 
 EPOCH = datetime(2000, 1, 1, tzinfo=dt_timezone.utc)
 PRICE_DIGITS = {"max_digits": 18, "decimal_places": 6}  # USD per 1M tokens, up to six decimals
 
 
-class ModelPrice(models.Model):
+class ModelPrice(TenantModel):
     """USD per 1M tokens for a provider's model(s), effective from a date; optionally one org's override."""
 
     class MatchKind(models.TextChoices):
@@ -64,7 +64,7 @@ class ModelPrice(models.Model):
         return f"{self.provider}/{self.model_match} ({self.match_kind})"
 
 
-class RawBatch(models.Model):
+class RawBatch(TenantModel):
     """An accepted request's valid events, stored in one write before the 202; processed by a task."""
 
     org = models.ForeignKey(Organization, on_delete=models.CASCADE)
@@ -98,7 +98,7 @@ class RawBatch(models.Model):
         return "quarantined" if self.quarantined_at is not None else "pending"
 
 
-class TraceEvent(models.Model):
+class TraceEvent(TenantModel):
     """One captured call, priced. Unique per (org, event_id): a re-sent event is stored once."""
 
     id = models.BigAutoField(primary_key=True)
@@ -143,7 +143,7 @@ class TraceEvent(models.Model):
         ]
 
 
-class RollupSums(models.Model):
+class RollupSums(TenantModel):
     """The sums every rollup table holds."""
 
     id = models.BigAutoField(primary_key=True)
@@ -260,7 +260,7 @@ ROLLUP_GRAINS: dict[str, tuple[tuple[str, ...], type[RollupSums], type[RollupSum
 }
 
 
-class RunSummary(models.Model):
+class RunSummary(TenantModel):
     """One row per run, maintained by the processing task: the runs list never groups raw events."""
 
     id = models.BigAutoField(primary_key=True)
@@ -284,7 +284,7 @@ class RunSummary(models.Model):
         indexes = [models.Index(fields=["org", "-started_at"], name="runsummary_org_started_idx")]
 
 
-class RunFacet(models.Model):
+class RunFacet(TenantModel):
     """(run, kind, value) pairs that let the runs list filter by section, model, customer or status."""
 
     class Kind(models.TextChoices):

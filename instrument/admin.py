@@ -12,6 +12,9 @@ class InstrumentUsageAdmin(admin.ModelAdmin):
     search_fields = ["org__slug", "org__name"]
     date_hierarchy = "day"
 
+    def get_queryset(self, request):
+        return InstrumentUsage.objects.unscoped().select_related("org")  # staff see every tenant's rows
+
     def has_add_permission(self, request) -> bool:
         return False
 

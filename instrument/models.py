@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.db import models
 
-from accounts.models import Organization, TenantManager
+from accounts.models import Organization, TenantManager, TenantModel
 
 
-class InstrumentUsage(models.Model):
+class InstrumentUsage(TenantModel):
     """What an org's auto-instrument requests cost us. Written only by instrument.services.usage_record."""
 
     org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="instrument_usage")

@@ -195,7 +195,7 @@ def test_no_more_attempts_after_the_bound(org, spike_history, hook):
     alert_settings_update(org=org, alert_email=False, alert_webhook_url=hook.url)
     insights_run(org=org, now=NOW)
     delivery = AlertDelivery.objects.for_org(org).get()
-    AlertDelivery.objects.filter(pk=delivery.pk).update(status="failed", attempts=alerts.MAX_ATTEMPTS)
+    AlertDelivery.objects.unscoped().filter(pk=delivery.pk).update(status="failed", attempts=alerts.MAX_ATTEMPTS)
     assert alerts.alert_deliver(delivery_id=delivery.id).status == "failed"
     assert hook.requests == []
 
@@ -208,7 +208,7 @@ def test_hourly_job_requeues_old_failures(org, spike_history, run, hook, django_
     assert delivery.status == "failed"
     hook.status = 200
     assert alerts.alerts_requeue() == []  # too recent: Celery's own retries are still running
-    AlertDelivery.objects.filter(pk=delivery.pk).update(attempted_at=delivery.attempted_at - timedelta(hours=2))
+    AlertDelivery.objects.unscoped().filter(pk=delivery.pk).update(attempted_at=delivery.attempted_at - timedelta(hours=2))
     with django_capture_on_commit_callbacks(execute=True):
         assert alerts.alerts_requeue() == [delivery.id]
     delivery.refresh_from_db()

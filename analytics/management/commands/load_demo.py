@@ -52,7 +52,7 @@ class Command(BaseCommand):
             key = created.api_key
             self.stdout.write(f"demo read key (shown once): {created.raw_key}")
 
-        if not ModelPrice.objects.exists():
+        if not ModelPrice.objects.unscoped().exists():
             self.stderr.write("warning: the price table is empty, so every demo call is unpriced; "
                               "run `manage.py sync_prices` first (make demo does).")
 
