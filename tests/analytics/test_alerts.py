@@ -322,7 +322,7 @@ def test_a_label_with_cr_lf_still_gets_its_email(org, team, spike_history, mailo
     """A newline in a label or org name once raised BadHeaderError on every attempt: the alert never went out."""
     Organization.objects.filter(pk=org.pk).update(name="Acme\r\nBcc: victim@example.com")
     insights_run(org=org, now=NOW)  # no commit: the delivery stays pending
-    Insight.objects.for_org(org).update(title="Spend spike in agent:x\r\nBcc: evil@example.com\x00\u2028end")
+    Insight.objects.for_org(org).update(title="Spend spike in agent:x\r\nBcc: evil@example.com\x07\u2028end")
     delivery = AlertDelivery.objects.for_org(org).get(channel="email")
     assert alerts.alert_deliver(delivery_id=delivery.pk).status == "sent"
     [message] = mailoutbox
