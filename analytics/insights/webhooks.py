@@ -96,6 +96,10 @@ def webhook_target(url: str) -> WebhookTarget:
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise WebhookError("webhook URL has no host")
+    try:
+        host = host.encode("idna").decode("ascii")  # the ASCII form for DNS, the Host header and SNI
+    except UnicodeError:
+        raise WebhookError("webhook URL has an invalid host name") from None
     port = port or (443 if scheme == "https" else 80)
     addresses = _resolve(host, port)
     if not settings.LLMOBSERVE_WEBHOOK_ALLOW_PRIVATE:

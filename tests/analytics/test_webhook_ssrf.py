@@ -49,6 +49,9 @@ REFUSED = [
     "https://internal.test/hook",  # a name that resolves to a private address
     "https://mixed.test/hook",  # one public and one private address
     "https://nowhere.test/hook",  # does not resolve
+    "https://0x7f000001/hook",  # 127.0.0.1 in hex, resolved by the system
+    "https://a..b/hook",  # not a valid host name
+    "ftp://hooks.test/hook",
 ]
 
 
