@@ -17,6 +17,7 @@ from accounts.authentication import HasReadKey
 from ingestion.api import ApiKeyThrottle
 
 from . import selectors
+from .csv_safety import csv_safe_row
 from .windows import WindowError, window_from_params
 
 
@@ -118,6 +119,11 @@ class TimeseriesView(ReadView):
         return Response({"buckets": buckets})
 
 
+# Numbers in the export: never rewritten by the CSV formula guard (a negative number is not a formula).
+EXPORT_NUMERIC_COLUMNS = frozenset({"input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
+                                    "reasoning_tokens", "latency_ms", "http_status", "cost_usd"})
+
+
 def export_response(*, org, window, filters, fmt: str) -> StreamingHttpResponse:
     """Stream the events as CSV (wire fields in order, then cost_usd) or one JSON array."""
     rows = selectors.events_iter(org=org, window=window, filters=filters)
@@ -130,7 +136,7 @@ def export_response(*, org, window, filters, fmt: str) -> StreamingHttpResponse:
             writer.writerow(columns)
             for n, row in enumerate(rows, 1):
                 row["metadata"] = json.dumps(row["metadata"], separators=(",", ":")) if row["metadata"] else ""
-                writer.writerow(["" if row[c] is None else row[c] for c in columns])
+                writer.writerow(csv_safe_row((row[c] for c in columns), columns=columns, numeric=EXPORT_NUMERIC_COLUMNS))
                 if n % 500 == 0:
                     yield buffer.getvalue()
                     buffer.seek(0)

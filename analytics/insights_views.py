@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from accounts.decorators import org_member_required
 from accounts.models import Membership
 
-from .insights import alerts, selectors, services
+from .insights import alerts, selectors, services, webhooks
 from .insights.detectors import PICO_PER_USD, spend_cap_status, usd_pico
 from .models import Insight
 from .windows import usd
@@ -81,6 +81,15 @@ class AlertSettingsForm(forms.Form):
     alert_digest = forms.BooleanField(
         label="One daily digest instead of one alert per insight", required=False,
         help_text="Spending-cap alerts are always sent at once.")
+
+    def clean_alert_webhook_url(self):
+        url = self.cleaned_data["alert_webhook_url"]
+        if url:
+            try:
+                webhooks.webhook_url_validate(url)  # the SSRF guard: https, public address, no credentials
+            except webhooks.WebhookError as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return url
 
     @staticmethod
     def initial_for(org) -> dict:

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .services import CodeSyntaxError, InstrumentRateLimited, code_instrument
+from .services import CodeSyntaxError, InstrumentRateLimited, code_instrument, rate_limit_org
 
 # JSON escaping can inflate code several-fold; anything beyond this is rejected before parsing.
 _MAX_BODY_FACTOR = 8
@@ -55,6 +55,16 @@ class AiInstrumentView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
+        # The per-org limit comes first: over it, the body is neither read nor parsed (a flood of huge or
+        # broken bodies costs a cache increment each, not a JSON and an AST parse).
+        try:
+            rate_limit_org(org=request.auth.org)
+        except InstrumentRateLimited as exc:
+            raise exceptions.Throttled(
+                wait=exc.retry_after,
+                detail=(f"Auto-instrument is limited to {settings.LLMOBSERVE_INSTRUMENT_RATE_PER_ORG} files per "
+                        f"minute per organisation; retry in {exc.retry_after} s."),
+            ) from exc
         max_bytes = settings.LLMOBSERVE_INSTRUMENT_MAX_CODE_BYTES
         try:
             content_length = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -85,12 +95,6 @@ class AiInstrumentView(APIView):
             result = code_instrument(org=request.auth.org, code=code, file_path=file_path)
         except CodeSyntaxError as exc:
             return Response({"detail": str(exc), "line": exc.line, "column": exc.column}, status=400)
-        except InstrumentRateLimited as exc:
-            raise exceptions.Throttled(
-                wait=exc.retry_after,
-                detail=(f"Auto-instrument is limited to {settings.LLMOBSERVE_INSTRUMENT_RATE_PER_ORG} files per "
-                        f"minute per organisation; retry in {exc.retry_after} s."),
-            ) from exc
         return Response({
             "engine": result.engine,
             "suggestions": [s.as_dict() for s in result.suggestions],

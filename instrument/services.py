@@ -118,10 +118,10 @@ def usage_record(*, org: Organization, claude_calls: int = 0, input_tokens: int 
 def code_instrument(*, org: Organization, code: str, file_path: str) -> InstrumentResult:
     """Suggestions for one file. Claude when the server has a key, the static engine otherwise or on failure.
 
-    Raises CodeSyntaxError (before any quota is used) and InstrumentRateLimited.
+    Raises CodeSyntaxError (before any usage is metered). The caller applies rate_limit_org first,
+    before it even reads the request body.
     """
     tree = code_parse(code=code, file_path=file_path)
-    rate_limit_org(org=org)
     if not (settings.ANTHROPIC_API_KEY and org.is_active):
         usage_record(org=org)
         return InstrumentResult(engine=ENGINE_STATIC, suggestions=static_suggest(tree=tree))

@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "template_partials",
     "allauth",
     "allauth.account",
+    "csp",
     "accounts",
     "ingestion",
     "analytics",
@@ -97,6 +98,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -106,6 +108,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "llmobserve_site.middleware.NoStoreForSignedInMiddleware",
 ]
 
 ROOT_URLCONF = "llmobserve_site.urls"
@@ -194,7 +197,12 @@ ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_UNIQUE_EMAIL = True
-ACCOUNT_EMAIL_VERIFICATION = os.environ.get("ACCOUNT_EMAIL_VERIFICATION", "optional")
+# Mandatory verification is what makes allauth's enumeration prevention work at signup: a registered
+# email gets the same "check your inbox" answer as a new one (and a mail saying it has an account).
+# With "optional" the signup form says "already registered". The adapter counts operator-made
+# accounts and invitation signups as verified (accounts/adapters.py).
+ACCOUNT_EMAIL_VERIFICATION = os.environ.get("ACCOUNT_EMAIL_VERIFICATION", "mandatory")
+ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[LLMObserve] "
@@ -218,6 +226,31 @@ if LLMOBSERVE_HTTPS:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Content-Security-Policy on every response (django-csp): scripts only from our own static files,
+# never inline, so injected markup cannot run script. Data for charts travels in
+# <script type="application/json"> blocks (json_script), which are not executed. Styles: our own
+# stylesheet plus inline style *attributes* (share bars' widths, plotly's SVG); <style> elements
+# stay forbidden except plotly's (see style-src-elem). /v1/docs (Swagger UI) widens style-src-elem
+# for its template's one static <style> (analytics/urls.py). Django admin needs nothing more.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],  # only browsers without style-src-elem/-attr fall back to this
+        # The vendored plotly.js adds two <style> elements: an empty one it fills through the CSSOM
+        # (the empty string's hash) and its bundled maplibre CSS (v4.1.1's hash; the browser tests
+        # report a CSP violation with the new hash when plotly.min.js changes).
+        "style-src-elem": ["'self'", "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",
+                           "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
@@ -318,8 +351,10 @@ LLMOBSERVE_SPIKE_MIN_USD = os.environ.get("LLMOBSERVE_SPIKE_MIN_USD", "0.50")
 LLMOBSERVE_INSIGHT_MIN_USD = os.environ.get("LLMOBSERVE_INSIGHT_MIN_USD", "0.05")
 # Webhook POSTs give up after this many seconds; Celery retries them (bounded), the detectors never wait.
 LLMOBSERVE_WEBHOOK_TIMEOUT = float(os.environ.get("LLMOBSERVE_WEBHOOK_TIMEOUT", "5"))
-# Private/loopback webhook targets (SSRF) are refused in production (LLMOBSERVE_HTTPS on) unless allowed here.
-LLMOBSERVE_WEBHOOK_ALLOW_PRIVATE = env_bool("LLMOBSERVE_WEBHOOK_ALLOW_PRIVATE", not LLMOBSERVE_HTTPS)
+# Alert webhooks (SSRF guard, analytics/insights/webhooks.py): https to public addresses only, checked on save and
+# at delivery. Self-hosters whose chat server is on their own network opt in (docs/self-hosting.md).
+LLMOBSERVE_WEBHOOK_ALLOW_PRIVATE = env_bool("LLMOBSERVE_WEBHOOK_ALLOW_PRIVATE", False)  # loopback/private targets
+LLMOBSERVE_WEBHOOK_ALLOW_HTTP = env_bool("LLMOBSERVE_WEBHOOK_ALLOW_HTTP", False)  # plain http:// targets
 # UTC hour at which the daily digest goes out to orgs that chose it.
 LLMOBSERVE_DIGEST_HOUR = int(os.environ.get("LLMOBSERVE_DIGEST_HOUR", "8"))
 CELERY_BEAT_SCHEDULE.update({

@@ -9,13 +9,10 @@ blocks the detectors: a dead webhook costs a task, not a run.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import socket
+import re
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
-import requests
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -28,6 +25,7 @@ from accounts.tasking import enqueue_on_commit
 
 from ..models import AlertDelivery, Insight
 from ..windows import usd
+from . import webhooks
 from .detectors import money
 from .selectors import insight_as_api
 
@@ -150,19 +148,36 @@ def _insight_lines(insight: Insight) -> list[str]:
     return lines
 
 
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def header_safe(text: str) -> str:
+    """One line for a mail header: CR, LF and other control characters (from labels, org names) become spaces.
+
+    Django refuses a subject with a newline (BadHeaderError), which would make an alert undeliverable forever.
+    """
+    return _CONTROL_CHARS.sub(" ", text).strip()
+
+
+def slack_escape(text: str) -> str:
+    """Slack's mrkdwn escaping: labels cannot form <!channel> mentions or <http://…|links>."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def alert_message(*, delivery: AlertDelivery) -> tuple[str, str, list[Insight]]:
     """(subject, plain text, insights) of a delivery; the text is Slack-friendly too."""
     org = delivery.org
     if delivery.insight_id:
         insights = [delivery.insight]
         insight = delivery.insight
-        subject = f"[LLMObserve] {org.name}: {insight.title}"[:250]
+        subject = header_safe(f"[LLMObserve] {org.name}: {insight.title}")[:250]
         body = _insight_lines(insight)
         body.append("Evidence: " + ", ".join(f"{k}={v}" for k, v in insight.evidence.items() if v is not None))
     else:
         by_id = {i.pk: i for i in Insight.objects.for_org(org).filter(pk__in=delivery.digest_insight_ids)}
         insights = [by_id[pk] for pk in delivery.digest_insight_ids if pk in by_id]
-        subject = f"[LLMObserve] {org.name}: daily digest, {len(insights)} new insight{'s' if len(insights) != 1 else ''}"
+        subject = header_safe(f"[LLMObserve] {org.name}: daily digest, "
+                              f"{len(insights)} new insight{'s' if len(insights) != 1 else ''}")
         body = [f"{len(insights)} new insight(s) for {org.name} on {delivery.digest_date}:", ""]
         for insight in insights:
             body.append(f"• {insight.title} — {money(insight.amount_pico)} at stake")
@@ -170,33 +185,12 @@ def alert_message(*, delivery: AlertDelivery) -> tuple[str, str, list[Insight]]:
     return subject, "\n".join(body), insights
 
 
-def _check_public(url: str) -> None:
-    """Refuse webhook targets on private, loopback or link-local addresses unless allowed (SSRF)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise AlertDeliveryError("webhook URL must be http(s)://host/…")
-    if settings.LLMOBSERVE_WEBHOOK_ALLOW_PRIVATE:
-        return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except OSError as exc:
-        raise AlertDeliveryError(f"webhook host does not resolve: {exc}") from None
-    for info in infos:
-        if not ipaddress.ip_address(info[4][0]).is_global:
-            raise AlertDeliveryError("webhook host resolves to a private address; refused")
-
-
 def webhook_post(*, url: str, payload: dict) -> None:
-    _check_public(url)
+    """POST to a webhook through the SSRF guard (webhooks.py): validated URL, pinned address, no body echoed."""
     try:
-        response = requests.post(url, json=payload, timeout=settings.LLMOBSERVE_WEBHOOK_TIMEOUT,
-                                 allow_redirects=False, headers={"User-Agent": "LLMObserve-Alerts/1"})
-    except requests.Timeout:
-        raise AlertDeliveryError(f"webhook timed out after {settings.LLMOBSERVE_WEBHOOK_TIMEOUT:g} s") from None
-    except requests.RequestException as exc:
-        raise AlertDeliveryError(f"webhook request failed: {exc.__class__.__name__}: {exc}") from None
-    if not 200 <= response.status_code < 300:
-        raise AlertDeliveryError(f"webhook answered HTTP {response.status_code}: {response.text[:200]}")
+        webhooks.webhook_post(url=url, payload=payload)
+    except webhooks.WebhookError as exc:
+        raise AlertDeliveryError(str(exc)) from None
 
 
 def alert_deliver(*, delivery_id: int, now: datetime | None = None) -> AlertDelivery | None:
@@ -218,7 +212,7 @@ def alert_deliver(*, delivery_id: int, now: datetime | None = None) -> AlertDeli
             if not url:
                 return _finish(delivery, AlertDelivery.Status.SKIPPED, "webhook removed")
             webhook_post(url=url, payload={
-                "text": text,
+                "text": slack_escape(text),
                 "llmobserve": {"org": org.slug, "digest_date": str(delivery.digest_date or "") or None,
                                "insights": [insight_as_api(i) for i in insights]},
             })
@@ -245,14 +239,14 @@ def alert_test_send(*, org: Organization) -> dict[str, str | None]:
         try:
             if not recipients:
                 raise AlertDeliveryError("no owner or admin has an email address")
-            send_mail(f"[LLMObserve] {org.name}: test alert", text, None, recipients, fail_silently=False)
+            send_mail(header_safe(f"[LLMObserve] {org.name}: test alert"), text, None, recipients, fail_silently=False)
             results[AlertDelivery.Channel.EMAIL] = None
         except Exception as exc:
             results[AlertDelivery.Channel.EMAIL] = str(exc)
     if org.alert_webhook_url:
         try:
-            webhook_post(url=org.alert_webhook_url, payload={"text": text, "llmobserve": {"org": org.slug,
-                                                                                          "test": True}})
+            webhook_post(url=org.alert_webhook_url,
+                         payload={"text": slack_escape(text), "llmobserve": {"org": org.slug, "test": True}})
             results[AlertDelivery.Channel.WEBHOOK] = None
         except AlertDeliveryError as exc:
             results[AlertDelivery.Channel.WEBHOOK] = str(exc)

@@ -15,7 +15,7 @@ from accounts.models import Organization
 from accounts.services import org_over_cap_set, org_update
 
 from ..models import Insight
-from . import detectors
+from . import detectors, webhooks
 from .alerts import alerts_queue
 from .detectors import Finding
 
@@ -123,7 +123,8 @@ def alert_settings_update(*, org: Organization, spend_cap_usd=_UNSET, spike_min_
 
     Only the arguments given change. An empty cap or spike minimum clears it (no cap; the site
     default minimum). `over_cap` is re-evaluated at once, so raising the cap releases a budget
-    guard without waiting for the hourly run.
+    guard without waiting for the hourly run. A webhook URL that the SSRF guard refuses raises
+    ValueError and nothing is saved.
     """
     fields: dict = {}
     if spend_cap_usd is not _UNSET:
@@ -133,7 +134,13 @@ def alert_settings_update(*, org: Organization, spend_cap_usd=_UNSET, spike_min_
     if alert_email is not _UNSET:
         fields["alert_email"] = bool(alert_email)
     if alert_webhook_url is not _UNSET:
-        fields["alert_webhook_url"] = (alert_webhook_url or "").strip()
+        url = (alert_webhook_url or "").strip()
+        if url:
+            try:
+                webhooks.webhook_url_validate(url)  # checked again at every delivery
+            except webhooks.WebhookError as exc:
+                raise ValueError(str(exc)) from None
+        fields["alert_webhook_url"] = url
     if alert_digest is not _UNSET:
         fields["alert_digest"] = bool(alert_digest)
     with transaction.atomic():

@@ -40,6 +40,21 @@
     });
   });
 
+  // No inline handlers anywhere (the CSP forbids them): behaviours hang off data attributes.
+  // <form data-confirm="text">: ask before submitting; the text is read as text, never as code.
+  document.addEventListener("submit", function (evt) {
+    var form = evt.target.closest("form[data-confirm]");
+    if (form && !window.confirm(form.dataset.confirm)) {
+      evt.preventDefault();
+      evt.stopImmediatePropagation();
+    }
+  }, true);
+  // <select data-autosubmit>: submit its form when the choice changes.
+  document.addEventListener("change", function (evt) {
+    var field = evt.target.closest("[data-autosubmit]");
+    if (field && field.form) field.form.requestSubmit();
+  });
+
   // Copy buttons: <button data-copy="#id">.
   document.addEventListener("click", function (evt) {
     var btn = evt.target.closest("[data-copy]");

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -8,13 +10,17 @@ from ..factories import MembershipFactory, OrganizationFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_signup_leads_to_org_creation_and_ownership(client):
+def test_signup_leads_to_org_creation_and_ownership(client, mailoutbox):
     response = client.post(reverse("account_signup"), {
         "email": "Ada@Example.com", "password1": "a-long-passphrase-1", "password2": "a-long-passphrase-1",
     })
     assert response.status_code == 302
-    assert response["Location"] == reverse("org_create")
+    assert response["Location"] == reverse("account_email_verification_sent")  # verification is mandatory
     user = User.objects.get(email="ada@example.com")
+    [mail] = mailoutbox
+    link = re.search(r"http://testserver(/accounts/confirm-email/\S+/)", mail.body).group(1)
+    response = client.post(link)
+    assert response.status_code == 302 and response["Location"] == reverse("org_create")  # signed in
 
     response = client.post(reverse("org_create"), {"name": "Acme AI"})
     org = Organization.objects.get(name="Acme AI")

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from celery.exceptions import Retry
 
-from accounts.models import Membership
+from accounts.models import Membership, Organization
 from analytics import tasks
 from analytics.insights import alerts
 from analytics.insights.services import alert_settings_update, insights_run
@@ -26,25 +26,33 @@ __all__ = ["raise_detector_errors"]  # autouse fixture
 
 
 class Hook:
-    """A local webhook receiver: records every POST; answers `status` after `delay` seconds."""
+    """A local webhook receiver: records every POST; answers `status` after `delay` seconds.
 
-    def __init__(self):
+    With `tls` (an ssl.SSLContext) it speaks https and records the TLS server name (SNI) it was asked for.
+    """
+
+    def __init__(self, tls=None):
         self.requests: list[dict] = []
         self.status = 200
         self.delay = 0.0
+        self.body = None  # the response body; default "ok" or "invalid_token"
+        self.location = None  # a Location header to send (redirect tests)
+        self.server_names: list[str | None] = []
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 hook.requests.append({"path": self.path, "body": json.loads(body or b"null"),
-                                      "content_type": self.headers.get("Content-Type")})
+                                      "content_type": self.headers.get("Content-Type"), "host": self.headers.get("Host")})
                 time.sleep(hook.delay)
                 try:
                     self.send_response(hook.status)
                     self.send_header("Content-Type", "text/plain")
+                    if hook.location:
+                        self.send_header("Location", hook.location)
                     self.end_headers()
-                    self.wfile.write(b"ok" if hook.status < 300 else b"invalid_token")
+                    self.wfile.write(hook.body or (b"ok" if hook.status < 300 else b"invalid_token"))
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
@@ -53,7 +61,11 @@ class Hook:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}/services/T000/B000/XXX"
+        self.port = self.server.server_port
+        self.url = f"http://127.0.0.1:{self.port}/services/T000/B000/XXX"
+        if tls is not None:
+            tls.sni_callback = lambda sock, name, ctx: self.server_names.append(name)
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -67,6 +79,13 @@ def hook():
     server = Hook()
     yield server
     server.close()
+
+
+@pytest.fixture(autouse=True)
+def _local_webhooks_allowed(settings):
+    """These tests post to a receiver on 127.0.0.1 over http: they opt in as a self-hoster would."""
+    settings.LLMOBSERVE_WEBHOOK_ALLOW_PRIVATE = True
+    settings.LLMOBSERVE_WEBHOOK_ALLOW_HTTP = True
 
 
 @pytest.fixture
@@ -134,7 +153,7 @@ def test_webhook_failure_is_recorded_and_a_retry_delivers(org, spike_history, ru
     assert Insight.objects.for_org(org).count() == 1
     delivery = AlertDelivery.objects.for_org(org).get()
     assert delivery.status == "failed" and delivery.attempts == 1
-    assert delivery.last_error == "webhook answered HTTP 500: invalid_token"
+    assert delivery.last_error == "webhook answered HTTP 500"  # the status only, never the response body
 
     hook.status = 200
     assert tasks.alert_send.delay(delivery.id).get() == "sent"
@@ -215,9 +234,9 @@ def test_hourly_job_requeues_old_failures(org, spike_history, run, hook, django_
     assert delivery.status == "sent" and delivery.attempts == 2 and len(hook.requests) == 2
 
 
-def test_private_webhook_targets_are_refused_in_production(org, spike_history, run, hook, settings):
-    settings.LLMOBSERVE_WEBHOOK_ALLOW_PRIVATE = False
+def test_private_webhook_targets_are_refused_at_delivery_once_not_allowed(org, spike_history, run, hook, settings):
     alert_settings_update(org=org, alert_email=False, alert_webhook_url=hook.url)
+    settings.LLMOBSERVE_WEBHOOK_ALLOW_PRIVATE = False  # the operator withdrew the opt-in after the URL was saved
     run()
     delivery = AlertDelivery.objects.for_org(org).get()
     assert delivery.status == "failed" and "private address" in delivery.last_error
@@ -297,3 +316,17 @@ def test_settings_page_test_button_reaches_both_channels(member_client, org, tea
 def test_test_button_is_for_managers_only(client, org):
     client.force_login(MembershipFactory(org=org, role=Membership.Role.MEMBER).user)
     assert client.post(f"/o/{org.slug}/settings/alerts/test/").status_code == 403
+
+
+def test_a_label_with_cr_lf_still_gets_its_email(org, team, spike_history, mailoutbox):
+    """A newline in a label or org name once raised BadHeaderError on every attempt: the alert never went out."""
+    Organization.objects.filter(pk=org.pk).update(name="Acme\r\nBcc: victim@example.com")
+    insights_run(org=org, now=NOW)  # no commit: the delivery stays pending
+    Insight.objects.for_org(org).update(title="Spend spike in agent:x\r\nBcc: evil@example.com\x07\u2028end")
+    delivery = AlertDelivery.objects.for_org(org).get(channel="email")
+    assert alerts.alert_deliver(delivery_id=delivery.pk).status == "sent"
+    [message] = mailoutbox
+    assert message.subject == "[LLMObserve] Acme Bcc: victim@example.com: Spend spike in agent:x Bcc: evil@example.com end"
+    assert sorted(message.to) == team and not message.bcc
+    message.message()  # the headers serialise
+    assert alerts.alert_test_send(org=org) == {"email": None}

@@ -370,7 +370,8 @@ def test_viewer_sees_insights_but_cannot_dismiss(client, org, spike):
     assert client.post(f"/o/{org.slug}/insights/{spike.id}/dismiss/").status_code == 403
 
 
-def test_alert_settings_page_saves_cap_and_channels(member_client, org):
+def test_alert_settings_page_saves_cap_and_channels(member_client, org, fake_dns):
+    fake_dns["hooks.example.com"] = ["93.184.215.14"]  # a public address; nothing connects to it here
     url = f"/o/{org.slug}/settings/alerts/"
     assert member_client.get(url).status_code == 200
     response = member_client.post(url, {"spend_cap_usd": "250.5", "spike_min_usd": "2", "alert_email": "",

@@ -113,3 +113,17 @@ def test_each_request_is_metered_on_the_keys_org_only(api, ingest_key, other_rea
 
 def test_get_is_not_allowed(api, ingest_key):
     assert api(ingest_key).get(URL).status_code == 405
+
+
+def test_over_the_limit_the_body_is_not_even_parsed(api, ingest_key, settings):
+    """Throttle first: a huge or broken body from an org over its limit gets 429, not 413/400 after parsing."""
+    settings.LLMOBSERVE_INSTRUMENT_RATE_PER_ORG = 2
+    for _ in range(2):
+        assert api(ingest_key).post(URL, {"code": SMALL, "file_path": "a.py"}).status_code == 200
+    for body in ('{"code": "def broken(:", "file_path": "x.py"}',  # code that does not parse
+                 '{"code": ',  # JSON that does not parse
+                 '[' * 100_000,  # deep nesting
+                 json.dumps({"code": "#" * (2 * 1024 * 1024), "file_path": "x.py"})):  # over the size limit
+        response = api(ingest_key).post(URL, body, content_type="application/json")
+        assert response.status_code == 429, (body[:30], response.content[:200])
+        assert int(response["Retry-After"]) >= 1
