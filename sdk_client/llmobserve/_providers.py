@@ -389,7 +389,18 @@ def _zero() -> Tokens:
     }
 
 
+def _subsets(t: Tokens) -> Tokens:
+    """Design §4: cache reads and writes are subsets of input, reasoning of output. A provider
+    answer that breaks that (a detail larger than its total) is capped, never over-counted."""
+    t["cached_input_tokens"] = min(t["cached_input_tokens"], t["input_tokens"])
+    t["cache_write_tokens"] = min(t["cache_write_tokens"], t["input_tokens"] - t["cached_input_tokens"])
+    t["reasoning_tokens"] = min(t["reasoning_tokens"], t["output_tokens"])
+    return t
+
+
 def usage_openai(u: Dict[str, Any]) -> Tokens:
+    """Chat ``prompt_tokens`` / Responses ``input_tokens`` are all input: the cache read
+    (``cached_tokens``) and cache write (``cache_write_tokens``) details are subsets of it."""
     t = _zero()
     if "prompt_tokens" in u or "completion_tokens" in u:
         t["input_tokens"] = _int(u.get("prompt_tokens"))
@@ -397,13 +408,15 @@ def usage_openai(u: Dict[str, Any]) -> Tokens:
         t["cached_input_tokens"] = _int(_dig(u, "prompt_tokens_details", "cached_tokens")) or _int(
             u.get("prompt_cache_hit_tokens")
         )
+        t["cache_write_tokens"] = _int(_dig(u, "prompt_tokens_details", "cache_write_tokens"))
         t["reasoning_tokens"] = _int(_dig(u, "completion_tokens_details", "reasoning_tokens"))
     else:  # Responses API
         t["input_tokens"] = _int(u.get("input_tokens"))
         t["output_tokens"] = _int(u.get("output_tokens"))
         t["cached_input_tokens"] = _int(_dig(u, "input_tokens_details", "cached_tokens"))
+        t["cache_write_tokens"] = _int(_dig(u, "input_tokens_details", "cache_write_tokens"))
         t["reasoning_tokens"] = _int(_dig(u, "output_tokens_details", "reasoning_tokens"))
-    return t
+    return _subsets(t)
 
 
 def usage_anthropic(u: Dict[str, Any], meta: Dict[str, Any]) -> Tokens:
@@ -414,10 +427,12 @@ def usage_anthropic(u: Dict[str, Any], meta: Dict[str, Any]) -> Tokens:
     t["output_tokens"] = _int(u.get("output_tokens"))
     t["cached_input_tokens"] = read
     t["cache_write_tokens"] = write
+    # output_tokens includes thinking: output_tokens_details is a read-only breakdown of it.
+    t["reasoning_tokens"] = _int(_dig(u, "output_tokens_details", "thinking_tokens"))
     one_hour = _int(_dig(u, "cache_creation", "ephemeral_1h_input_tokens"))
     if one_hour:
         meta["cache_write_1h_tokens"] = one_hour
-    return t
+    return _subsets(t)
 
 
 def usage_gemini(u: Dict[str, Any]) -> Tokens:
@@ -450,7 +465,9 @@ def usage_cohere(obj: Dict[str, Any]) -> Optional[Tokens]:
     t = _zero()
     t["input_tokens"] = _int(billed.get("input_tokens"))
     t["output_tokens"] = _int(billed.get("output_tokens"))
-    return t
+    # "prompt tokens that hit the inference cache" (v2 usage; v1 meta): a subset of input.
+    t["cached_input_tokens"] = _int(_dig(obj, "usage", "cached_tokens")) or _int(_dig(obj, "meta", "cached_tokens"))
+    return _subsets(t)
 
 
 def _gemini_model_from_path(path: str) -> str:

@@ -8,14 +8,17 @@ token counts happens later, on the flush thread.
 
 from __future__ import annotations
 
+import json
 import zlib
 from typing import Dict, Optional
 
-# Named SSE events whose last payload carries the usage.
 # Events after which a stream is complete even if the client stops reading
-# before the transport's end (the SDKs close the response at [DONE]).
+# before the transport's end (the SDKs close the response at [DONE]). An Anthropic
+# ``message_delta`` with a ``stop_reason`` ends one too: it carries the final usage, and
+# LiteLLM closes the response there, before ``message_stop`` (``_stops()``).
 FINAL = frozenset({b"message_stop", b"response.completed", b"response.incomplete", b"response.failed", b"message-end"})
 
+# Named SSE events whose last payload carries the model or the usage.
 INTERESTING = frozenset(
     {
         b"message_start",  # anthropic: model + initial usage
@@ -152,9 +155,23 @@ class StreamTap:
             self.last = payload
             if self._event is not None and self._event in INTERESTING:
                 self.events[self._event] = payload
+                if self._event == b"message_delta" and _stops(payload):
+                    self.done = True
         elif line.startswith(b"event:"):
             self._event = line[6:].strip()
             if self._event in FINAL:
                 self.done = True
         elif not line.strip():
             self._event = None
+
+
+def _stops(payload: bytes) -> bool:
+    """An Anthropic ``message_delta`` whose ``delta.stop_reason`` is set: the message is over."""
+    if b'"stop_reason"' not in payload:
+        return False
+    try:
+        obj = json.loads(payload)
+    except ValueError:
+        return False
+    delta = obj.get("delta") if isinstance(obj, dict) else None
+    return isinstance(delta, dict) and delta.get("stop_reason") is not None
