@@ -156,4 +156,3 @@ class StreamTap:
                 self.done = True
         elif not line.strip():
             self._event = None
-

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 
-import pytest
-
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no cost-map fetch at import
-litellm = pytest.importorskip("litellm")
+
+import litellm  # noqa: E402
 
 from .fakes import TEXT_PIECES  # noqa: E402
 
