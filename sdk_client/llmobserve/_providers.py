@@ -6,66 +6,23 @@ Two halves with different budgets:
   client. It is a cached dict lookup plus a path check; unknown hosts cost one
   dict hit.
 * ``build_event()`` runs on the flush thread. It JSON-decodes the kept body (or
-  the few SSE payloads the tap kept) and applies design §4's token rules.
+  the few SSE payloads the tap kept) and hands it to the format's module in
+  ``llmobserve/providers/``, which applies design §4's token rules.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import time
 from typing import Any, Dict, Optional, Tuple
-from urllib.parse import unquote
 
-from . import _context
+from . import _context, providers
 from ._config import STATE, BudgetExceeded, host_key, logger
 from ._sse import StreamTap
-
-# provider name -> response format
-FORMATS: Dict[str, str] = {
-    "openai": "openai",
-    "azure_openai": "openai",
-    "mistral": "openai",
-    "groq": "openai",
-    "together": "openai",
-    "openrouter": "openai",
-    "deepseek": "openai",
-    "fireworks": "openai",
-    "xai": "openai",
-    "perplexity": "openai",
-    "anthropic": "anthropic",
-    "google": "gemini",
-    "gemini": "gemini",
-    "vertex_ai": "gemini",
-    "cohere": "cohere",
-    "bedrock": "bedrock",
-    "pinecone": "pinecone",
-}
-
-EXACT_HOSTS: Dict[str, str] = {
-    "api.openai.com": "openai",
-    "api.anthropic.com": "anthropic",
-    "generativelanguage.googleapis.com": "google",
-    "api.cohere.com": "cohere",
-    "api.cohere.ai": "cohere",
-    "api.mistral.ai": "mistral",
-    "api.groq.com": "groq",
-    "api.together.xyz": "together",
-    "api.together.ai": "together",
-    "openrouter.ai": "openrouter",
-    "api.deepseek.com": "deepseek",
-    "api.fireworks.ai": "fireworks",
-    "api.x.ai": "xai",
-    "api.perplexity.ai": "perplexity",
-}
-
-SUFFIX_HOSTS: Tuple[Tuple[str, str], ...] = (
-    (".openai.azure.com", "azure_openai"),
-    (".cognitiveservices.azure.com", "azure_openai"),
-    (".services.ai.azure.com", "azure_openai"),
-    ("aiplatform.googleapis.com", "google"),
-    (".pinecone.io", "pinecone"),
-)
+from .providers import EXACT_HOSTS, FORMATS, MATCHERS, SUFFIX_HOSTS, Tokens
+from .providers._base import find_json_after as _find_json_after
+from .providers._base import loads as _loads
+from .providers._base import zero as _zero
 
 Spec = Tuple[str, str]  # (provider, format)
 # Keyed by the host exactly as the client holds it (str or bytes), so the hot
@@ -102,12 +59,14 @@ def _resolve(host: str) -> Optional[Spec]:
         bare = host.split(":", 1)[0]
         name = cfg.hosts.get(bare) or EXACT_HOSTS.get(bare)
         if name is None:
-            if bare.startswith("bedrock-runtime.") and bare.endswith(".amazonaws.com"):
-                name = "bedrock"
+            for suffix, provider in SUFFIX_HOSTS:
+                if bare.endswith(suffix):
+                    name = provider
+                    break
             else:
-                for suffix, provider in SUFFIX_HOSTS:
-                    if bare.endswith(suffix):
-                        name = provider
+                for match in MATCHERS:
+                    name = match(bare)
+                    if name is not None:
                         break
     if name is None:
         return None
@@ -118,46 +77,8 @@ def classify(fmt: str, method: str, path: str) -> Optional[str]:
     """The span type of a billable call, or None for calls not worth an event."""
     if method != "POST":
         return None
-    if fmt == "openai":
-        if path.endswith("/embeddings"):
-            return "embedding"
-        if path.endswith(("/chat/completions", "/completions", "/responses")):
-            return "llm"
-        return None
-    if fmt == "anthropic":
-        if path.endswith(("/messages", "/complete")):
-            return "llm"
-        return None
-    if fmt == "gemini":
-        if path.endswith((":embedContent", ":batchEmbedContents")):
-            return "embedding"
-        if path.endswith((":generateContent", ":streamGenerateContent")):
-            return "llm"
-        if path.endswith((":rawPredict", ":streamRawPredict")) and "/publishers/anthropic/" in path:
-            return "llm"  # Claude on Vertex AI
-        return None
-    if fmt == "cohere":
-        if path.endswith("/embed"):
-            return "embedding"
-        if path.endswith(("/chat", "/generate")):
-            return "llm"
-        if path.endswith("/rerank"):
-            return "api"
-        return None
-    if fmt == "bedrock":
-        if "/model/" in path and path.rsplit("/", 1)[-1] in (
-            "converse",
-            "converse-stream",
-            "invoke",
-            "invoke-with-response-stream",
-        ):
-            return "llm"
-        return None
-    if fmt == "pinecone":
-        if path.endswith(("/query", "/vectors/upsert", "/records/namespaces")) or "/search" in path:
-            return "vector_db"
-        return None
-    return None
+    spec = providers.get(fmt)
+    return spec.classify(path) if spec is not None else None
 
 
 class Call:
@@ -324,8 +245,10 @@ def begin(host: Any, method: str, path: str) -> Optional[Call]:
             "LLMObserve: the organisation is over its spending cap; "
             "the request was not sent (observe(on_cap='raise'))."
         )
-    if spec[1] == "gemini" and "/publishers/anthropic/" in path:
-        return Call("vertex_ai", "anthropic", span_type, path)
+    fmt = providers.get(spec[1])
+    routed = fmt.route(path) if fmt is not None and fmt.route is not None else None
+    if routed is not None:
+        return Call(routed[0], routed[1], span_type, path)
     return Call(spec[0], spec[1], span_type, path)
 
 
@@ -351,130 +274,6 @@ def propagation_headers(host: str) -> Optional[Dict[str, str]]:
 # -- flush thread: turning a Call into a wire event ------------------------------
 
 
-def _loads(raw: Optional[bytes]) -> Any:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return None
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, (int, float)):
-        return max(0, int(value))
-    return 0
-
-
-def _dig(obj: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
-Tokens = Dict[str, int]
-
-
-def _zero() -> Tokens:
-    return {
-        "input_tokens": 0,
-        "output_tokens": 0,
-        "cached_input_tokens": 0,
-        "cache_write_tokens": 0,
-        "reasoning_tokens": 0,
-    }
-
-
-def usage_openai(u: Dict[str, Any]) -> Tokens:
-    t = _zero()
-    if "prompt_tokens" in u or "completion_tokens" in u:
-        t["input_tokens"] = _int(u.get("prompt_tokens"))
-        t["output_tokens"] = _int(u.get("completion_tokens"))
-        t["cached_input_tokens"] = _int(_dig(u, "prompt_tokens_details", "cached_tokens")) or _int(
-            u.get("prompt_cache_hit_tokens")
-        )
-        t["reasoning_tokens"] = _int(_dig(u, "completion_tokens_details", "reasoning_tokens"))
-    else:  # Responses API
-        t["input_tokens"] = _int(u.get("input_tokens"))
-        t["output_tokens"] = _int(u.get("output_tokens"))
-        t["cached_input_tokens"] = _int(_dig(u, "input_tokens_details", "cached_tokens"))
-        t["reasoning_tokens"] = _int(_dig(u, "output_tokens_details", "reasoning_tokens"))
-    return t
-
-
-def usage_anthropic(u: Dict[str, Any], meta: Dict[str, Any]) -> Tokens:
-    t = _zero()
-    read = _int(u.get("cache_read_input_tokens"))
-    write = _int(u.get("cache_creation_input_tokens"))
-    t["input_tokens"] = _int(u.get("input_tokens")) + read + write
-    t["output_tokens"] = _int(u.get("output_tokens"))
-    t["cached_input_tokens"] = read
-    t["cache_write_tokens"] = write
-    one_hour = _int(_dig(u, "cache_creation", "ephemeral_1h_input_tokens"))
-    if one_hour:
-        meta["cache_write_1h_tokens"] = one_hour
-    return t
-
-
-def usage_gemini(u: Dict[str, Any]) -> Tokens:
-    t = _zero()
-    thoughts = _int(u.get("thoughtsTokenCount"))
-    t["input_tokens"] = _int(u.get("promptTokenCount")) + _int(u.get("toolUsePromptTokenCount"))
-    t["output_tokens"] = _int(u.get("candidatesTokenCount")) + thoughts
-    t["cached_input_tokens"] = _int(u.get("cachedContentTokenCount"))
-    t["reasoning_tokens"] = thoughts
-    return t
-
-
-def usage_bedrock(u: Dict[str, Any]) -> Tokens:
-    if "input_tokens" in u:  # invoke with an Anthropic body
-        return usage_anthropic(u, {})
-    t = _zero()
-    read = _int(u.get("cacheReadInputTokens"))
-    write = _int(u.get("cacheWriteInputTokens"))
-    t["input_tokens"] = _int(u.get("inputTokens")) + read + write
-    t["output_tokens"] = _int(u.get("outputTokens"))
-    t["cached_input_tokens"] = read
-    t["cache_write_tokens"] = write
-    return t
-
-
-def usage_cohere(obj: Dict[str, Any]) -> Optional[Tokens]:
-    billed = _dig(obj, "usage", "billed_units") or _dig(obj, "meta", "billed_units")
-    if not isinstance(billed, dict):
-        return None
-    t = _zero()
-    t["input_tokens"] = _int(billed.get("input_tokens"))
-    t["output_tokens"] = _int(billed.get("output_tokens"))
-    return t
-
-
-def _gemini_model_from_path(path: str) -> str:
-    seg = path.rsplit("/models/", 1)[-1] if "/models/" in path else ""
-    return seg.split(":", 1)[0]
-
-
-def _bedrock_model_from_path(path: str) -> str:
-    if "/model/" not in path:
-        return ""
-    return unquote(path.split("/model/", 1)[1].rsplit("/", 1)[0])
-
-
-def _find_json_after(raw: bytes, key: bytes) -> Any:
-    idx = raw.rfind(key)
-    if idx < 0:
-        return None
-    try:
-        text = raw[idx + len(key):].decode("utf-8", "replace").lstrip(" :")
-        return json.JSONDecoder().raw_decode(text)[0]
-    except ValueError:
-        return None
-
-
 _BIG_BODY = 262_144
 _BIG_REQUEST = 65_536
 
@@ -485,7 +284,7 @@ def _body_json(raw: bytes) -> Any:
     if len(raw) <= _BIG_BODY:
         return _loads(raw)
     obj: Dict[str, Any] = {}
-    for key in (b'"usage"', b'"usageMetadata"', b'"meta"'):
+    for key in providers.USAGE_KEYS:
         val = _find_json_after(raw, key)
         if val is not None:
             obj[key.decode().strip('"')] = val
@@ -504,103 +303,25 @@ def _looks_binary(body: bytes) -> bool:
 
 def _parse(call: Call, meta: Dict[str, Any]) -> Tuple[str, Optional[Tokens]]:
     """(model, tokens) from what the call kept; tokens None when usage is unknown."""
-    fmt = call.fmt
+    fmt = providers.get(call.fmt)
     tap = call.tap
     if tap is None and call.stream and call.body is not None:
         tap = StreamTap("", raw_tail=_looks_binary(call.body))
         tap.feed(call.body)
         tap.close()
-        return _parse_stream(call, tap, meta)
+        return fmt.stream(tap, meta) if fmt is not None else ("", None)
     if tap is not None and call.body is None and call.parsed is None:
         if call.stream:
-            return _parse_stream(call, tap, meta)
+            return fmt.stream(tap, meta) if fmt is not None else ("", None)
         if tap.complete():
             call.body = tap.kept()  # a JSON body read as a stream: the tap holds all of it
     obj = call.parsed if call.parsed is not None else (_body_json(call.body) if call.body else None)
     if not isinstance(obj, dict):
         return "", None
-    model = obj.get("model") if isinstance(obj.get("model"), str) else ""
-    if fmt == "openai":
-        u = obj.get("usage")
-        if not isinstance(u, dict):
-            u = _dig(obj, "response", "usage")
-        return str(model or ""), usage_openai(u) if isinstance(u, dict) else None
-    if fmt == "anthropic":
-        u = obj.get("usage")
-        return str(model or ""), usage_anthropic(u, meta) if isinstance(u, dict) else None
-    if fmt == "gemini":
-        u = obj.get("usageMetadata")
-        return str(obj.get("modelVersion") or ""), usage_gemini(u) if isinstance(u, dict) else None
-    if fmt == "bedrock":
-        u = obj.get("usage")
-        return str(model or ""), usage_bedrock(u) if isinstance(u, dict) else None
-    if fmt == "cohere":
-        return str(model or ""), usage_cohere(obj)
-    if fmt == "pinecone":
-        units = _dig(obj, "usage", "readUnits") or _dig(obj, "usage", "read_units")
-        if units is not None:
-            meta["read_units"] = _int(units)
-        if "upsertedCount" in obj:
-            meta["upserted_count"] = _int(obj.get("upsertedCount"))
-        return "", None
-    return str(model or ""), None
-
-
-def _parse_stream(call: Call, tap: StreamTap, meta: Dict[str, Any]) -> Tuple[str, Optional[Tokens]]:
-    fmt = call.fmt
-    if fmt == "openai":
-        for name in (b"response.completed", b"response.incomplete", b"response.failed"):
-            done = _loads(tap.events.get(name))
-            if isinstance(done, dict):
-                resp = done.get("response") or {}
-                u = resp.get("usage")
-                return str(resp.get("model") or ""), usage_openai(u) if isinstance(u, dict) else None
-        last = _loads(tap.last)
-        first = _loads(tap.first)
-        model = ""
-        for obj in (last, first):
-            if isinstance(obj, dict):
-                m = obj.get("model") or _dig(obj, "response", "model")
-                if isinstance(m, str) and m:
-                    model = m
-                    break
-        if isinstance(last, dict):
-            u = last.get("usage") or _dig(last, "x_groq", "usage")
-            if isinstance(u, dict):
-                return model, usage_openai(u)
-        return model, None
-    if fmt == "anthropic":
-        start = _loads(tap.events.get(b"message_start"))
-        message = start.get("message") if isinstance(start, dict) else None
-        model = ""
-        usage: Dict[str, Any] = {}
-        if isinstance(message, dict):
-            model = str(message.get("model") or "")
-            if isinstance(message.get("usage"), dict):
-                usage.update(message["usage"])
-        delta = _loads(tap.events.get(b"message_delta"))
-        if isinstance(delta, dict) and isinstance(delta.get("usage"), dict):
-            # Cumulative: each present field replaces the message_start value.
-            usage.update({k: v for k, v in delta["usage"].items() if v is not None})
-        return model, usage_anthropic(usage, meta) if usage else None
-    if fmt == "gemini":
-        last = _loads(tap.last)
-        if isinstance(last, list) and last:
-            last = last[-1]
-        if isinstance(last, dict):
-            u = last.get("usageMetadata")
-            return str(last.get("modelVersion") or ""), usage_gemini(u) if isinstance(u, dict) else None
-        return "", None
-    if fmt == "cohere":
-        end = _loads(tap.events.get(b"message-end") or tap.last)
-        if isinstance(end, dict):
-            return "", usage_cohere(end.get("delta") or end) or usage_cohere(end)
-        return "", None
-    if fmt == "bedrock":
-        source = tap.kept() or (tap.last or b"")
-        u = _find_json_after(source, b'"usage"')
-        return "", usage_bedrock(u) if isinstance(u, dict) else None
-    return "", None
+    if fmt is None:
+        model = obj.get("model")
+        return (model if isinstance(model, str) else ""), None
+    return fmt.body(obj, meta)
 
 
 def _request_model(call: Call) -> str:
@@ -636,10 +357,9 @@ def build_event(call: Call) -> Dict[str, Any]:
     except Exception:  # a malformed body must not lose the call
         logger.debug("llmobserve: could not parse usage", exc_info=True)
     if not model:
-        if call.fmt == "gemini":
-            model = _gemini_model_from_path(call.path)
-        elif call.fmt == "bedrock":
-            model = _bedrock_model_from_path(call.path)
+        fmt = providers.get(call.fmt)
+        if fmt is not None and fmt.model_from_path is not None:
+            model = fmt.model_from_path(call.path)
         if not model:
             model = _request_model(call)
     if not model and call.span_type in ("llm", "embedding"):

@@ -11,22 +11,15 @@ from __future__ import annotations
 import zlib
 from typing import Dict, Optional
 
-# Named SSE events whose last payload carries the usage.
-# Events after which a stream is complete even if the client stops reading
-# before the transport's end (the SDKs close the response at [DONE]).
-FINAL = frozenset({b"message_stop", b"response.completed", b"response.incomplete", b"response.failed", b"message-end"})
+from .providers import SSE_EVENTS, SSE_FINAL, SSE_FINAL_IF
 
-INTERESTING = frozenset(
-    {
-        b"message_start",  # anthropic: model + initial usage
-        b"message_delta",  # anthropic: cumulative output (+ input / cache updates)
-        b"response.created",  # openai responses: model
-        b"response.completed",  # openai responses: usage
-        b"response.incomplete",
-        b"response.failed",
-        b"message-end",  # cohere v2
-    }
-)
+# Named SSE events whose last payload carries the model or the usage (each format declares its own).
+INTERESTING = SSE_EVENTS
+# Events after which a stream is complete even if the client stops reading before the
+# transport's end (the SDKs close the response at [DONE]), and events that end it when their
+# payload says so (an Anthropic ``message_delta`` with a ``stop_reason``: LiteLLM closes there).
+FINAL = SSE_FINAL
+FINAL_IF = SSE_FINAL_IF
 
 _TAIL = 262_144
 
@@ -150,8 +143,13 @@ class StreamTap:
             if self.first is None:
                 self.first = payload
             self.last = payload
-            if self._event is not None and self._event in INTERESTING:
-                self.events[self._event] = payload
+            event = self._event
+            if event is not None:
+                if event in INTERESTING:
+                    self.events[event] = payload
+                check = FINAL_IF.get(event)
+                if check is not None and check(payload):
+                    self.done = True
         elif line.startswith(b"event:"):
             self._event = line[6:].strip()
             if self._event in FINAL:

@@ -2,7 +2,9 @@
 
 Shapes follow the providers' API references (OpenAI chat/responses/embeddings,
 Anthropic messages, Gemini generateContent, Bedrock converse, Cohere v2 chat,
-Pinecone query), including their usage/cache/reasoning fields and SSE framing.
+Pinecone query), including their usage/cache/reasoning fields and SSE framing. A request's
+model picks a variant: ``cache-write`` (OpenAI cache writes), ``thinking`` (Anthropic thinking
+tokens), ``delta-input`` (Anthropic input counts in ``message_delta``), ``error-429``/``error-400``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ OPENAI_USAGE = {
         "rejected_prediction_tokens": 0,
     },
 }
+# A first call that writes the prompt cache: cache_write_tokens is a subset of prompt_tokens.
+OPENAI_USAGE_CACHE_WRITE = dict(OPENAI_USAGE, prompt_tokens_details={
+    "cached_tokens": 0, "cache_write_tokens": 1152, "audio_tokens": 0})
 RESPONSES_USAGE = {
     "input_tokens": 500,
     "input_tokens_details": {"cached_tokens": 256},
@@ -38,6 +43,8 @@ RESPONSES_USAGE = {
     "output_tokens_details": {"reasoning_tokens": 40},
     "total_tokens": 590,
 }
+RESPONSES_USAGE_CACHE_WRITE = dict(RESPONSES_USAGE, input_tokens_details={
+    "cached_tokens": 0, "cache_write_tokens": 384})
 ANTHROPIC_USAGE = {
     "input_tokens": 50,
     "cache_creation_input_tokens": 1000,
@@ -46,6 +53,8 @@ ANTHROPIC_USAGE = {
     "cache_creation": {"ephemeral_5m_input_tokens": 1000, "ephemeral_1h_input_tokens": 0},
     "service_tier": "standard",
 }
+# Extended thinking: output_tokens includes the thinking, output_tokens_details breaks it down.
+ANTHROPIC_USAGE_THINKING = dict(ANTHROPIC_USAGE, output_tokens_details={"thinking_tokens": 80})
 GEMINI_USAGE = {
     "promptTokenCount": 100,
     "candidatesTokenCount": 50,
@@ -64,7 +73,7 @@ def sse(event: Optional[str], data: Any, nl: str = "\n") -> bytes:
     return text.encode()
 
 
-def openai_chat(model: str = GPT) -> Dict[str, Any]:
+def openai_chat(model: str = GPT, usage: Dict[str, Any] = OPENAI_USAGE) -> Dict[str, Any]:
     return {
         "id": "chatcmpl-1",
         "object": "chat.completion",
@@ -78,12 +87,13 @@ def openai_chat(model: str = GPT) -> Dict[str, Any]:
                 "finish_reason": "stop",
             }
         ],
-        "usage": OPENAI_USAGE,
+        "usage": usage,
         "system_fingerprint": "fp_1",
     }
 
 
-def openai_chat_stream(include_usage: bool, model: str = GPT) -> List[bytes]:
+def openai_chat_stream(include_usage: bool, model: str = GPT,
+                       usage: Dict[str, Any] = OPENAI_USAGE) -> List[bytes]:
     base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1700000000, "model": model,
             "system_fingerprint": "fp_1"}
     chunks = []
@@ -100,7 +110,7 @@ def openai_chat_stream(include_usage: bool, model: str = GPT) -> List[bytes]:
         last["usage"] = None
     chunks.append(sse(None, last))
     if include_usage:
-        chunks.append(sse(None, dict(base, choices=[], usage=OPENAI_USAGE)))
+        chunks.append(sse(None, dict(base, choices=[], usage=usage)))
     chunks.append(b"data: [DONE]\n\n")
     return chunks
 
@@ -128,7 +138,7 @@ def responses_obj(status: str = "completed", usage: Any = RESPONSES_USAGE) -> Di
     }
 
 
-def responses_stream() -> List[bytes]:
+def responses_stream(usage: Dict[str, Any] = RESPONSES_USAGE) -> List[bytes]:
     out = [sse("response.created", {"type": "response.created", "sequence_number": 0,
                                       "response": responses_obj("in_progress", None)}),
            sse("response.output_item.added", {
@@ -144,11 +154,11 @@ def responses_stream() -> List[bytes]:
             "type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0,
             "content_index": 0, "delta": piece, "sequence_number": i + 1}))
     out.append(sse("response.completed", {"type": "response.completed", "sequence_number": 99,
-                                            "response": responses_obj()}))
+                                            "response": responses_obj(usage=usage)}))
     return out
 
 
-def anthropic_message(model: str = CLAUDE) -> Dict[str, Any]:
+def anthropic_message(model: str = CLAUDE, usage: Dict[str, Any] = ANTHROPIC_USAGE) -> Dict[str, Any]:
     return {
         "id": "msg_1",
         "type": "message",
@@ -157,11 +167,11 @@ def anthropic_message(model: str = CLAUDE) -> Dict[str, Any]:
         "content": [{"type": "text", "text": "".join(TEXT_PIECES)}],
         "stop_reason": "end_turn",
         "stop_sequence": None,
-        "usage": ANTHROPIC_USAGE,
+        "usage": usage,
     }
 
 
-def anthropic_stream(delta_updates_input: bool = False) -> List[bytes]:
+def anthropic_stream(delta_updates_input: bool = False, thinking: bool = False) -> List[bytes]:
     start_usage = dict(ANTHROPIC_USAGE, output_tokens=1)
     if delta_updates_input:
         start_usage = {"input_tokens": 0, "cache_creation_input_tokens": 0,
@@ -178,6 +188,8 @@ def anthropic_stream(delta_updates_input: bool = False) -> List[bytes]:
     delta_usage: Dict[str, Any] = {"output_tokens": 120}
     if delta_updates_input:
         delta_usage.update(input_tokens=50, cache_creation_input_tokens=1000, cache_read_input_tokens=2000)
+    if thinking:
+        delta_usage["output_tokens_details"] = ANTHROPIC_USAGE_THINKING["output_tokens_details"]
     out.append(sse("message_delta", {"type": "message_delta",
                                       "delta": {"stop_reason": "end_turn", "stop_sequence": None},
                                       "usage": delta_usage}))
@@ -209,8 +221,22 @@ COHERE_CHAT = {
     "finish_reason": "COMPLETE",
     "message": {"role": "assistant", "content": [{"type": "text", "text": "Hello"}]},
     "usage": {"billed_units": {"input_tokens": 12, "output_tokens": 7},
-              "tokens": {"input_tokens": 80, "output_tokens": 7}},
+              "tokens": {"input_tokens": 80, "output_tokens": 7}, "cached_tokens": 4},
 }
+
+
+def cohere_chat_stream() -> List[bytes]:
+    out = [sse("message-start", {"type": "message-start", "id": "c-1",
+                                  "delta": {"message": {"role": "assistant", "content": []}}}),
+           sse("content-start", {"type": "content-start", "index": 0,
+                                  "delta": {"message": {"content": {"type": "text", "text": ""}}}})]
+    for piece in TEXT_PIECES:
+        out.append(sse("content-delta", {"type": "content-delta", "index": 0,
+                                          "delta": {"message": {"content": {"text": piece}}}}))
+    out.append(sse("content-end", {"type": "content-end", "index": 0}))
+    out.append(sse("message-end", {"type": "message-end", "delta": {"finish_reason": "COMPLETE",
+                                                                     "usage": COHERE_CHAT["usage"]}}))
+    return out
 PINECONE_QUERY = {"results": [], "matches": [{"id": "a", "score": 0.91}], "namespace": "docs",
                   "usage": {"readUnits": 5}}
 EMBEDDINGS = {"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}],
@@ -278,18 +304,23 @@ class ProviderHandler(BaseHTTPRequestHandler):
             time.sleep(1.0)
         stream = bool(body.get("stream")) if isinstance(body, dict) else False
         if path.endswith("/chat/completions"):
+            usage = OPENAI_USAGE_CACHE_WRITE if model == "cache-write" else OPENAI_USAGE
             if stream:
                 include = bool((body.get("stream_options") or {}).get("include_usage"))
-                return self._stream(openai_chat_stream(include))
-            return self._json(200, openai_chat())
+                return self._stream(openai_chat_stream(include, usage=usage))
+            return self._json(200, openai_chat(usage=usage))
         if path.endswith("/responses"):
-            return self._stream(responses_stream()) if stream else self._json(200, responses_obj())
+            usage = RESPONSES_USAGE_CACHE_WRITE if model == "cache-write" else RESPONSES_USAGE
+            if stream:
+                return self._stream(responses_stream(usage))
+            return self._json(200, responses_obj(usage=usage))
         if path.endswith("/embeddings"):
             return self._json(200, EMBEDDINGS)
         if path.endswith("/v1/messages"):
             if stream:
-                return self._stream(anthropic_stream(model == "delta-input"))
-            return self._json(200, anthropic_message())
+                return self._stream(anthropic_stream(model == "delta-input", model == "thinking"))
+            return self._json(200, anthropic_message(
+                usage=ANTHROPIC_USAGE_THINKING if model == "thinking" else ANTHROPIC_USAGE))
         if path.endswith(":streamGenerateContent"):
             return self._stream([sse(None, gemini_response(False), "\r\n"), sse(None, gemini_response(True), "\r\n")])
         if path.endswith(":generateContent"):
@@ -297,7 +328,7 @@ class ProviderHandler(BaseHTTPRequestHandler):
         if path.endswith("/converse"):
             return self._json(200, BEDROCK_CONVERSE)
         if path.endswith("/v2/chat"):
-            return self._json(200, COHERE_CHAT)
+            return self._stream(cohere_chat_stream()) if stream else self._json(200, COHERE_CHAT)
         if path.endswith("/query"):
             return self._json(200, PINECONE_QUERY)
         self._json(404, {"error": "not found"})

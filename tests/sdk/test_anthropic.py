@@ -97,3 +97,30 @@ def test_budget_exceeded_surfaces_unwrapped_and_is_not_retried(obs):
     with pytest.raises(llmobserve.BudgetExceeded):
         c.messages.create(model="claude-test", max_tokens=10, messages=MSG)
     assert obs.servers["anthropic"].requests == []
+
+
+def test_thinking_tokens_are_the_reasoning_subset_of_output(obs):
+    """`output_tokens_details.thinking_tokens` (included in `output_tokens`) was recorded as 0."""
+    c = client(obs)
+    r = c.messages.create(model="thinking", max_tokens=100, messages=MSG)
+    assert r.usage.output_tokens_details.thinking_tokens == 80
+    with c.messages.stream(model="thinking", max_tokens=100, messages=MSG) as s:
+        final = s.get_final_message()
+    assert final.usage.output_tokens == 120
+    evs = obs.events()
+    assert sorted(e["stream"] for e in evs) == [False, True]
+    for ev in evs:
+        assert tokens(ev) == (3050, 120, 2000, 1000, 80) and ev["metadata"] == {}
+
+
+def test_stream_read_up_to_message_delta_is_complete(obs):
+    """A client that stops at the `message_delta` carrying `stop_reason` (LiteLLM does) has read
+    the final usage: the call is complete, not partial. One closed before it stays partial."""
+    obs.servers["anthropic"].chunk_delay = 0.01
+    stream = client(obs).messages.create(model="thinking", max_tokens=100, messages=MSG, stream=True)
+    for event in stream:
+        if event.type == "message_delta":
+            break
+    stream.close()
+    ev = obs.one()
+    assert ev["metadata"] == {} and tokens(ev) == (3050, 120, 2000, 1000, 80)

@@ -80,7 +80,7 @@ def test_httpx_cohere_model_from_request_and_pinecone_vector_db(obs):
     q = httpx.post(obs.url("pinecone") + "/query", json={"topK": 3, "vector": [0.1]})
     assert q.json()["matches"][0]["id"] == "a"
     evs = {e["provider"]: e for e in obs.events()}
-    assert evs["cohere"]["model"] == "command-r-plus" and tokens(evs["cohere"]) == (12, 7, 0, 0, 0)
+    assert evs["cohere"]["model"] == "command-r-plus" and tokens(evs["cohere"]) == (12, 7, 4, 0, 0)
     pc = evs["pinecone"]
     assert pc["span_type"] == "vector_db" and pc["metadata"]["read_units"] == 5
 

@@ -47,3 +47,33 @@ def test_two_lines_capture_calls_that_the_collector_prices_exactly(obs, live_ser
     assert sonnet.cost_pico == 50 * 3_000_000 + 2000 * 300_000 + 1000 * 3_750_000 + 120 * 15_000_000
     run = RunSummary.objects.for_org(org).get()
     assert (run.calls, run.cost_pico, run.agent) == (2, gpt.cost_pico + sonnet.cost_pico, "agent:researcher")
+
+
+def test_cache_writes_thinking_and_cohere_cache_reads_reach_the_stored_event(obs, live_server, prices):
+    """The usage fields the SDK used to drop arrive at the collector and are stored (and priced)."""
+    import cohere
+    from accounts.services import api_key_create
+    from ingestion.models import TraceEvent
+
+    from ..factories import OrganizationFactory
+
+    org = OrganizationFactory()
+    obs.observe(collector_url=live_server.url, api_key=api_key_create(org=org).raw_key)
+    oai = openai.OpenAI(base_url=obs.url("openai") + "/v1", api_key="sk-test", max_retries=0)
+    claude = anthropic.Anthropic(base_url=obs.url("anthropic"), api_key="sk-ant-test", max_retries=0)
+
+    oai.chat.completions.create(model="cache-write", messages=[{"role": "user", "content": "hi"}])
+    claude.messages.create(model="thinking", max_tokens=50, messages=[{"role": "user", "content": "hi"}])
+    cohere.ClientV2(api_key="co", base_url=obs.url("cohere")).chat(
+        model="command-a-03-2025", messages=[{"role": "user", "content": "hi"}])
+    assert llmobserve.flush(timeout=10)
+
+    events = {e.provider: e for e in TraceEvent.objects.for_org(org)}
+    gpt, sonnet, command = events["openai"], events["anthropic"], events["cohere"]
+    assert (gpt.input_tokens, gpt.cached_input_tokens, gpt.cache_write_tokens) == (1200, 0, 1152)
+    # gpt-4o has no cache-write price: writes are billed at the input price ($2.50 / 1M).
+    assert gpt.cost_pico == 48 * 2_500_000 + 1152 * 2_500_000 + 300 * 10_000_000
+    assert (sonnet.output_tokens, sonnet.reasoning_tokens) == (120, 80)
+    # Thinking is part of the output and billed as output: the cost is unchanged by the breakdown.
+    assert sonnet.cost_pico == 50 * 3_000_000 + 2000 * 300_000 + 1000 * 3_750_000 + 120 * 15_000_000
+    assert (command.input_tokens, command.cached_input_tokens, command.output_tokens) == (12, 4, 7)

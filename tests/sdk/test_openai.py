@@ -198,3 +198,28 @@ def test_abandoned_unclosed_stream_is_still_recorded(obs):
     gc.collect()
     ev = obs.one()
     assert ev["metadata"].get("partial") is True
+
+
+def test_cache_writes_are_recorded_for_chat_and_responses(obs):
+    """`prompt_tokens_details.cache_write_tokens` / `input_tokens_details.cache_write_tokens`
+    are subsets of the input, like `cached_tokens`: they were recorded as 0."""
+    c = client(obs)
+    r = c.chat.completions.create(model="cache-write", messages=MSG)
+    assert r.usage.prompt_tokens_details.cache_write_tokens == 1152
+    stream = c.chat.completions.create(model="cache-write", messages=MSG, stream=True,
+                                       stream_options={"include_usage": True})
+    assert len(list(stream)) == len(TEXT_PIECES) + 2
+    resp = c.responses.create(model="cache-write", input="hi")
+    assert resp.usage.input_tokens_details.cache_write_tokens == 384
+    with c.responses.stream(model="cache-write", input="hi") as s:
+        s.until_done()
+    evs = obs.events()
+    chat = [e for e in evs if e["endpoint"] == "/v1/chat/completions"]
+    responses = [e for e in evs if e["endpoint"] == "/v1/responses"]
+    assert sorted(e["stream"] for e in chat) == sorted(e["stream"] for e in responses) == [False, True]
+    for ev in chat:
+        assert (ev["input_tokens"], ev["output_tokens"], ev["cached_input_tokens"], ev["cache_write_tokens"],
+                ev["reasoning_tokens"]) == (1200, 300, 0, 1152, 128)
+    for ev in responses:
+        assert (ev["input_tokens"], ev["output_tokens"], ev["cached_input_tokens"], ev["cache_write_tokens"],
+                ev["reasoning_tokens"]) == (500, 90, 0, 384, 40)

@@ -208,3 +208,49 @@ def test_many_events_in_one_chunk_keep_the_last_payload(configured):
     assert ev["model"] == "m2" and toks(ev) == (4, 50, 0, 0, 0) and ev["metadata"] == {}
     ev = make("openai", "openai", "/v1/chat/completions", stream_chunks=[first, body, tail[:30], tail[30:]])
     assert toks(ev) == (4, 50, 0, 0, 0)
+
+
+def _anthropic_stream_call(delta_stop_reason):
+    start = {"type": "message_start", "message": {"model": "claude-x", "usage": {
+        "input_tokens": 5, "output_tokens": 1}}}
+    delta = {"type": "message_delta", "delta": {"stop_reason": delta_stop_reason, "stop_sequence": None},
+             "usage": {"output_tokens": 9, "output_tokens_details": {"thinking_tokens": 4}}}
+    call = Call("anthropic", "anthropic", "llm", "/v1/messages")
+    call.response(200)
+    tap = call.start_stream("text/event-stream")
+    tap.feed(b"event: message_start\ndata: " + json.dumps(start).encode() + b"\n\n")
+    tap.feed(b"event: message_delta\ndata: " + json.dumps(delta).encode() + b"\n\n")
+    return call
+
+
+def test_message_delta_ends_the_stream_only_with_a_stop_reason(obs):
+    done = _anthropic_stream_call("end_turn")
+    done.finish(partial=True)  # the client closed it before message_stop
+    open_ = _anthropic_stream_call(None)
+    open_.finish(partial=True)
+    evs = obs.events()
+    assert [e["metadata"] for e in evs] == [{}, {"partial": True}]
+    for ev in evs:
+        assert toks(ev) == (5, 9, 0, 0, 4)
+
+
+def test_details_larger_than_their_totals_are_capped(configured):
+    body = {"model": "m", "usage": {"prompt_tokens": 100, "completion_tokens": 10,
+                                    "prompt_tokens_details": {"cached_tokens": 80, "cache_write_tokens": 50},
+                                    "completion_tokens_details": {"reasoning_tokens": 30}}}
+    ev = make("openai", "openai", "/v1/chat/completions", body=json.dumps(body).encode())
+    assert toks(ev) == (100, 10, 80, 20, 10)
+    cohere_body = {"usage": {"billed_units": {"input_tokens": 3, "output_tokens": 1}, "cached_tokens": 7.0}}
+    ev = make("cohere", "cohere", "/v2/chat", body=json.dumps(cohere_body).encode())
+    assert toks(ev) == (3, 1, 3, 0, 0)
+
+
+def test_every_format_module_feeds_the_host_tables():
+    from llmobserve import providers
+
+    assert set(providers.BY_NAME) == {"openai", "anthropic", "gemini", "cohere", "bedrock", "pinecone"}
+    for fmt in providers.BY_NAME.values():
+        for provider, hosts in fmt.providers.items():
+            assert providers.FORMATS[provider] == fmt.name
+            assert all(providers.EXACT_HOSTS[h] == provider for h in hosts)
+    assert b"message_delta" in providers.SSE_FINAL_IF and b'"usageMetadata"' in providers.USAGE_KEYS
