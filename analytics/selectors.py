@@ -232,9 +232,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int] | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         started, pk = raw.rsplit("|", 1)
-        return datetime.fromisoformat(started), int(pk)
+        position = datetime.fromisoformat(started), int(pk)
     except (ValueError, UnicodeDecodeError):
         return None
+    return position if position[0].tzinfo and 0 <= position[1] < 2**63 else None
 
 
 def runs_list(*, org: Organization, window: Window, filters: RunFilters = RunFilters(), cursor: str = "",
@@ -316,6 +317,8 @@ def section_tree(events: list[TraceEvent]) -> list[SectionNode]:
 
 
 def run_get(*, org: Organization, run_id: str) -> RunSummary:
+    if "\x00" in run_id:  # no stored label holds NUL, and PostgreSQL refuses it even in a query
+        raise Http404("No such run")
     run = RunSummary.objects.for_org(org).filter(run_id=run_id).first()
     if run is None:
         raise Http404("No such run")
@@ -450,6 +453,8 @@ def run_timeline(*, run: RunSummary, events: list[TraceEvent]) -> list[TimelineR
 
 def customer_has_events(*, org: Organization, customer_id: str) -> bool:
     """Has this customer id ever been seen? One lookup on the run-facet unique index."""
+    if "\x00" in customer_id:  # no stored label holds NUL, and PostgreSQL refuses it even in a query
+        return False
     return RunFacet.objects.for_org(org).filter(kind=RunFacet.Kind.CUSTOMER, value=customer_id).exists()
 
 
