@@ -64,7 +64,10 @@ class AiInstrumentView(APIView):
             raise PayloadTooLarge(
                 f"The request body is {content_length} bytes; code may be at most {max_bytes // 1024} KB.")
 
-        data = request.data
+        try:
+            data = request.data
+        except RecursionError:  # the JSON parser recursed past Python's limit
+            raise exceptions.ParseError("JSON is nested too deeply.") from None
         if not isinstance(data, dict):
             raise exceptions.ParseError('Send a JSON object: {"code": "...", "file_path": "agent.py"}.')
         code, file_path = data.get("code"), data.get("file_path")
