@@ -88,3 +88,10 @@ def test_any_code_gets_a_2xx_or_4xx(code, depth, opener, api, ingest_key, settin
     nested = "x = " + opener * depth + "0\n"
     response = api(ingest_key).post(URL, {"code": CALL + code + "\n" + nested, "file_path": "fuzz.py"})
     assert response.status_code < 500, response.content[:300]
+
+
+@pytest.mark.parametrize("body", [{"code": "01", "file_path": "\ud800"}, {"code": "x = '\udfff'", "file_path": "a.py"}])
+def test_lone_surrogates_are_a_clear_400(body, api, ingest_key):
+    response = api(ingest_key).post(URL, json.dumps(body))
+    assert response.status_code == 400
+    assert "lone surrogate" in json.dumps(response.json())
