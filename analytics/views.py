@@ -136,7 +136,8 @@ def runs(request):
     run_rows, next_cursor = selectors.runs_list(org=org, window=window, filters=form.filters, cursor=cursor,
                                                 limit=50)
     params = {k: request.GET[k] for k in RUN_FILTER_KEYS if request.GET.get(k)}
-    next_url = f"{escape_uri_path(request.path)}?{urlencode({**params, 'cursor': next_cursor})}" if next_cursor else None
+    next_url = (f"{escape_uri_path(request.path)}?{urlencode({**params, 'cursor': next_cursor})}" if next_cursor
+                else None)
     context = {"nav": "runs", "form": form, "window": window, "runs": run_rows, "next_url": next_url,
                "filtered": any(params.get(k) for k in ("agent", "customer_id", "status", "model"))}
     partial = "rows" if cursor else "runs-panel"

@@ -60,7 +60,8 @@ class Window:
             until = until.replace(tzinfo=timezone.utc)
         for name, value in (("since", since), ("until", until)):
             if not EARLIEST <= value < LATEST:
-                raise WindowError(f"{name} must be between {EARLIEST:%Y-%m-%d} and {LATEST - timedelta(days=1):%Y-%m-%d}")
+                last = LATEST - timedelta(days=1)
+                raise WindowError(f"{name} must be between {EARLIEST:%Y-%m-%d} and {last:%Y-%m-%d}")
         if until <= since:
             raise WindowError("until must be after since")
         if until - since > timedelta(days=400):

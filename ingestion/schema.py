@@ -107,7 +107,8 @@ def _label_error(value: str) -> str | None:
     char = bad.group()
     if "\ud800" <= char <= "\udfff":
         return f"contains a lone surrogate (U+{ord(char):04X}) at position {bad.start()}: not valid Unicode"
-    return f"contains the control character U+{ord(char):04X} at position {bad.start()}; labels may not contain U+0000–U+001F"
+    return (f"contains the control character U+{ord(char):04X} at position {bad.start()}; "
+            "labels may not contain U+0000–U+001F")
 
 
 def _metadata_error(metadata: dict[str, Any]) -> str | None:
