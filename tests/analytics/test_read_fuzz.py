@@ -104,3 +104,10 @@ def test_pages_answer_values_no_database_can_hold_cleanly(page, query, member_cl
     response = member_client.get(f"/o/{org.slug}/{page}", query)
     _read(response)
     assert response.status_code in (200, 404), response.content[:300]
+
+
+@pytest.mark.parametrize("page", ["", "runs/", "customers/", "customers/c1/"])
+def test_an_impossible_date_is_a_field_error_on_pages(page, member_client, org, some_data):
+    response = member_client.get(f"/o/{org.slug}/{page}", {"since": "2024-02-30"})
+    assert response.status_code == 200
+    assert "Enter a valid date." in response.content.decode()
