@@ -33,9 +33,9 @@ _HALF = 32
 
 
 def _sum_expressions() -> dict[str, Sum]:
-    """SUM per measure. SQLite's SUM() raises "integer overflow" past 2**63 (≈ $9.2M in pico-USD), where
-    PostgreSQL's SUM(bigint) widens to numeric; there each column is summed as its high and low 32-bit halves
-    (each sum stays far inside 64 bits for any row count below 2**31) and recombined exactly in Python."""
+    """SUM per measure. PostgreSQL's SUM(bigint) widens to numeric; SQLite's SUM() raises "integer overflow"
+    past 2**63 (≈ $9.2M in pico-USD), so on SQLite each column is summed as its high and low 32-bit halves (each
+    sum stays far inside 64 bits for any row count below 2**31) and recombined exactly in Python (`_sums_of`)."""
     if connection.vendor != "sqlite":
         return {name: Sum(column) for name, column in _SUMS.items()}
     exprs: dict[str, Sum] = {}
