@@ -56,8 +56,11 @@ class ReadView(APIView):
 
     def filters(self, request) -> selectors.RunFilters:
         q = request.query_params
-        return selectors.RunFilters(customer_id=q.get("customer_id", ""), section=q.get("section", ""),
-                                    status=q.get("status", ""), model=q.get("model", ""), agent=q.get("agent", ""))
+        values = {name: q.get(name, "") for name in ("customer_id", "section", "status", "model", "agent")}
+        bad = {name: "must not contain U+0000 (no stored label can)" for name, v in values.items() if "\x00" in v}
+        if bad:
+            raise ValidationError(bad)
+        return selectors.RunFilters(**values)
 
 
 class RunsView(ReadView):

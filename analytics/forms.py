@@ -52,7 +52,7 @@ class RunFilterForm(WindowForm):
         # A value from a shared link stays selectable even when the window has no such row.
         for name, choices in (("agent", agent_choices), ("model", model_choices)):
             value = self.data.get(name) if self.data else None
-            if value and value not in {c[0] for c in choices}:
+            if value and "\x00" not in value and value not in {c[0] for c in choices}:
                 choices.append((value, value))
             self.fields[name].choices = choices
 

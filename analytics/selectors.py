@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Literal
 
 from django.db import connection
-from django.db.models import Q, Sum
+from django.db.models import F, Q, Sum
 from django.db.models.functions import Trunc
 from django.http import Http404
 
@@ -27,6 +27,28 @@ NO_CUSTOMER = "(no customer)"
 
 _SUMS = {"cost": "cost_pico", "calls": "calls", "unpriced": "unpriced_calls", "errors": "errors",
          "input": "input_tokens", "output": "output_tokens", "cached": "cached_input_tokens"}
+
+
+_HALF = 32
+
+
+def _sum_expressions() -> dict[str, Sum]:
+    """SUM per measure. PostgreSQL's SUM(bigint) widens to numeric; SQLite's SUM() raises "integer overflow"
+    past 2**63 (≈ $9.2M in pico-USD), so on SQLite each column is summed as its high and low 32-bit halves (each
+    sum stays far inside 64 bits for any row count below 2**31) and recombined exactly in Python (`_sums_of`)."""
+    if connection.vendor != "sqlite":
+        return {name: Sum(column) for name, column in _SUMS.items()}
+    exprs: dict[str, Sum] = {}
+    for name, column in _SUMS.items():
+        exprs[f"{name}_hi"] = Sum(F(column).bitrightshift(_HALF))
+        exprs[f"{name}_lo"] = Sum(F(column).bitand((1 << _HALF) - 1))
+    return exprs
+
+
+def _sums_of(row: dict[str, Any]) -> dict[str, int]:
+    if connection.vendor != "sqlite":
+        return {name: int(row[name] or 0) for name in _SUMS}
+    return {name: (int(row[f"{name}_hi"] or 0) << _HALF) + int(row[f"{name}_lo"] or 0) for name in _SUMS}
 
 
 def _floor_day(value: datetime) -> datetime:
@@ -77,16 +99,17 @@ def rollup_sums(*, org: Organization, window: Window, group: tuple[str, ...] = (
             qs = qs.filter(customer_id__in=customer_in)
         if interval:
             qs = qs.annotate(bucket=Trunc(period, interval, tzinfo=timezone.utc))
-        sums = {name: Sum(column) for name, column in _SUMS.items()}
+        sums = _sum_expressions()
         rows = qs.values(*keys).annotate(**sums).order_by() if keys else [qs.aggregate(**sums)]
         for row in rows:
             key = tuple(row[k] for k in keys)
+            values = _sums_of(row)
             acc = merged.get(key)
             if acc is None:
-                merged[key] = {**{k: row[k] for k in keys}, **{n: row[n] or 0 for n in _SUMS}}
+                merged[key] = {**{k: row[k] for k in keys}, **values}
             else:
                 for name in _SUMS:
-                    acc[name] += row[name] or 0
+                    acc[name] += values[name]
     return list(merged.values())
 
 
@@ -209,9 +232,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int] | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         started, pk = raw.rsplit("|", 1)
-        return datetime.fromisoformat(started), int(pk)
+        position = datetime.fromisoformat(started), int(pk)
     except (ValueError, UnicodeDecodeError):
         return None
+    return position if position[0].tzinfo and 0 <= position[1] < 2**63 else None
 
 
 def runs_list(*, org: Organization, window: Window, filters: RunFilters = RunFilters(), cursor: str = "",
@@ -293,6 +317,8 @@ def section_tree(events: list[TraceEvent]) -> list[SectionNode]:
 
 
 def run_get(*, org: Organization, run_id: str) -> RunSummary:
+    if "\x00" in run_id:  # no stored label holds NUL, and PostgreSQL refuses it even in a query
+        raise Http404("No such run")
     run = RunSummary.objects.for_org(org).filter(run_id=run_id).first()
     if run is None:
         raise Http404("No such run")
@@ -427,6 +453,8 @@ def run_timeline(*, run: RunSummary, events: list[TraceEvent]) -> list[TimelineR
 
 def customer_has_events(*, org: Organization, customer_id: str) -> bool:
     """Has this customer id ever been seen? One lookup on the run-facet unique index."""
+    if "\x00" in customer_id:  # no stored label holds NUL, and PostgreSQL refuses it even in a query
+        return False
     return RunFacet.objects.for_org(org).filter(kind=RunFacet.Kind.CUSTOMER, value=customer_id).exists()
 
 

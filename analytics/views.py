@@ -11,6 +11,7 @@ from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
+from django.utils.encoding import escape_uri_path
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
@@ -51,7 +52,7 @@ def _window_links(request, window: Window, *, keep: tuple[str, ...] = ()) -> lis
     links = []
     for name in ("24h", "7d", "30d"):
         links.append({"name": name, "active": window.name == name,
-                      "url": f"{request.path}?{urlencode({**base, 'window': name})}"})
+                      "url": f"{escape_uri_path(request.path)}?{urlencode({**base, 'window': name})}"})
     return links
 
 
@@ -135,7 +136,8 @@ def runs(request):
     run_rows, next_cursor = selectors.runs_list(org=org, window=window, filters=form.filters, cursor=cursor,
                                                 limit=50)
     params = {k: request.GET[k] for k in RUN_FILTER_KEYS if request.GET.get(k)}
-    next_url = f"{request.path}?{urlencode({**params, 'cursor': next_cursor})}" if next_cursor else None
+    next_url = (f"{escape_uri_path(request.path)}?{urlencode({**params, 'cursor': next_cursor})}" if next_cursor
+                else None)
     context = {"nav": "runs", "form": form, "window": window, "runs": run_rows, "next_url": next_url,
                "filtered": any(params.get(k) for k in ("agent", "customer_id", "status", "model"))}
     partial = "rows" if cursor else "runs-panel"

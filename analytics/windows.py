@@ -8,6 +8,10 @@ from decimal import Decimal
 
 NAMED_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 DEFAULT_WINDOW = "24h"
+# Custom windows live in these years: events are never older than 2000 (ingestion refuses them), and the bounds
+# keep every derived datetime (the previous period, hour rounding) far from datetime's own limits (years 1, 9999).
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(3000, 1, 1, tzinfo=timezone.utc)
 
 
 class WindowError(ValueError):
@@ -54,6 +58,10 @@ class Window:
             since = since.replace(tzinfo=timezone.utc)
         if until.tzinfo is None:
             until = until.replace(tzinfo=timezone.utc)
+        for name, value in (("since", since), ("until", until)):
+            if not EARLIEST <= value < LATEST:
+                last = LATEST - timedelta(days=1)
+                raise WindowError(f"{name} must be between {EARLIEST:%Y-%m-%d} and {last:%Y-%m-%d}")
         if until <= since:
             raise WindowError("until must be after since")
         if until - since > timedelta(days=400):
@@ -69,13 +77,20 @@ def window_from_params(params, *, now: datetime | None = None) -> Window:
         raw = (params.get(name) or "").strip()
         if not raw:
             return None
-        value = parse_datetime(raw.replace(" ", "+")) if "T" in raw or ":" in raw else None
-        if value is None:
-            day = parse_date(raw)
-            if day is None:
-                raise WindowError(f"{name} must be an ISO 8601 date or datetime")
-            value = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-        return value
+        try:
+            value = parse_datetime(raw.replace(" ", "+")) if "T" in raw or ":" in raw else None
+            if value is None:
+                day = parse_date(raw)
+                if day is None:
+                    raise WindowError(f"{name} must be an ISO 8601 date or datetime, e.g. 2025-06-01 or "
+                                      "2025-06-01T12:00:00Z")
+                value = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+            # An offset far from UTC can push year 1 or 9999 out of range: normalise here, where it is caught.
+            return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        except WindowError:
+            raise
+        except (ValueError, OverflowError) as exc:  # well-formed but impossible: 2025-02-30, hour 25, offset +99:00
+            raise WindowError(f"{name} is not a valid date or time: {exc}") from None
 
     since, until = parse("since"), parse("until")
     if since is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import zlib
 
-import msgspec
 from django.conf import settings
 from django.http.request import RawPostDataException
 from django.core.exceptions import RequestDataTooBig
@@ -17,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from .schema import BatchShapeError, batch_decode, events_validate
+from .schema import BatchDecodeError, BatchShapeError, batch_decode, events_validate
 from .services import events_ingest
 
 
@@ -110,9 +109,7 @@ class EventsIngestView(APIView):
         body = read_json_body(request, limit=limit)
         try:
             typed, raw = batch_decode(body)
-        except msgspec.DecodeError as exc:
-            raise ParseError(f"Body is not valid JSON: {exc}") from None
-        except BatchShapeError as exc:
+        except (BatchDecodeError, BatchShapeError) as exc:
             raise ParseError(str(exc)) from None
         if typed is None and raw and not any(isinstance(item, dict) for item in raw):
             raise ParseError("Body must be a list of event objects.")

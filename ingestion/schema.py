@@ -6,6 +6,7 @@ valid events and `{"index", "errors"}` rejections.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -15,13 +16,23 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-MAX_TOKENS = 2**53  # JSON-safe, far above any real request; keeps sums inside 64-bit integers
+# Per field per event. The dearest price in the shipped registry is $600 per 1M tokens; at up to $1,000 per 1M
+# (10^9 pico-USD per token) one event's cost stays below 5 × 10^18 pico-USD (input, cache read and cache write
+# ≤ 10^9 each, output + reasoning ≤ 2 × 10^9), inside a signed 64-bit integer. docs/api.md § Limits.
+MAX_TOKENS = 1_000_000_000
+# What a stored, normalised count may reach: input + cached + cache_write (Anthropic's convention) is 3 × the cap.
+MAX_STORED_TOKENS = 3 * MAX_TOKENS
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
+TOKENS_ERROR = f"must be an integer from 0 to {MAX_TOKENS}"
+MAX_COST_USD = Decimal(1_000_000)
 METADATA_MAX_BYTES = 8 * 1024
+METADATA_MAX_DEPTH = 32
+INT64 = 2**63
 FUTURE_TOLERANCE = timedelta(hours=1)
 PRICED_SPAN_TYPES = frozenset({"llm", "embedding"})
 
 Str64 = Annotated[str, Meta(max_length=64)]
-Tokens = Annotated[int, Meta(ge=0, le=MAX_TOKENS)]
+Tokens = Annotated[int, Meta(ge=0, le=MAX_STORED_TOKENS)]  # the wire cap, MAX_TOKENS, is checked per event
 
 
 class EventIn(msgspec.Struct, omit_defaults=True):
@@ -75,12 +86,73 @@ def _field_errors(raw: Any) -> dict[str, str]:
         try:
             msgspec.convert({name: raw[name]}, _FIELD_STRUCTS[name])
         except msgspec.ValidationError as exc:
-            errors[name] = str(exc).split(" - at ")[0]
+            message = str(exc).split(" - at ")[0]
+            # Stored counts may reach MAX_STORED_TOKENS; the client is told the wire limit.
+            errors[name] = TOKENS_ERROR if name in TOKEN_FIELDS and "<=" in message else message
     return errors or {"event": "invalid event"}
+
+
+# Labels are stored as text and shown in pages and URLs: C0 control characters (NUL included, which PostgreSQL
+# text cannot hold; newline and tab, which break one-line labels) and lone surrogates (not Unicode) are refused.
+LABEL_FIELDS = ("event_id", "run_id", "span_id", "parent_span_id", "section", "section_path", "provider", "model",
+                "endpoint", "customer_id")
+_LABEL_BAD = re.compile("[\x00-\x1f\ud800-\udfff]")
+_METADATA_BAD = re.compile("[\x00\ud800-\udfff]")
+
+
+def _label_error(value: str) -> str | None:
+    bad = _LABEL_BAD.search(value)
+    if bad is None:
+        return None
+    char = bad.group()
+    if "\ud800" <= char <= "\udfff":
+        return f"contains a lone surrogate (U+{ord(char):04X}) at position {bad.start()}: not valid Unicode"
+    return (f"contains the control character U+{ord(char):04X} at position {bad.start()}; "
+            "labels may not contain U+0000–U+001F")
+
+
+def _metadata_error(metadata: dict[str, Any]) -> str | None:
+    """What PostgreSQL jsonb (and our 64-bit sums) cannot store: NUL, lone surrogates, huge or non-finite numbers.
+
+    Iterative, so a deeply nested value costs no recursion.
+    """
+    stack: list[tuple[Any, int]] = [(metadata, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            if depth > METADATA_MAX_DEPTH:
+                return f"nested deeper than {METADATA_MAX_DEPTH} levels"
+            for key, item in value.items():
+                if not isinstance(key, str) or _METADATA_BAD.search(key):
+                    return "keys may not contain U+0000 or lone surrogates"
+                stack.append((item, depth + 1))
+        elif isinstance(value, list):
+            if depth > METADATA_MAX_DEPTH:
+                return f"nested deeper than {METADATA_MAX_DEPTH} levels"
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str):
+            if _METADATA_BAD.search(value):
+                return "strings may not contain U+0000 or lone surrogates"
+        elif isinstance(value, bool) or value is None:
+            continue
+        elif isinstance(value, int):
+            if not -INT64 <= value < INT64:
+                return "integers must fit in 64 bits"
+        elif isinstance(value, float):
+            if value != value or value in (float("inf"), float("-inf")):
+                return "numbers must be finite"
+    return None
 
 
 def _semantic_errors(event: EventIn, now: datetime) -> dict[str, str]:
     errors: dict[str, str] = {}
+    for name in LABEL_FIELDS:
+        value = getattr(event, name)
+        if value and (problem := _label_error(value)):
+            errors[name] = problem
+    for name in TOKEN_FIELDS:
+        if getattr(event, name) > MAX_TOKENS:
+            errors[name] = TOKENS_ERROR
     if event.span_type in PRICED_SPAN_TYPES:
         if not event.provider:
             errors["provider"] = f"required for {event.span_type} spans"
@@ -95,12 +167,15 @@ def _semantic_errors(event: EventIn, now: datetime) -> dict[str, str]:
     if event.cost_usd is not None:
         try:
             cost = Decimal(str(event.cost_usd))
-            if not cost.is_finite() or cost < 0 or cost > Decimal("1e6"):
+            if not cost.is_finite() or cost < 0 or cost > MAX_COST_USD:
                 raise InvalidOperation
         except (InvalidOperation, ValueError):
             errors["cost_usd"] = "must be a non-negative decimal string below 1000000"
-    if event.metadata and len(msgspec.json.encode(event.metadata)) > METADATA_MAX_BYTES:
-        errors["metadata"] = "larger than 8 KB"
+    if event.metadata:
+        if problem := _metadata_error(event.metadata):
+            errors["metadata"] = problem
+        elif len(msgspec.json.encode(event.metadata)) > METADATA_MAX_BYTES:
+            errors["metadata"] = "larger than 8 KB"
     return errors
 
 
@@ -136,6 +211,44 @@ class BatchShapeError(ValueError):
     """The body is JSON but not a list of objects (or {"events": [...]})."""
 
 
+class BatchDecodeError(ValueError):
+    """The body is not JSON we can read (with a message for the client)."""
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_int(text: str) -> int | float:
+    # Past 64 bits any integer is out of range for every field; inf keeps it rejectable without converting
+    # thousands of digits (Python refuses int() of more than 4,300).
+    return int(text) if len(text) <= 40 else float("inf" if text[0] != "-" else "-inf")
+
+
+def _tolerant_decode(body: bytes) -> Any:
+    """Python's json, for the bodies msgspec refuses for one value only: a number out of range (1e400, a
+    100-digit integer) or a lone surrogate. Such values are kept (as inf or a big int) so that per-event
+    validation rejects the one event that carries them; every other error stays an error."""
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=_refuse_constant, parse_int=_parse_int)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _decode_any(body: bytes) -> Any:
+    try:
+        return _decoder_any.decode(body)
+    except RecursionError:
+        raise BatchDecodeError(f"JSON is nested too deeply (metadata may nest {METADATA_MAX_DEPTH} levels).") from None
+    except UnicodeDecodeError as exc:
+        raise BatchDecodeError(f"Body is not valid UTF-8: {exc.reason}.") from None
+    except msgspec.DecodeError as exc:
+        raw = _tolerant_decode(body)
+        if raw is None:
+            raise BatchDecodeError(f"Body is not valid JSON: {exc}") from None
+        return raw
+
+
 _decoder_list = msgspec.json.Decoder(list[EventIn])
 _decoder_obj = msgspec.json.Decoder(BatchIn)
 _decoder_any = msgspec.json.Decoder()
@@ -144,23 +257,20 @@ _decoder_any = msgspec.json.Decoder()
 def batch_decode(body: bytes) -> tuple[list[EventIn] | None, list[Any]]:
     """Fast path: the whole batch typed in one pass. Else the raw items, for per-event validation.
 
-    Raises msgspec.DecodeError for non-JSON and BatchShapeError for a wrong shape.
+    Raises BatchDecodeError for a body that is not JSON (or nests too deeply, or is not UTF-8) and
+    BatchShapeError for a wrong shape.
     """
     stripped = body.lstrip()
-    if stripped[:1] == b"[":
-        try:
-            return _decoder_list.decode(body), []
-        except msgspec.ValidationError:
-            raw = _decoder_any.decode(body)
+    decoder = _decoder_list if stripped[:1] == b"[" else _decoder_obj
+    try:
+        typed = decoder.decode(body)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):  # ValidationError included
+        raw = _decode_any(body)
     else:
-        try:
-            return _decoder_obj.decode(body).events, []
-        except msgspec.ValidationError:
-            raw = _decoder_any.decode(body)
-        if not isinstance(raw, dict) or not isinstance(raw.get("events"), list):
-            raise BatchShapeError('Body must be a JSON array of events or {"events": [...]}.')
+        return (typed if isinstance(typed, list) else typed.events), []
+    if isinstance(raw, dict) and isinstance(raw.get("events"), list):
         raw = raw["events"]
-    if not isinstance(raw, list):
+    elif not isinstance(raw, list):
         raise BatchShapeError('Body must be a JSON array of events or {"events": [...]}.')
     return None, raw
 

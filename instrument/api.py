@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
@@ -14,6 +16,7 @@ from .services import CodeSyntaxError, InstrumentRateLimited, code_instrument, r
 # JSON escaping can inflate code several-fold; anything beyond this is rejected before parsing.
 _MAX_BODY_FACTOR = 8
 MAX_FILE_PATH = 500
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -74,7 +77,10 @@ class AiInstrumentView(APIView):
             raise PayloadTooLarge(
                 f"The request body is {content_length} bytes; code may be at most {max_bytes // 1024} KB.")
 
-        data = request.data
+        try:
+            data = request.data
+        except RecursionError:  # the JSON parser recursed past Python's limit
+            raise exceptions.ParseError("JSON is nested too deeply.") from None
         if not isinstance(data, dict):
             raise exceptions.ParseError('Send a JSON object: {"code": "...", "file_path": "agent.py"}.')
         code, file_path = data.get("code"), data.get("file_path")
@@ -85,6 +91,10 @@ class AiInstrumentView(APIView):
             errors["file_path"] = "This field is required: the file's path as a string."
         elif len(file_path) > MAX_FILE_PATH:
             errors["file_path"] = f"At most {MAX_FILE_PATH} characters."
+        for name, value in (("code", code), ("file_path", file_path)):
+            if isinstance(value, str) and name not in errors and _LONE_SURROGATE.search(value):
+                # JSON can escape one ("\ud800"); no UTF-8 file or answer can hold it.
+                errors[name] = "Contains a lone surrogate (not valid Unicode)."
         if errors or not isinstance(code, str) or not isinstance(file_path, str):
             raise exceptions.ValidationError(errors)
         size = len(code.encode("utf-8", errors="surrogatepass"))

@@ -59,6 +59,9 @@ def code_parse(*, code: str, file_path: str) -> ast.Module:
                               line=exc.lineno, column=exc.offset) from exc
     except ValueError as exc:  # e.g. NUL bytes
         raise CodeSyntaxError(f"{file_path or 'code'} does not parse: {exc}", line=None, column=None) from exc
+    except (RecursionError, MemoryError) as exc:  # e.g. thousands of chained unary operators
+        raise CodeSyntaxError(f"{file_path or 'code'} nests expressions too deeply for Python's parser",
+                              line=None, column=None) from exc
 
 
 def _window_hit(key: str, limit: int) -> int | None:

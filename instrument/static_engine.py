@@ -473,8 +473,39 @@ def _label(info: FunctionInfo) -> str:
     return stripped or base or "function"
 
 
+# The analysis walks expressions recursively (NodeVisitor, ast.unparse: a few frames per level). Python parses
+# far deeper chains than that can walk (`a.a.a…`, `1+1+…` thousands long in a few KB), so deeper subexpressions
+# are read as an opaque constant: the file is still analysed, only calls buried that deep go unseen.
+MAX_EXPR_DEPTH = 100
+
+
+def _prune_deep_expressions(tree: ast.Module, limit: int = MAX_EXPR_DEPTH) -> None:
+    """Replace, in place, every expression nested more than `limit` expressions deep. Iterative."""
+    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        for name, value in ast.iter_fields(node):
+            children = value if isinstance(value, list) else [value]
+            for i, child in enumerate(children):
+                if not isinstance(child, ast.AST):
+                    continue
+                child_depth = depth + 1 if isinstance(child, ast.expr) else depth
+                if isinstance(child, ast.expr) and child_depth > limit:
+                    opaque = ast.copy_location(ast.Constant(value=None), child)
+                    if isinstance(value, list):
+                        value[i] = opaque
+                    else:
+                        setattr(node, name, opaque)
+                    continue
+                stack.append((child, child_depth))
+
+
 def static_suggest(*, tree: ast.Module) -> list[Suggestion]:
-    """Suggestions for the functions of a parsed module, validated like any engine's."""
+    """Suggestions for the functions of a parsed module, validated like any engine's.
+
+    Expressions nested deeper than MAX_EXPR_DEPTH are pruned from `tree` first (in place).
+    """
+    _prune_deep_expressions(tree)
     symbols = _Symbols(tree)
     _module_objects(tree, symbols)
     class_kinds, class_instances = _class_attributes(tree, symbols)
