@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -23,6 +24,8 @@ from accounts.models import Organization
 
 from .models import EPOCH, HourlyRollup, ModelPrice, RawBatch, TraceEvent
 from .pricing import entry_build, prices_changed
+
+logger = logging.getLogger(__name__)
 
 CSV_COLUMNS = ["org", "provider", "match_kind", "model_match", "display_name", "input_mtok", "output_mtok",
                "cached_input_mtok", "cache_write_mtok", "cache_write_1h_mtok", "tiers", "per_request_usd",
@@ -237,7 +240,6 @@ class RepriceForm(forms.Form):
 def _reprice_view(model_admin, request):
     """Re-price a time range with today's price table (events otherwise keep the price they had)."""
     from django.core.exceptions import PermissionDenied
-    from django.db import transaction
 
     from ingestion.tasks import events_reprice_range
 
@@ -246,12 +248,17 @@ def _reprice_view(model_admin, request):
     form = RepriceForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         since, until, org = form.cleaned_data["since"], form.cleaned_data["until"], form.cleaned_data["org"]
-        transaction.on_commit(lambda: events_reprice_range.delay(since.isoformat(), until.isoformat(),
-                                                                 org.pk if org else None))
-        scope = org.slug if org else "every organisation"
-        messages.success(request, f"Re-pricing events of {scope} from {since:%Y-%m-%d %H:%M} to "
-                                  f"{until:%Y-%m-%d %H:%M} UTC with the current prices.")
-        return _redirect(reverse("admin:ingestion_modelprice_changelist"))
+        try:  # nothing was written, so nothing to wait for: queue now, and say so if the broker is down
+            events_reprice_range.delay(since.isoformat(), until.isoformat(), org.pk if org else None)
+        except Exception:
+            logger.exception("could not queue events_reprice_range")
+            messages.error(request, "The re-pricing task could not be queued: the task broker (Redis) is "
+                                    "unavailable, see /health. Nothing was changed; submit again once it is back.")
+        else:
+            scope = org.slug if org else "every organisation"
+            messages.success(request, f"Re-pricing events of {scope} from {since:%Y-%m-%d %H:%M} to "
+                                      f"{until:%Y-%m-%d %H:%M} UTC with the current prices.")
+            return _redirect(reverse("admin:ingestion_modelprice_changelist"))
     context = {**model_admin.admin_site.each_context(request), "opts": model_admin.model._meta,
                "title": "Re-price events in a time range", "form": form}
     return TemplateResponse(request, "admin/ingestion/modelprice/reprice.html", context)

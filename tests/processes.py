@@ -61,7 +61,7 @@ def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen | None = 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what}: process exited with {proc.returncode}: {output_of(proc)}")
+            raise RuntimeError(f"{what}: process exited with {proc.returncode}: {output_of(proc)[-4000:]}")
         value = predicate()
         if value:
             return value
@@ -73,7 +73,7 @@ def output_of(proc: subprocess.Popen) -> str:
     """What a finished (or killed) process printed, for assertion messages."""
     log = getattr(proc, "log_path", None)
     if log and Path(log).exists():
-        return Path(log).read_text(errors="replace")[-4000:]
+        return Path(log).read_text(errors="replace")
     return ""
 
 
@@ -195,6 +195,15 @@ class Worker:
         self.proc = _spawn([sys.executable, "-m", "celery", "-A", "llmobserve_site", "worker", "--pool=solo",
                             "--concurrency=1", "--without-gossip", "--without-mingle", "--without-heartbeat",
                             "--loglevel=INFO"], env=self.env, name="worker")
+
+    def log_count(self, text: str) -> int:
+        return output_of(self.proc).count(text) if self.proc else 0
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        _wait(lambda: self.log_count(" ready.") > 0, timeout, "celery worker", self.proc)
+
+    def wait_received(self, count: int, timeout: float = 30) -> None:
+        _wait(lambda: self.log_count("] received") >= count, timeout, "celery worker", self.proc)
 
     def sigkill(self) -> None:
         _stop(self.proc, signal.SIGKILL)

@@ -127,6 +127,11 @@ def test_redis_killed_ingest_read_dashboard_admin_and_health_keep_answering(redi
         "cache_write_1h_mtok": "", "tiers": "[]", "per_request_usd": "", "per_unit_usd": "", "unit_field": "",
         "csrfmiddlewaretoken": web.http.cookies["csrftoken"]}, allow_redirects=False, timeout=10)
     assert response.status_code == 302, response.text[:500]
+    # Re-pricing a range is a queued task: with the broker down the admin is told so, not shown a 500.
+    response = web.post("/admin/ingestion/modelprice/reprice/", data={
+        "since": "2026-01-01 00:00", "until": "2026-01-02 00:00", "org": "",
+        "csrfmiddlewaretoken": web.http.cookies["csrftoken"]}, timeout=10)
+    assert response.status_code == 200 and "could not be queued" in response.text, response.text[:500]
 
     # Redis is back: the same process finds it again (health says so, ingestion queues again).
     redis_server.start()
