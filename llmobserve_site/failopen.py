@@ -116,10 +116,18 @@ class FailOpenRedisCache(RedisCache):
             "OPTIONS": {"MAX_ENTRIES": 10_000},
         })
 
-    for _name in ("add", "get", "set", "touch", "delete", "get_many", "has_key", "incr", "set_many",
-                  "delete_many", "clear"):
-        locals()[_name] = _fail_open(_name)
-    del _name
+    # Every method RedisCache implements; BaseCache builds the rest (get_or_set, decr, the async ones) on them.
+    add = _fail_open("add")
+    get = _fail_open("get")
+    set = _fail_open("set")
+    touch = _fail_open("touch")
+    delete = _fail_open("delete")
+    get_many = _fail_open("get_many")
+    has_key = _fail_open("has_key")
+    incr = _fail_open("incr")
+    set_many = _fail_open("set_many")
+    delete_many = _fail_open("delete_many")
+    clear = _fail_open("clear")
 
 
 def broker_circuit(broker_url: str) -> Circuit:

@@ -172,8 +172,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A dead broker must not hang a request: fail fast, the sweeper catches up.
 # socket_timeout: a hung Redis (accepting connections, never answering) must not hang the publish either.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "socket_connect_timeout": 1,
-                                   "socket_timeout": 2}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2,
+                                   "socket_connect_timeout": 1, "socket_timeout": 2}
 CELERY_TASK_PUBLISH_RETRY = False
 # Keep the worker's database connection between tasks (Celery closes it after every task by
 # default): reconnecting and re-creating the ingest temp tables cost more than the work itself.

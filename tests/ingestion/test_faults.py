@@ -147,7 +147,8 @@ def test_redis_killed_and_worker_sigkilled_mid_stream_lose_and_double_count_noth
     summary = settle(stack, read_key, stream)
     calls, cost = stream.expected()
     assert calls == 31 * BATCH + 1000
-    assert (summary["calls"], summary["cost_usd"], summary["unpriced_calls"]) == (calls, cost, 0), worker_log(stack)[-4000:]
+    got = (summary["calls"], summary["cost_usd"], summary["unpriced_calls"])
+    assert got == (calls, cost, 0), worker_log(stack)[-4000:]
     swept = [int(n) for n in re.findall(r"batches_sweep\[[^]]+\] succeeded in [^:]+: (\d+)", second.output())]
     assert sum(swept) >= 3 * BATCH, swept
 
@@ -171,5 +172,6 @@ def test_worker_and_web_recover_when_every_database_connection_is_cut(stack, ing
 
     summary = settle(stack, read_key, stream)
     calls, cost = stream.expected()
-    assert (summary["calls"], summary["cost_usd"], summary["unpriced_calls"]) == (calls, cost, 0), worker_log(stack)[-4000:]
+    got = (summary["calls"], summary["cost_usd"], summary["unpriced_calls"])
+    assert got == (calls, cost, 0), worker_log(stack)[-4000:]
     assert "OperationalError" in worker_log(stack)  # the worker did lose its connection, and got over it
