@@ -171,7 +171,7 @@ class WebServer:
             return False
 
     def stop(self) -> None:
-        _stop(self.proc)
+        _stop(self.proc, signal.SIGINT)  # gunicorn's quick shutdown: no request of the test is in flight
 
     def get(self, path: str, key: str | None = None, **kwargs) -> requests.Response:
         headers = {**({"Authorization": f"Bearer {key}"} if key else {}), **kwargs.pop("headers", {})}
