@@ -57,7 +57,7 @@ def require_postgres_and_redis_server() -> None:
     pytest.skip("needs " + " and ".join(missing))
 
 
-def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None):
+def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None, interval: float = 0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -65,7 +65,7 @@ def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen | None = 
         value = predicate()
         if value:
             return value
-        time.sleep(0.1)
+        time.sleep(interval)
     raise RuntimeError(f"{what}: not ready after {timeout} s")
 
 
@@ -157,10 +157,13 @@ class WebServer:
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
         self.http = requests.Session()
+        # A fresh connection per request: reusing one races gunicorn closing it after its 2 s keep-alive.
+        self.http.headers["Connection"] = "close"
 
     def start(self) -> None:
         self.proc = _spawn([sys.executable, "-m", "gunicorn", "llmobserve_site.wsgi:application", "--bind",
-                            f"127.0.0.1:{self.port}", "--workers", "1", "--threads", "4", "--timeout", "60"],
+                            f"127.0.0.1:{self.port}", "--workers", "1", "--threads", "4", "--timeout", "60",
+                            "--no-control-socket"],  # its default path is shared by every gunicorn of the machine
                            env=self.env, name="web")
         _wait(self._up, 60, "gunicorn", self.proc)
 
@@ -203,7 +206,7 @@ class Worker:
         _wait(lambda: self.log_count(" ready.") > 0, timeout, "celery worker", self.proc)
 
     def wait_received(self, count: int, timeout: float = 30) -> None:
-        _wait(lambda: self.log_count("] received") >= count, timeout, "celery worker", self.proc)
+        _wait(lambda: self.log_count("] received") >= count, timeout, "celery worker", self.proc, interval=0.005)
 
     def sigkill(self) -> None:
         _stop(self.proc, signal.SIGKILL)
@@ -215,7 +218,17 @@ class Worker:
         return output_of(self.proc) if self.proc else ""
 
 
-def celery_call(env: dict, task: str) -> None:
-    """Publish a task through the broker, the way beat does for its schedule (`celery call`)."""
-    subprocess.run([sys.executable, "-m", "celery", "-A", "llmobserve_site", "call", task], cwd=ROOT, env=env,
-                   check=True, capture_output=True, timeout=60)
+class Beat:
+    """Publishes a task to the broker the way `celery beat` does for its schedule (`app.send_task`)."""
+
+    def __init__(self, broker_url: str):
+        from celery import Celery
+
+        # Not the current app: the project's tasks in this process must stay bound to the project's app.
+        self.app = Celery("fault-test-beat", broker=broker_url, set_as_current=False)
+
+    def send(self, task: str) -> None:
+        self.app.send_task(task)
+
+    def close(self) -> None:
+        self.app.close()

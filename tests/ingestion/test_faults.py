@@ -3,8 +3,8 @@ all with the deployment's environment (REDIS_URL = the private Redis, DATABASE_U
 test database). The test kills Redis, SIGKILLs the worker and cuts every database connection mid-stream,
 and checks through the read API that exactly the events that were sent are counted: none lost, none twice.
 
-The sweeper is run the way beat runs it: its task message is published to the broker (`celery call
-ingestion.tasks.batches_sweep`, every few seconds instead of beat's 60 s) and the real worker executes it.
+The sweeper is run the way beat runs it: its task message is published to the broker (`send_task
+("ingestion.tasks.batches_sweep")`, every few seconds instead of beat's 60 s) and the real worker executes it.
 """
 
 import gzip
@@ -16,7 +16,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from tests.processes import PrivateRedis, WebServer, Worker, app_env, celery_call, require_postgres_and_redis_server
+from tests.processes import Beat, PrivateRedis, WebServer, Worker, app_env, require_postgres_and_redis_server
 
 pytestmark = [pytest.mark.real_worker, pytest.mark.django_db(transaction=True)]
 
@@ -92,13 +92,15 @@ def settle(stack, read_key, stream, timeout=150.0) -> dict:
     """Publish the sweeper's task every few seconds (as beat would, faster) until the counts match."""
     web, expected_calls = stack["web"], stream.expected()[0]
     deadline = time.monotonic() + timeout
-    summary = {}
-    while time.monotonic() < deadline:
-        summary = web.get("/v1/stats/summary", read_key).json()
-        if summary["calls"] >= expected_calls:
-            break
-        celery_call(stack["env"], "ingestion.tasks.batches_sweep")
-        time.sleep(3)
+    beat = Beat(stack["redis"].url())
+    try:
+        while time.monotonic() < deadline:
+            if web.get("/v1/stats/summary", read_key).json()["calls"] >= expected_calls:
+                break
+            beat.send("ingestion.tasks.batches_sweep")
+            time.sleep(3)
+    finally:
+        beat.close()
     time.sleep(2)  # anything still queued (a duplicate, a redelivery) must not add to the counts
     return web.get("/v1/stats/summary", read_key).json()
 
