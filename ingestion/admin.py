@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -20,11 +21,13 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from accounts.models import Organization
-from accounts.tasking import enqueue_on_commit
+from accounts.tasking import enqueue
 
 from .models import EPOCH, HourlyRollup, ModelPrice, RawBatch, TraceEvent
 from .pricing import entry_build, prices_changed
 from .services import batches_retry
+
+logger = logging.getLogger(__name__)
 
 CSV_COLUMNS = ["org", "provider", "match_kind", "model_match", "display_name", "input_mtok", "output_mtok",
                "cached_input_mtok", "cache_write_mtok", "cache_write_1h_mtok", "tiers", "per_request_usd",
@@ -245,12 +248,15 @@ def _reprice_view(model_admin, request):
     form = RepriceForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         since, until, org = form.cleaned_data["since"], form.cleaned_data["until"], form.cleaned_data["org"]
-        enqueue_on_commit("ingestion.tasks.events_reprice_range", since.isoformat(), until.isoformat(),
-                          org.pk if org else None)
-        scope = org.slug if org else "every organisation"
-        messages.success(request, f"Re-pricing events of {scope} from {since:%Y-%m-%d %H:%M} to "
-                                  f"{until:%Y-%m-%d %H:%M} UTC with the current prices.")
-        return _redirect(reverse("admin:ingestion_modelprice_changelist"))
+        # Nothing was written, so nothing to wait for: queue now, and say so if the broker is down.
+        if enqueue("ingestion.tasks.events_reprice_range", since.isoformat(), until.isoformat(),
+                   org.pk if org else None):
+            scope = org.slug if org else "every organisation"
+            messages.success(request, f"Re-pricing events of {scope} from {since:%Y-%m-%d %H:%M} to "
+                                      f"{until:%Y-%m-%d %H:%M} UTC with the current prices.")
+            return _redirect(reverse("admin:ingestion_modelprice_changelist"))
+        messages.error(request, "The re-pricing task could not be queued: the task broker (Redis) is "
+                                "unavailable, see /health. Nothing was changed; submit again once it is back.")
     context = {**model_admin.admin_site.each_context(request), "opts": model_admin.model._meta,
                "title": "Re-price events in a time range", "form": form}
     return TemplateResponse(request, "admin/ingestion/modelprice/reprice.html", context)

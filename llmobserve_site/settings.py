@@ -154,8 +154,13 @@ DATABASES["default"]["TEST"] = {"NAME": os.environ.get("LLMOBSERVE_TEST_DB_NAME"
 
 # --- Cache, Celery ----------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Redis down must never fail a request (llmobserve_site/failopen.py): cache calls give up after these short
+# timeouts and, for LLMOBSERVE_REDIS_RETRY_SECONDS after an error, go to a per-process memory cache without
+# trying Redis (throttles keep their rate per process); `.delay()` likewise skips a broker that just failed.
+LLMOBSERVE_REDIS_RETRY_SECONDS = float(os.environ.get("LLMOBSERVE_REDIS_RETRY_SECONDS", "5"))
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "llmobserve_site.failopen.FailOpenRedisCache", "LOCATION": REDIS_URL,
+                          "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -169,7 +174,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A dead broker must not hang a request: fail fast, the sweeper catches up.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "socket_connect_timeout": 1}
+# socket_timeout: a hung Redis (accepting connections, never answering) must not hang the publish either.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2,
+                                   "socket_connect_timeout": 1, "socket_timeout": 2}
 CELERY_TASK_PUBLISH_RETRY = False
 # Keep the worker's database connection between tasks (Celery closes it after every task by
 # default): reconnecting and re-creating the ingest temp tables cost more than the work itself.
