@@ -13,6 +13,7 @@ Two halves with different budgets:
 from __future__ import annotations
 
 import datetime as _dt
+import re
 import time
 from typing import Any, Dict, Optional, Tuple
 
@@ -349,6 +350,19 @@ def _rfc3339(ts: float) -> str:
     return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# The collector refuses labels with C0 control characters or lone surrogates (PostgreSQL cannot store
+# some of them, and a newline breaks CSV rows and e-mail headers): replace them rather than lose the call.
+_UNSENDABLE = re.compile("[\x00-\x1f\ud800-\udfff]")
+
+
+def _label(value: Optional[str], limit: int) -> Optional[str]:
+    if not value:
+        return value
+    if _UNSENDABLE.search(value):
+        value = _UNSENDABLE.sub(lambda m: " " if m.group() < "\x20" else "\ufffd", value)
+    return value[:limit]
+
+
 def build_event(call: Call) -> Dict[str, Any]:
     meta: Dict[str, Any] = {}
     model, tokens = "", None
@@ -376,15 +390,15 @@ def build_event(call: Call) -> Dict[str, Any]:
     frame = call.frame
     event: Dict[str, Any] = {
         "event_id": event_id,
-        "run_id": (frame.run_id or event_id)[:128],
+        "run_id": _label(frame.run_id or event_id, 128),
         "span_id": _context.new_span_id(),
         "parent_span_id": frame.span_id,
-        "section": frame.section,
-        "section_path": frame.path,
+        "section": _label(frame.section, 256),
+        "section_path": _label(frame.path, 1024),
         "span_type": call.span_type,
-        "provider": call.provider[:64],
-        "model": model[:256],
-        "endpoint": call.path[:256],
+        "provider": _label(call.provider, 64),
+        "model": _label(model, 256),
+        "endpoint": _label(call.path, 256),
     }
     event.update(tokens)
     event.update(
@@ -392,7 +406,7 @@ def build_event(call: Call) -> Dict[str, Any]:
             "latency_ms": call.latency_ms,
             "status": call.status,
             "http_status": call.http_status,
-            "customer_id": call.customer[:256] if call.customer else call.customer,
+            "customer_id": _label(call.customer, 256),
             "stream": call.stream,
             "timestamp": _rfc3339(call.start_wall),
             "metadata": meta,

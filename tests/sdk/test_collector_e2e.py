@@ -77,3 +77,25 @@ def test_cache_writes_thinking_and_cohere_cache_reads_reach_the_stored_event(obs
     # Thinking is part of the output and billed as output: the cost is unchanged by the breakdown.
     assert sonnet.cost_pico == 50 * 3_000_000 + 2000 * 300_000 + 1000 * 3_750_000 + 120 * 15_000_000
     assert (command.input_tokens, command.cached_input_tokens, command.output_tokens) == (12, 4, 7)
+
+
+def test_labels_with_control_characters_are_cleaned_not_lost(obs, live_server, prices):
+    """The collector refuses control characters in labels; the SDK replaces them so the call still counts."""
+    from accounts.services import api_key_create
+    from ingestion.models import TraceEvent
+
+    from ..factories import OrganizationFactory
+
+    org = OrganizationFactory()
+    obs.observe(collector_url=live_server.url, api_key=api_key_create(org=org).raw_key)
+    oai = openai.OpenAI(base_url=obs.url("openai") + "/v1", api_key="sk-test", max_retries=0)
+
+    set_customer_id("acme\x00corp\r\n")
+    with section("agent:re\nsearcher"):
+        oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    set_customer_id(None)
+    assert llmobserve.flush(timeout=10)
+
+    event = TraceEvent.objects.for_org(org).get()
+    assert (event.section_path, event.customer_id) == ("agent:re searcher", "acme corp  ")
+    assert event.cost_pico == 176 * 2_500_000 + 1024 * 1_250_000 + 300 * 10_000_000
