@@ -129,6 +129,16 @@ def post_events(client, django_capture_on_commit_callbacks):
     return _post
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _tasks_registered(django_db_setup, django_db_blocker):
+    """Import every app's tasks once, up front: Celery's first import re-applies the logging config (and runs
+    Django's checks), which would otherwise drop a test's log capture the first time a task is queued by name."""
+    from llmobserve_site.celery import app
+
+    with django_db_blocker.unblock():
+        app.loader.import_default_modules()
+
+
 @pytest.fixture(autouse=True)
 def _eager_tasks(request):
     """Tasks run in-process in tests, even with REDIS_URL set; `@pytest.mark.real_worker` tests opt out."""
