@@ -8,7 +8,6 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any, Iterable
 
 import msgspec
@@ -19,13 +18,13 @@ from django.utils import timezone
 from accounts.models import ApiKey
 from accounts.tasking import TRANSIENT_ERRORS, enqueue_on_commit
 
+from .money import usd_to_pico
 from .models import ROLLUP_GRAINS, RawBatch, RunFacet, RunSummary, TraceEvent
 from .pricing import price_book_get
 from .schema import EventIn, events_decode, events_encode
 
 logger = logging.getLogger(__name__)
 
-PICO_PER_USD = Decimal(10**12)
 _json_encode = msgspec.json.Encoder().encode
 SWEEP_GRACE = timedelta(seconds=30)  # a batch younger than this is probably still in the broker
 
@@ -107,7 +106,7 @@ def _event_cost(book, org_id: int, event: EventIn) -> tuple[int | None, str, int
         price_id, cost = priced
         return cost, "price", price_id
     if event.cost_usd is not None:
-        return int(Decimal(event.cost_usd) * PICO_PER_USD), "client", None
+        return usd_to_pico(event.cost_usd, exact=False), "client", None
     return None, "", None
 
 

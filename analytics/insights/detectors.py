@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any, Iterable
 
 from django.conf import settings
@@ -30,13 +30,15 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from ingestion.models import HourlyRollup, TraceEvent
+from ingestion.money import pico_display as money
+from ingestion.money import pico_to_usd as usd
+from ingestion.money import usd_to_pico
 from ingestion.pricing import price_book_get
 
-from ..windows import floor_hour, usd
+from ..windows import floor_hour
 
 logger = logging.getLogger(__name__)
 
-PICO_PER_USD = 10**12
 DAY = timedelta(days=1)
 BASELINE_DAYS = 7
 LOOKBACK = timedelta(days=7)
@@ -54,33 +56,14 @@ CAP_WARNING_PCT = 80
 UNTRACKED = "Untracked"
 
 
-def usd_pico(usd_text: Any) -> int:
-    return int(Decimal(str(usd_text)) * PICO_PER_USD)
-
-
 def spike_min_pico(org: Organization) -> int:
     if org.spike_min_pico is not None:
         return org.spike_min_pico
-    return usd_pico(settings.LLMOBSERVE_SPIKE_MIN_USD)
+    return usd_to_pico(settings.LLMOBSERVE_SPIKE_MIN_USD)
 
 
 def insight_min_pico() -> int:
-    return usd_pico(getattr(settings, "LLMOBSERVE_INSIGHT_MIN_USD", "0.05"))
-
-
-def money(pico: int | None) -> str:
-    """Dollars for titles (cents; sub-cent amounts to four places); the exact value is in amount_usd/evidence."""
-    if pico is None:
-        return "unpriced"
-    places = Decimal("0.01") if abs(pico) >= PICO_PER_USD // 100 else Decimal("0.0001")
-    value = (Decimal(pico) / PICO_PER_USD).quantize(places, rounding=ROUND_HALF_UP)
-    if pico > 0 and not value:
-        return "<$0.0001"
-    text = f"{value:,}"
-    if places != Decimal("0.01"):
-        text = text.rstrip("0")
-        text = text + "0" * max(0, 2 - len(text.split(".")[1]))
-    return f"${text}"
+    return usd_to_pico(getattr(settings, "LLMOBSERVE_INSIGHT_MIN_USD", "0.05"))
 
 
 def label(section_path: str) -> str:
