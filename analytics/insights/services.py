@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from accounts.services import org_over_cap_set, org_update
-from ingestion.money import usd_to_pico
+from ingestion.money import pico_to_usd, usd_to_pico
 
 from ..models import Insight
 from . import detectors, webhooks
@@ -25,8 +25,20 @@ logger = logging.getLogger(__name__)
 _REFRESHED_FIELDS = ["title", "section", "model", "customer_id", "amount_pico", "evidence", "last_seen_at"]
 
 
+_STORED_PICO_MAX = 2**63 - 1  # amount_pico is a bigint column
+
+
+def _stored_amount(finding: Finding) -> None:
+    """An amount past the bigint column (≈ $9.2M at stake) is stored at its maximum; the exact amount stays in
+    the evidence (`amount_usd`) and the title."""
+    if finding.amount_pico is not None and finding.amount_pico > _STORED_PICO_MAX:
+        finding.evidence = {**finding.evidence, "amount_usd": pico_to_usd(finding.amount_pico)}
+        finding.amount_pico = _STORED_PICO_MAX
+
+
 def _insight_record(*, org: Organization, finding: Finding, now: datetime) -> tuple[Insight | None, bool]:
     """(insight, created). Refreshes the open insight with the same key; a dismissal holds for its period."""
+    _stored_amount(finding)
     qs = Insight.objects.for_org(org).filter(kind=finding.kind, dedupe_key=finding.dedupe_key)
     existing = qs.filter(status=Insight.Status.OPEN).first()
     if existing is not None:
