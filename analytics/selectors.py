@@ -354,10 +354,6 @@ def events_iter(*, org: Organization, window: Window, filters: RunFilters = RunF
         yield event_as_api(values)
 
 
-def customers_breakdown(*, org: Organization, window: Window, limit: int | None = None) -> list[BreakdownRow]:
-    return cost_breakdown(org=org, by="customer", window=window, limit=limit)
-
-
 def org_has_events(*, org: Organization) -> bool:
     return HourlyRollup.objects.for_org(org).exists()
 

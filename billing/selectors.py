@@ -22,11 +22,6 @@ def billing_customer_get(*, org: Organization) -> BillingCustomer | None:
     return BillingCustomer.objects.for_org(org).first()
 
 
-def org_for_stripe_customer(*, customer_id: str) -> Organization | None:
-    link = BillingCustomer.objects.unscoped().select_related("org").filter(stripe_customer_id=customer_id).first()
-    return link.org if link else None
-
-
 def price_id_current() -> str | None:
     """STRIPE_PRICE_ID, else the active price billing_setup recorded (dj-stripe's Price table)."""
     if settings.STRIPE_PRICE_ID:
