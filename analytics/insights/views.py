@@ -16,9 +16,9 @@ from accounts.decorators import org_member_required
 from accounts.models import Membership
 from ingestion.money import pico_to_decimal, pico_to_usd, usd_to_pico
 
-from .insights import alerts, selectors, services, webhooks
-from .insights.detectors import spend_cap_status
-from .models import Insight
+from ..models import Insight
+from . import alerts, selectors, services, webhooks
+from .detectors import spend_cap_status
 
 PAGE_SIZE = 50
 
