@@ -209,6 +209,7 @@ class RunFilters:
     status: str = ""
     model: str = ""
     agent: str = ""
+    untracked: bool = False  # only runs with at least one call without a section label
 
 
 def _encode_cursor(run: RunSummary) -> str:
@@ -245,6 +246,8 @@ def runs_list(*, org: Organization, window: Window, filters: RunFilters = RunFil
         # One equality on the facet index: the agent (first path segment) has its own facet rows.
         agent_runs = facets.filter(kind=RunFacet.Kind.AGENT, value=filters.agent)
         qs = qs.filter(run_id__in=agent_runs.values("run_id"))
+    if filters.untracked:  # the empty agent facet: a run with at least one call without a section label
+        qs = qs.filter(run_id__in=facets.filter(kind=RunFacet.Kind.AGENT, value="").values("run_id"))
     position = _decode_cursor(cursor) if cursor else None
     if position is not None:
         started, pk = position
@@ -346,6 +349,8 @@ def events_iter(*, org: Organization, window: Window, filters: RunFilters = RunF
         qs = qs.filter(section_path__startswith=filters.section)
     if filters.agent:
         qs = qs.filter(Q(section_path=filters.agent) | Q(section_path__startswith=filters.agent + "/"))
+    if filters.untracked:
+        qs = qs.filter(section_path="")
     if filters.status:
         qs = qs.filter(status=filters.status)
     if filters.model:

@@ -158,7 +158,7 @@ def _aggregate(rows: Iterable[tuple[EventIn, int | None, int]]) -> _Aggregates:
             run[9] = run[9] or agent
         if event.section_path:
             agg.facets.add((event.run_id, RunFacet.Kind.SECTION, event.section_path))
-            agg.facets.add((event.run_id, RunFacet.Kind.AGENT, agent))
+        agg.facets.add((event.run_id, RunFacet.Kind.AGENT, agent))  # "" = the run has an untracked call
         if event.model:
             agg.facets.add((event.run_id, RunFacet.Kind.MODEL, event.model))
         if customer:
@@ -315,7 +315,7 @@ def _store_pg_sql() -> str:
         INSERT INTO {facets} (org_id, run_id, kind, value)
         SELECT org_id, run_id, kind, value FROM (
             SELECT org_id, run_id, 'section' AS kind, section_path AS value FROM ins WHERE section_path <> ''
-            UNION SELECT org_id, run_id, 'agent', {_AGENT_SQL} FROM ins WHERE section_path <> ''
+            UNION SELECT org_id, run_id, 'agent', {_AGENT_SQL} FROM ins
             UNION SELECT org_id, run_id, 'model', model FROM ins WHERE model <> ''
             UNION SELECT org_id, run_id, 'customer', customer_id FROM ins WHERE {_CUSTOMER_SQL} <> ''
             UNION SELECT org_id, run_id, 'status', status FROM ins WHERE status <> 'ok'
