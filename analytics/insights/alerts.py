@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organization
 from accounts.tasking import enqueue_on_commit
-from ingestion.money import pico_display, pico_to_usd
+from ingestion.money import pico_display
 
 from ..models import AlertDelivery, Insight
 from . import webhooks
@@ -140,7 +140,7 @@ def _insights_url(org: Organization) -> str:
 
 
 def _insight_lines(insight: Insight) -> list[str]:
-    lines = [insight.title, f"Money at stake: {pico_display(insight.amount_pico)} (exact: ${pico_to_usd(insight.amount_pico)})"]
+    lines = [insight.title, f"Money at stake: {pico_display(insight.amount_exact_pico)} (exact: ${insight.amount_usd})"]
     for name, value in (("Section", insight.section), ("Model", insight.model), ("Customer", insight.customer_id)):
         if value:
             lines.append(f"{name}: {value}")
@@ -179,7 +179,7 @@ def alert_message(*, delivery: AlertDelivery) -> tuple[str, str, list[Insight]]:
                               f"{len(insights)} new insight{'s' if len(insights) != 1 else ''}")
         body = [f"{len(insights)} new insight(s) for {org.name} on {delivery.digest_date}:", ""]
         for insight in insights:
-            body.append(f"• {insight.title} — {pico_display(insight.amount_pico)} at stake")
+            body.append(f"• {insight.title} — {pico_display(insight.amount_exact_pico)} at stake")
     body += ["", f"See and dismiss them: {_insights_url(org)}"]
     return subject, "\n".join(body), insights
 

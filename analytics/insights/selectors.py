@@ -7,7 +7,6 @@ from typing import Any
 from django.db.models import Count, F, QuerySet
 
 from accounts.models import Organization
-from ingestion.money import pico_to_usd
 
 from ..models import Insight
 
@@ -49,7 +48,7 @@ def insight_as_api(insight: Insight) -> dict[str, Any]:
         "section": insight.section or None,
         "model": insight.model or None,
         "customer_id": insight.customer_id or None,
-        "amount_usd": pico_to_usd(insight.amount_pico),
+        "amount_usd": insight.amount_usd,
         "evidence": insight.evidence,
         "detected_at": insight.detected_at.isoformat().replace("+00:00", "Z"),
         "status": insight.status,

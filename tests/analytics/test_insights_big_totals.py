@@ -41,7 +41,7 @@ def fortune(org, ingest_key, post_events):
     alert_settings_update(org=org, spend_cap_usd="5000000")
 
 
-def test_run_insights_past_int64_is_exact(org, fortune):
+def test_run_insights_past_int64_is_exact(org, fortune, api, read_key, member_client):
     out = StringIO()
     call_command("run_insights", "--org", org.slug, "--now", NOW.isoformat(), stdout=out)
     assert "insight(s)" in out.getvalue()
@@ -56,6 +56,8 @@ def test_run_insights_past_int64_is_exact(org, fortune):
     assert spike.evidence["extra_usd"] == pico_to_usd(cur - avg) == spike.evidence["amount_usd"]
     assert f"{pico_display(cur)} in the last 24 h" in spike.title and f"(+{pico_display(cur - avg)})" in spike.title
     assert spike.amount_pico == 2**63 - 1  # the bigint column's maximum; the exact amount is in the evidence
+    assert spike.amount_exact_pico == cur - avg and spike.amount_usd == pico_to_usd(cur - avg)
+    assert f"\tsection_spike\t{pico_display(cur - avg)}\t" in out.getvalue()
 
     cap = insights["spend_cap"]
     assert cap.evidence["month_to_date_usd"] == pico_to_usd(12 * PER_EVENT_PICO) == "11999999.999999999988"
@@ -63,6 +65,12 @@ def test_run_insights_past_int64_is_exact(org, fortune):
     assert cap.evidence["top_section"] == "agent:big/tool:query" and cap.evidence["top_model"] == "index-a"
     org.refresh_from_db()
     assert org.over_cap
+
+    api_amounts = {i["kind"]: i["amount_usd"] for i in api(read_key).get("/v1/insights").json()["results"]}
+    assert api_amounts["section_spike"] == pico_to_usd(cur - avg)
+    assert api_amounts["spend_cap"] == "11999999.999999999988"
+    page = member_client.get(f"/o/{org.slug}/insights/").content.decode()
+    assert f'title="${pico_to_usd(cur - avg)}">{pico_display(cur - avg)}</span> at stake' in page
 
 
 def test_retry_loop_and_model_sums_past_int64_do_not_overflow(org, fortune, ingest_key, post_events):

@@ -34,6 +34,6 @@ class Command(BaseCommand):
                 total += 1
                 new += insight.is_new
                 state = "new " if insight.is_new else "seen"
-                self.stdout.write(f"{organisation.slug}\t{state}\t{insight.kind}\t{pico_display(insight.amount_pico)}\t"
+                self.stdout.write(f"{organisation.slug}\t{state}\t{insight.kind}\t{pico_display(insight.amount_exact_pico)}\t"
                                   f"{insight.title}")
         self.stdout.write(f"{total} insight(s), {new} new")
