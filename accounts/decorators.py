@@ -63,16 +63,3 @@ def org_member_required(view=None, *, manage: bool = False, roles: Iterable[str]
 
     return decorate(view) if view is not None else decorate
 
-
-class OrgMemberMixin:
-    """The same check for class-based views."""
-
-    manage = False
-    roles: Iterable[str] | None = None
-    write_roles: Iterable[str] | None = None
-    billing_exempt = False
-
-    def dispatch(self, request, *args, **kwargs):
-        handler = org_member_required(super().dispatch, manage=self.manage, roles=self.roles,
-                                      write_roles=self.write_roles, billing_exempt=self.billing_exempt)
-        return handler(request, *args, **kwargs)

@@ -44,6 +44,8 @@ class RunFilterForm(WindowForm):
                                   widget=forms.TextInput(attrs={"placeholder": "customer id"}))
     status = forms.ChoiceField(required=False, choices=STATUS_CHOICES)
     model = forms.ChoiceField(required=False, choices=[("", "Any model")])
+    untracked = forms.BooleanField(required=False, label="Untracked calls only",
+                                   help_text="Runs with at least one call without a section label.")
 
     def __init__(self, *args, agents: list[tuple[str, str]] = (), models: list[str] = (), **kwargs):
         super().__init__(*args, **kwargs)
@@ -60,7 +62,8 @@ class RunFilterForm(WindowForm):
     def filters(self) -> RunFilters:
         data = self.cleaned_data if self.is_valid() else {}
         return RunFilters(customer_id=(data.get("customer_id") or "").strip(), status=data.get("status") or "",
-                          model=data.get("model") or "", agent=data.get("agent") or "")
+                          model=data.get("model") or "", agent=data.get("agent") or "",
+                          untracked=bool(data.get("untracked")))
 
 
 class ExportForm(RunFilterForm):

@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import Organization, TenantManager, TenantModel
+from ingestion.money import usd_to_pico
 
 from .windows import usd
 
@@ -66,8 +67,15 @@ class Insight(TenantModel):
         return self.title
 
     @property
+    def amount_exact_pico(self) -> int | None:
+        """The money at stake, exact: past the bigint column (≈ $9.2M) the stored amount is capped and the exact
+        one is in the evidence (analytics.insights.services)."""
+        exact = (self.evidence or {}).get("amount_usd")
+        return usd_to_pico(exact) if exact else self.amount_pico
+
+    @property
     def amount_usd(self) -> str | None:
-        return usd(self.amount_pico)
+        return usd(self.amount_exact_pico)
 
 
 class AlertDelivery(TenantModel):

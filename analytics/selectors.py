@@ -8,13 +8,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Literal
 
 from django.db import connection
-from django.db.models import F, Q, Sum
+from django.db.models import Q, Sum
 from django.db.models.functions import Trunc
 from django.http import Http404
 
 from accounts.models import Organization
 from ingestion.models import ROLLUP_GRAINS, HourlyRollup, RunFacet, RunSummary, TraceEvent
 
+from .sums import sum_expressions, sums_of
 from .windows import Window, usd, usd_div
 
 Dimension = Literal["agent", "section", "provider", "model", "customer"]
@@ -29,26 +30,13 @@ _SUMS = {"cost": "cost_pico", "calls": "calls", "unpriced": "unpriced_calls", "e
          "input": "input_tokens", "output": "output_tokens", "cached": "cached_input_tokens"}
 
 
-_HALF = 32
-
-
 def _sum_expressions() -> dict[str, Sum]:
-    """SUM per measure. PostgreSQL's SUM(bigint) widens to numeric; SQLite's SUM() raises "integer overflow"
-    past 2**63 (≈ $9.2M in pico-USD), so on SQLite each column is summed as its high and low 32-bit halves (each
-    sum stays far inside 64 bits for any row count below 2**31) and recombined exactly in Python (`_sums_of`)."""
-    if connection.vendor != "sqlite":
-        return {name: Sum(column) for name, column in _SUMS.items()}
-    exprs: dict[str, Sum] = {}
-    for name, column in _SUMS.items():
-        exprs[f"{name}_hi"] = Sum(F(column).bitrightshift(_HALF))
-        exprs[f"{name}_lo"] = Sum(F(column).bitand((1 << _HALF) - 1))
-    return exprs
+    """SUM per measure, exact past 2**63 on SQLite too (analytics/sums.py)."""
+    return sum_expressions(_SUMS)
 
 
 def _sums_of(row: dict[str, Any]) -> dict[str, int]:
-    if connection.vendor != "sqlite":
-        return {name: int(row[name] or 0) for name in _SUMS}
-    return {name: (int(row[f"{name}_hi"] or 0) << _HALF) + int(row[f"{name}_lo"] or 0) for name in _SUMS}
+    return sums_of(row, _SUMS)
 
 
 def _floor_day(value: datetime) -> datetime:
@@ -221,6 +209,7 @@ class RunFilters:
     status: str = ""
     model: str = ""
     agent: str = ""
+    untracked: bool = False  # only runs with at least one call without a section label
 
 
 def _encode_cursor(run: RunSummary) -> str:
@@ -257,6 +246,8 @@ def runs_list(*, org: Organization, window: Window, filters: RunFilters = RunFil
         # One equality on the facet index: the agent (first path segment) has its own facet rows.
         agent_runs = facets.filter(kind=RunFacet.Kind.AGENT, value=filters.agent)
         qs = qs.filter(run_id__in=agent_runs.values("run_id"))
+    if filters.untracked:  # the empty agent facet: a run with at least one call without a section label
+        qs = qs.filter(run_id__in=facets.filter(kind=RunFacet.Kind.AGENT, value="").values("run_id"))
     position = _decode_cursor(cursor) if cursor else None
     if position is not None:
         started, pk = position
@@ -358,16 +349,14 @@ def events_iter(*, org: Organization, window: Window, filters: RunFilters = RunF
         qs = qs.filter(section_path__startswith=filters.section)
     if filters.agent:
         qs = qs.filter(Q(section_path=filters.agent) | Q(section_path__startswith=filters.agent + "/"))
+    if filters.untracked:
+        qs = qs.filter(section_path="")
     if filters.status:
         qs = qs.filter(status=filters.status)
     if filters.model:
         qs = qs.filter(model=filters.model)
     for values in qs.order_by("timestamp", "id").values(*_EVENT_VALUES).iterator(chunk_size=chunk_size):
         yield event_as_api(values)
-
-
-def customers_breakdown(*, org: Organization, window: Window, limit: int | None = None) -> list[BreakdownRow]:
-    return cost_breakdown(org=org, by="customer", window=window, limit=limit)
 
 
 def org_has_events(*, org: Organization) -> bool:

@@ -54,7 +54,7 @@ urlpatterns = [
     path("v1/docs", csp_replace({"style-src-elem": ["'self'", "'unsafe-inline'"]})(
         SpectacularSwaggerSplitView.as_view(url_name="api-schema", authentication_classes=[], permission_classes=[])),
         name="api-docs"),
-    path("", include("analytics.insights_urls")),
+    path("", include("analytics.insights.urls")),
     path("o/<slug:slug>/", views.overview, name="overview"),
     path("o/<slug:slug>/welcome/", views.onboarding, name="onboarding"),
     path("o/<slug:slug>/runs/", views.runs, name="runs"),

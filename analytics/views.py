@@ -117,7 +117,7 @@ def overview(request):
 # --- runs ----------------------------------------------------------------------------------------
 
 MAX_TIMELINE_ROWS = 500  # a runaway agent loop can make thousands of calls; the tree still counts them all
-RUN_FILTER_KEYS = ("window", "since", "until", "agent", "customer_id", "status", "model")
+RUN_FILTER_KEYS = ("window", "since", "until", "agent", "customer_id", "status", "model", "untracked")
 
 
 def _run_filter_form(request, org, data) -> tuple[RunFilterForm, Window]:
@@ -139,7 +139,7 @@ def runs(request):
     next_url = (f"{escape_uri_path(request.path)}?{urlencode({**params, 'cursor': next_cursor})}" if next_cursor
                 else None)
     context = {"nav": "runs", "form": form, "window": window, "runs": run_rows, "next_url": next_url,
-               "filtered": any(params.get(k) for k in ("agent", "customer_id", "status", "model"))}
+               "filtered": any(params.get(k) for k in ("agent", "customer_id", "status", "model", "untracked"))}
     partial = "rows" if cursor else "runs-panel"
     return _render(request, "analytics/runs.html", partial, context)
 

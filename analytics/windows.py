@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+from ingestion.money import pico_to_usd
+
 NAMED_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 DEFAULT_WINDOW = "24h"
 # Custom windows live in these years: events are never older than 2000 (ingestion refuses them), and the bounds
@@ -100,17 +102,7 @@ def window_from_params(params, *, now: datetime | None = None) -> Window:
     return Window.named(params.get("window") or DEFAULT_WINDOW, now=now)
 
 
-PICO = Decimal(10**12)
-
-
-def usd(pico: int | None) -> str | None:
-    """Integer pico-USD → plain decimal string, exact, never an exponent ("0.00472")."""
-    if pico is None:
-        return None
-    text = format(Decimal(int(pico)).scaleb(-12), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text if text not in ("", "-0") else "0"
+usd = pico_to_usd  # the API's exact plain decimal string (ingestion/money.py)
 
 
 def usd_div(pico: int, n: int) -> str | None:

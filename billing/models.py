@@ -49,10 +49,6 @@ class PromoCode(models.Model):
     def __str__(self) -> str:
         return self.code
 
-    @property
-    def is_forever(self) -> bool:
-        return self.months is None
-
 
 class PromoRedemption(TenantModel):
     org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="promo_redemptions")

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import Organization
+from ingestion.money import PICO_PER_USD, pico_display
 
 from .models import BillingCustomer, PromoRedemption
 from .plan import PLAN_AMOUNT_CENTS, PLAN_CURRENCY, PLAN_INTERVAL, PLAN_NAME, PRICE_LOOKUP_KEY
@@ -19,11 +20,6 @@ Status = Organization.Subscription
 
 def billing_customer_get(*, org: Organization) -> BillingCustomer | None:
     return BillingCustomer.objects.for_org(org).first()
-
-
-def org_for_stripe_customer(*, customer_id: str) -> Organization | None:
-    link = BillingCustomer.objects.unscoped().select_related("org").filter(stripe_customer_id=customer_id).first()
-    return link.org if link else None
 
 
 def price_id_current() -> str | None:
@@ -94,7 +90,7 @@ def billing_overview(*, org: Organization) -> BillingOverview:
         org=org,
         billing_enabled=settings.LLMOBSERVE_BILLING_ENABLED,
         plan_name=PLAN_NAME,
-        plan_price=f"${PLAN_AMOUNT_CENTS / 100:g} {PLAN_CURRENCY.upper()} / {PLAN_INTERVAL}",
+        plan_price=f"{pico_display(PLAN_AMOUNT_CENTS * PICO_PER_USD // 100)} {PLAN_CURRENCY.upper()} / {PLAN_INTERVAL}",
         status=status,
         status_label=Status(status).label,
         is_active=org.is_active,

@@ -23,6 +23,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from accounts.tasking import enqueue
 
+from .money import pico_to_usd
 from .models import EPOCH, HourlyRollup, ModelPrice, RawBatch, TraceEvent
 from .pricing import entry_build, prices_changed
 from .services import batches_retry
@@ -46,7 +47,7 @@ def _plain(value) -> str:
 def usd_from_pico(pico: int | None) -> str:
     if pico is None:
         return "unpriced"
-    return "$" + _plain(Decimal(pico).scaleb(-12)) if pico else "$0"
+    return "$" + pico_to_usd(pico)
 
 
 # --- Prices ---------------------------------------------------------------------------------------

@@ -40,12 +40,12 @@ from django.db.models.functions import Lower
 
 from accounts.tasking import enqueue_on_commit
 from ingestion.models import ModelPrice
+from ingestion.money import usd_to_pico
 
 logger = logging.getLogger(__name__)
 
 PRICE_VERSION_KEY = "llmobserve:price_version"
 VERSION_CHECK_SECONDS = 1.0
-PICO_PER_USD = 10**12
 _MTOK_TO_PICO_PER_TOKEN = Decimal(10**6)  # USD per 1M tokens × 10^12 / 10^6
 _TIER_PRICE_KEYS = ("input_mtok", "output_mtok", "cached_input_mtok", "cache_write_mtok")
 
@@ -78,12 +78,7 @@ def _pico_per_token(value) -> int:
 
 def _pico(value) -> int:
     """USD (≤ 12 decimals) → integer pico-USD."""
-    if value is None:
-        return 0
-    pico = Decimal(str(value)) * PICO_PER_USD
-    if pico != pico.to_integral_value():
-        raise ValueError(f"amount {value} USD has more than twelve decimals")
-    return int(pico)
+    return 0 if value is None else usd_to_pico(value)
 
 
 def _optional(value):

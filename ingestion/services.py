@@ -8,7 +8,6 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any, Iterable
 
 import msgspec
@@ -19,13 +18,13 @@ from django.utils import timezone
 from accounts.models import ApiKey
 from accounts.tasking import TRANSIENT_ERRORS, enqueue_on_commit
 
+from .money import usd_to_pico
 from .models import ROLLUP_GRAINS, RawBatch, RunFacet, RunSummary, TraceEvent
 from .pricing import price_book_get
 from .schema import EventIn, events_decode, events_encode
 
 logger = logging.getLogger(__name__)
 
-PICO_PER_USD = Decimal(10**12)
 _json_encode = msgspec.json.Encoder().encode
 SWEEP_GRACE = timedelta(seconds=30)  # a batch younger than this is probably still in the broker
 
@@ -107,7 +106,7 @@ def _event_cost(book, org_id: int, event: EventIn) -> tuple[int | None, str, int
         price_id, cost = priced
         return cost, "price", price_id
     if event.cost_usd is not None:
-        return int(Decimal(event.cost_usd) * PICO_PER_USD), "client", None
+        return usd_to_pico(event.cost_usd, exact=False), "client", None
     return None, "", None
 
 
@@ -159,7 +158,7 @@ def _aggregate(rows: Iterable[tuple[EventIn, int | None, int]]) -> _Aggregates:
             run[9] = run[9] or agent
         if event.section_path:
             agg.facets.add((event.run_id, RunFacet.Kind.SECTION, event.section_path))
-            agg.facets.add((event.run_id, RunFacet.Kind.AGENT, agent))
+        agg.facets.add((event.run_id, RunFacet.Kind.AGENT, agent))  # "" = the run has an untracked call
         if event.model:
             agg.facets.add((event.run_id, RunFacet.Kind.MODEL, event.model))
         if customer:
@@ -316,7 +315,7 @@ def _store_pg_sql() -> str:
         INSERT INTO {facets} (org_id, run_id, kind, value)
         SELECT org_id, run_id, kind, value FROM (
             SELECT org_id, run_id, 'section' AS kind, section_path AS value FROM ins WHERE section_path <> ''
-            UNION SELECT org_id, run_id, 'agent', {_AGENT_SQL} FROM ins WHERE section_path <> ''
+            UNION SELECT org_id, run_id, 'agent', {_AGENT_SQL} FROM ins
             UNION SELECT org_id, run_id, 'model', model FROM ins WHERE model <> ''
             UNION SELECT org_id, run_id, 'customer', customer_id FROM ins WHERE {_CUSTOMER_SQL} <> ''
             UNION SELECT org_id, run_id, 'status', status FROM ins WHERE status <> 'ok'

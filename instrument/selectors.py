@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
 
 from django.db.models import Sum
 from django.utils import timezone
@@ -12,8 +11,6 @@ from django.utils import timezone
 from accounts.models import Organization
 
 from .models import InstrumentUsage
-
-PICO = Decimal(10) ** 12
 
 
 @dataclass(frozen=True)
@@ -24,7 +21,7 @@ class UsageSummary:
     input_tokens: int
     output_tokens: int
     fallbacks: int
-    cost_usd: Decimal
+    cost_pico: int  # integer pico-USD; show it with the `money` filter (ingestion/money.py)
 
 
 def usage_summary(*, org: Organization, days: int = 30) -> UsageSummary:
@@ -37,9 +34,6 @@ def usage_summary(*, org: Organization, days: int = 30) -> UsageSummary:
     return UsageSummary(
         days=list(rows), requests=totals["requests"] or 0, claude_calls=totals["claude_calls"] or 0,
         input_tokens=totals["input_tokens"] or 0, output_tokens=totals["output_tokens"] or 0,
-        fallbacks=totals["fallbacks"] or 0, cost_usd=pico_to_usd(totals["cost_pico"] or 0),
+        fallbacks=totals["fallbacks"] or 0, cost_pico=totals["cost_pico"] or 0,
     )
 
-
-def pico_to_usd(pico: int) -> Decimal:
-    return (Decimal(pico) / PICO).quantize(Decimal("0.0001"))

@@ -144,19 +144,6 @@ class _Symbols:
             self.http_symbols.add(bound)
 
 
-def _chain_root(expr: ast.expr) -> ast.expr:
-    """`a` for `a.b.c(…).d[0]`."""
-    while True:
-        if isinstance(expr, ast.Attribute | ast.Subscript):
-            expr = expr.value
-        elif isinstance(expr, ast.Call):
-            expr = expr.func
-        elif isinstance(expr, ast.Await):
-            expr = expr.value
-        else:
-            return expr
-
-
 class _Scope:
     """Names known inside one function: its own LLM/HTTP objects and local-class instances."""
 

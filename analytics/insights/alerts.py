@@ -22,11 +22,10 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organization
 from accounts.tasking import enqueue_on_commit
+from ingestion.money import pico_display
 
 from ..models import AlertDelivery, Insight
-from ..windows import usd
 from . import webhooks
-from .detectors import money
 from .selectors import insight_as_api
 
 logger = logging.getLogger(__name__)
@@ -141,7 +140,7 @@ def _insights_url(org: Organization) -> str:
 
 
 def _insight_lines(insight: Insight) -> list[str]:
-    lines = [insight.title, f"Money at stake: {money(insight.amount_pico)} (exact: ${usd(insight.amount_pico)})"]
+    lines = [insight.title, f"Money at stake: {pico_display(insight.amount_exact_pico)} (exact: ${insight.amount_usd})"]
     for name, value in (("Section", insight.section), ("Model", insight.model), ("Customer", insight.customer_id)):
         if value:
             lines.append(f"{name}: {value}")
@@ -180,7 +179,7 @@ def alert_message(*, delivery: AlertDelivery) -> tuple[str, str, list[Insight]]:
                               f"{len(insights)} new insight{'s' if len(insights) != 1 else ''}")
         body = [f"{len(insights)} new insight(s) for {org.name} on {delivery.digest_date}:", ""]
         for insight in insights:
-            body.append(f"• {insight.title} — {money(insight.amount_pico)} at stake")
+            body.append(f"• {insight.title} — {pico_display(insight.amount_exact_pico)} at stake")
     body += ["", f"See and dismiss them: {_insights_url(org)}"]
     return subject, "\n".join(body), insights
 

@@ -25,8 +25,9 @@ from decimal import Decimal
 from typing import Any
 
 from accounts.models import Organization
+from ingestion.money import pico_to_usd
 
-from .detectors import PICO_PER_USD, spend_cap_status
+from .detectors import spend_cap_status
 from .services import alert_settings_update
 
 ENDPOINT = "/v1/chat/completions"
@@ -88,6 +89,6 @@ def demo_cap_set(*, org: Organization, now: datetime | None = None, used_pct: in
     mtd = spend_cap_status(org=org, now=now).month_to_date_pico
     if mtd <= 0:
         return None
-    cap = (Decimal(mtd) * 100 / used_pct / PICO_PER_USD).quantize(Decimal("0.01"))
+    cap = (Decimal(pico_to_usd(mtd)) * 100 / used_pct).quantize(Decimal("0.01"))
     alert_settings_update(org=org, spend_cap_usd=cap, now=now)
     return cap

@@ -20,23 +20,26 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any, Iterable
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Min, Q, Sum
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from accounts.models import Organization
 from ingestion.models import HourlyRollup, TraceEvent
+from ingestion.money import pico_display as money
+from ingestion.money import pico_to_usd as usd
+from ingestion.money import usd_to_pico
 from ingestion.pricing import price_book_get
 
-from ..windows import floor_hour, usd
+from ..sums import rows_summed, sum_expressions, sums_of
+from ..windows import floor_hour
 
 logger = logging.getLogger(__name__)
 
-PICO_PER_USD = 10**12
 DAY = timedelta(days=1)
 BASELINE_DAYS = 7
 LOOKBACK = timedelta(days=7)
@@ -52,35 +55,19 @@ CHEAP_MIN_RUNS = 3  # … in at least 3 runs
 EXPENSIVE_RATIO = 2  # "expensive": its calls cost ≥ 2 × what they would on the cheaper model
 CAP_WARNING_PCT = 80
 UNTRACKED = "Untracked"
-
-
-def usd_pico(usd_text: Any) -> int:
-    return int(Decimal(str(usd_text)) * PICO_PER_USD)
+_MODEL_SUMS = {"calls": "calls", "inp": "input_tokens", "out": "output_tokens", "cost": "cost_pico"}
+_EVENT_SUMS = {"cost": "cost_pico", "inp": "input_tokens", "out": "output_tokens", "cached": "cached_input_tokens",
+               "cw": "cache_write_tokens"}
 
 
 def spike_min_pico(org: Organization) -> int:
     if org.spike_min_pico is not None:
         return org.spike_min_pico
-    return usd_pico(settings.LLMOBSERVE_SPIKE_MIN_USD)
+    return usd_to_pico(settings.LLMOBSERVE_SPIKE_MIN_USD)
 
 
 def insight_min_pico() -> int:
-    return usd_pico(getattr(settings, "LLMOBSERVE_INSIGHT_MIN_USD", "0.05"))
-
-
-def money(pico: int | None) -> str:
-    """Dollars for titles (cents; sub-cent amounts to four places); the exact value is in amount_usd/evidence."""
-    if pico is None:
-        return "unpriced"
-    places = Decimal("0.01") if abs(pico) >= PICO_PER_USD // 100 else Decimal("0.0001")
-    value = (Decimal(pico) / PICO_PER_USD).quantize(places, rounding=ROUND_HALF_UP)
-    if pico > 0 and not value:
-        return "<$0.0001"
-    text = f"{value:,}"
-    if places != Decimal("0.01"):
-        text = text.rstrip("0")
-        text = text + "0" * max(0, 2 - len(text.split(".")[1]))
-    return f"${text}"
+    return usd_to_pico(getattr(settings, "LLMOBSERVE_INSIGHT_MIN_USD", "0.05"))
 
 
 def label(section_path: str) -> str:
@@ -156,16 +143,18 @@ def _window_rollups(org: Organization, frame: Frame):
     return HourlyRollup.objects.for_org(org).filter(hour__gte=frame.base_start, hour__lte=frame.now)
 
 
-def _split(metric: str, frame: Frame) -> dict[str, Sum]:
-    return {"cur": Sum(metric, filter=Q(hour__gte=frame.cur_start), default=0),
-            "base": Sum(metric, filter=Q(hour__lt=frame.cur_start), default=0)}
+def _split(metric: str, frame: Frame, suffix: str = "") -> dict:
+    """`cur<suffix>` (last 24 h) and `base<suffix>` (before) sums of `metric`; read them with `rows_summed`.
+    Every money/token SUM here goes through analytics/sums.py: exact past 2**63 on SQLite too."""
+    return {**sum_expressions({f"cur{suffix}": metric}, filter=Q(hour__gte=frame.cur_start)),
+            **sum_expressions({f"base{suffix}": metric}, filter=Q(hour__lt=frame.cur_start))}
 
 
 def _top_contributor(org: Organization, frame: Frame, section: str, dim: str, days: int) -> tuple[str, int]:
     """The value of `dim` (customer_id, model) behind most of a section's increase, and its share of it."""
     rows = (_window_rollups(org, frame).filter(section_path=section).values(dim).annotate(**_split("cost_pico", frame)))
     best, best_delta, total = "", 0, 0
-    for row in rows:
+    for row in rows_summed(rows, ("cur", "base")):
         delta = row["cur"] - (row["base"] // days if days else 0)
         if delta > 0:
             total += delta
@@ -186,7 +175,7 @@ def section_spike(*, org: Organization, now: datetime | None = None) -> list[Fin
     period, period_start = frame.day
     rows = _window_rollups(org, frame).values("section_path").annotate(**_split("cost_pico", frame))
     findings = []
-    for row in rows:
+    for row in rows_summed(rows, ("cur", "base")):
         cur, base = row["cur"], row["base"]
         avg = base // days
         extra = cur - avg
@@ -232,11 +221,10 @@ def token_bloat(*, org: Organization, now: datetime | None = None, book=None) ->
     frame = _frame(now)
     period, period_start = frame.day
     rows = (_window_rollups(org, frame).values("section_path")
-            .annotate(**{f"{k}_in": v for k, v in _split("input_tokens", frame).items()},
-                      **{f"{k}_calls": v for k, v in _split("calls", frame).items()}))
+            .annotate(**_split("input_tokens", frame, "_in"), **_split("calls", frame, "_calls")))
     minimum = insight_min_pico()
     findings = []
-    for row in rows:
+    for row in rows_summed(rows, ("cur_in", "base_in", "cur_calls", "base_calls")):
         if row["cur_calls"] < BLOAT_MIN_CALLS or row["base_calls"] < BLOAT_MIN_CALLS or not row["base_in"]:
             continue
         cur_avg = Decimal(row["cur_in"]) / row["cur_calls"]
@@ -249,9 +237,8 @@ def token_bloat(*, org: Organization, now: datetime | None = None, book=None) ->
         per_model = (HourlyRollup.objects.for_org(org)
                      .filter(section_path=section, hour__gte=frame.cur_start, hour__lte=frame.now)
                      .values("provider", "model")
-                     .annotate(calls=Sum("calls"), inp=Sum("input_tokens"), out=Sum("output_tokens"),
-                               cost=Sum("cost_pico")))
-        for m in per_model:
+                     .annotate(**sum_expressions(_MODEL_SUMS)))
+        for m in rows_summed(per_model, _MODEL_SUMS):
             extra = int(m["inp"] - base_avg * m["calls"])
             if extra <= 0:
                 continue
@@ -319,10 +306,11 @@ def retry_loop(*, org: Organization, now: datetime | None = None) -> list[Findin
     start = frame.now - LOOKBACK
     rows = (TraceEvent.objects.for_org(org).filter(timestamp__gte=start, timestamp__lte=frame.now)
             .values("section_path", "provider", "endpoint", "run_id")
-            .annotate(n=Count("id"), cost=Sum("cost_pico", default=0), failed=Count("id", filter=~Q(status="ok"))))
+            .annotate(n=Count("id"), failed=Count("id", filter=~Q(status="ok")),
+                      **sum_expressions({"cost": "cost_pico"})))
     section_runs: dict[str, set[str]] = defaultdict(set)
     groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
-    for row in rows:
+    for row in rows_summed(rows, ("cost",)):
         section_runs[row["section_path"]].add(row["run_id"])
         groups[(row["section_path"], row["provider"], row["endpoint"])].append(row)
     minimum = insight_min_pico()
@@ -373,10 +361,9 @@ def model_inefficiency(*, org: Organization, now: datetime | None = None, book=N
             .values("section_path", "span_type", "provider", "model")
             .annotate(calls=Count("id"), ok=Count("id", filter=Q(status="ok")),
                       runs=Count("run_id", distinct=True), priced=Count("cost_pico"),
-                      cost=Sum("cost_pico", default=0), inp=Sum("input_tokens"), out=Sum("output_tokens"),
-                      cached=Sum("cached_input_tokens"), cw=Sum("cache_write_tokens")))
+                      **sum_expressions(_EVENT_SUMS)))
     sections: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for row in rows:
+    for row in rows_summed(rows, _EVENT_SUMS):
         if row["priced"]:
             row["avg"] = Decimal(row["cost"]) / row["priced"]
             sections[(row["section_path"], row["span_type"])].append(row)
@@ -450,16 +437,18 @@ class CapStatus:
 def spend_cap_status(*, org: Organization, now: datetime | None = None) -> CapStatus:
     frame = _frame(now)
     period, start = frame.month
-    mtd = (HourlyRollup.objects.for_org(org).filter(hour__gte=start, hour__lte=frame.now)
-           .aggregate(total=Sum("cost_pico", default=0))["total"])
+    mtd = sums_of(HourlyRollup.objects.for_org(org).filter(hour__gte=start, hour__lte=frame.now)
+                  .aggregate(**sum_expressions({"total": "cost_pico"})), ["total"])["total"]
     return CapStatus(cap_pico=org.spend_cap_pico, month_to_date_pico=mtd, period=period)
 
 
 def _month_top(org: Organization, frame: Frame, dim: str) -> str:
     _, start = frame.month
-    row = (HourlyRollup.objects.for_org(org).filter(hour__gte=start, hour__lte=frame.now).values(dim)
-           .annotate(cost=Sum("cost_pico")).order_by("-cost").first())
-    return row[dim] if row else ""
+    rows = (HourlyRollup.objects.for_org(org).filter(hour__gte=start, hour__lte=frame.now).values(dim)
+            .annotate(**sum_expressions({"cost": "cost_pico"})))
+    # the largest in Python: ordering by an exact sum is not portable (SQLite sums in halves)
+    best = max(rows_summed(rows, ("cost",)), key=lambda row: (row["cost"], row[dim]), default=None)
+    return best[dim] if best else ""
 
 
 def spend_cap(*, org: Organization, now: datetime | None = None) -> list[Finding]:

@@ -9,7 +9,6 @@ from django.db.models import Count, F, QuerySet
 from accounts.models import Organization
 
 from ..models import Insight
-from ..windows import usd
 
 
 def insights_list(*, org: Organization, status: str = Insight.Status.OPEN) -> QuerySet[Insight]:
@@ -49,7 +48,7 @@ def insight_as_api(insight: Insight) -> dict[str, Any]:
         "section": insight.section or None,
         "model": insight.model or None,
         "customer_id": insight.customer_id or None,
-        "amount_usd": usd(insight.amount_pico),
+        "amount_usd": insight.amount_usd,
         "evidence": insight.evidence,
         "detected_at": insight.detected_at.isoformat().replace("+00:00", "Z"),
         "status": insight.status,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from accounts.services import org_over_cap_set, org_update
+from ingestion.money import pico_to_usd, usd_to_pico
 
 from ..models import Insight
 from . import detectors, webhooks
@@ -24,8 +25,20 @@ logger = logging.getLogger(__name__)
 _REFRESHED_FIELDS = ["title", "section", "model", "customer_id", "amount_pico", "evidence", "last_seen_at"]
 
 
+_STORED_PICO_MAX = 2**63 - 1  # amount_pico is a bigint column
+
+
+def _stored_amount(finding: Finding) -> None:
+    """An amount past the bigint column (≈ $9.2M at stake) is stored at its maximum; the exact amount stays in
+    the evidence (`amount_usd`) and the title."""
+    if finding.amount_pico is not None and finding.amount_pico > _STORED_PICO_MAX:
+        finding.evidence = {**finding.evidence, "amount_usd": pico_to_usd(finding.amount_pico)}
+        finding.amount_pico = _STORED_PICO_MAX
+
+
 def _insight_record(*, org: Organization, finding: Finding, now: datetime) -> tuple[Insight | None, bool]:
     """(insight, created). Refreshes the open insight with the same key; a dismissal holds for its period."""
+    _stored_amount(finding)
     qs = Insight.objects.for_org(org).filter(kind=finding.kind, dedupe_key=finding.dedupe_key)
     existing = qs.filter(status=Insight.Status.OPEN).first()
     if existing is not None:
@@ -102,16 +115,14 @@ def insight_dismiss(*, org: Organization, insight_id: int) -> Insight:
     return insight
 
 
-def usd_to_pico(value: Decimal | str | None) -> int | None:
+def _amount_pico(value: Decimal | str | None) -> int | None:
+    """A settings amount in USD → pico-USD (None when blank); negative amounts are refused."""
     if value is None or value == "":
         return None
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise ValueError(f"not an amount: {value!r}") from None
-    if amount < 0:
+    pico = usd_to_pico(value)
+    if pico < 0:
         raise ValueError("amounts cannot be negative")
-    return int(amount * detectors.PICO_PER_USD)
+    return pico
 
 
 _UNSET = object()
@@ -128,9 +139,9 @@ def alert_settings_update(*, org: Organization, spend_cap_usd=_UNSET, spike_min_
     """
     fields: dict = {}
     if spend_cap_usd is not _UNSET:
-        fields["spend_cap_pico"] = usd_to_pico(spend_cap_usd)
+        fields["spend_cap_pico"] = _amount_pico(spend_cap_usd)
     if spike_min_usd is not _UNSET:
-        fields["spike_min_pico"] = usd_to_pico(spike_min_usd)
+        fields["spike_min_pico"] = _amount_pico(spike_min_usd)
     if alert_email is not _UNSET:
         fields["alert_email"] = bool(alert_email)
     if alert_webhook_url is not _UNSET:

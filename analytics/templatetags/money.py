@@ -2,44 +2,24 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
-
 from django import template
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from analytics.windows import usd
+from ingestion.money import pico_display, pico_to_usd
 
 register = template.Library()
-
-_PICO = Decimal(10**12)
 
 
 @register.filter
 def money(pico) -> str:
-    """$1,234.56 at a dollar or more; four significant digits below ($0.004512); $0 for zero."""
-    if pico is None or pico == "":
-        return "unpriced"
-    value = Decimal(int(pico)) / _PICO
-    if value == 0:
-        return "$0.00"
-    sign = "-" if value < 0 else ""
-    value = abs(value)
-    if value >= 1:
-        return f"{sign}${value.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):,}"
-    if value >= Decimal("0.01"):
-        return f"{sign}${value.quantize(Decimal('0.0001'), rounding=ROUND_HALF_EVEN).normalize():f}"
-    if value < Decimal("0.000001"):
-        return f"{sign}<$0.000001"
-    digits = f"{value:.12f}".rstrip("0")
-    # keep four significant digits
-    lead = len(digits) - len(digits[2:].lstrip("0"))
-    return f"{sign}${Decimal(digits).quantize(Decimal(1).scaleb(-(lead + 2)), rounding=ROUND_HALF_EVEN).normalize():f}"
+    """The one display rule (ingestion.money.pico_display): $1,234.56; four significant digits below $1."""
+    return pico_display(pico)
 
 
 @register.filter
 def exact_usd(pico) -> str:
-    return usd(pico) or "unpriced"
+    return pico_to_usd(pico) or "unpriced"
 
 
 @register.simple_tag
@@ -49,7 +29,7 @@ def cost(pico, calls=None, unpriced=0):
     unpriced = unpriced or 0
     if pico is None or (calls and unpriced >= calls and not pico):
         return mark_safe('<span class="badge warn" title="No price for this model yet">unpriced</span>')
-    amount = format_html('<span title="${} exactly">{}</span>', usd(pico), money(pico))
+    amount = format_html('<span title="${} exactly">{}</span>', pico_to_usd(pico), pico_display(pico))
     if unpriced:
         return format_html('{} <span class="badge warn" title="{} calls have no price">+{} unpriced</span>',
                            amount, unpriced, unpriced)

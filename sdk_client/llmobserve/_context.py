@@ -69,10 +69,6 @@ def current_frame() -> Frame:
     return _frame.get()
 
 
-def current_customer() -> Optional[str]:
-    return _customer.get()
-
-
 def set_customer_id(customer_id: Optional[str]) -> None:
     """Attach ``customer_id`` to every event captured in this context until changed."""
     _customer.set(None if customer_id is None else str(customer_id)[:256])

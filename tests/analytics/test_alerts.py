@@ -118,7 +118,7 @@ def test_one_email_per_insight_to_owners_and_admins_only(org, team, spike_histor
     mail = mailoutbox[0]
     assert sorted(mail.to) == team
     assert "Spend spike in agent:researcher" in mail.subject and org.name in mail.subject
-    assert "Money at stake: $0.68" in mail.body and "Customer: acme" in mail.body
+    assert "Money at stake: $0.675" in mail.body and "Customer: acme" in mail.body
     assert f"/o/{org.slug}/insights/" in mail.body
     delivery = AlertDelivery.objects.for_org(org).get()
     assert (delivery.channel, delivery.status, delivery.attempts) == ("email", "sent", 1)
@@ -330,3 +330,30 @@ def test_a_label_with_cr_lf_still_gets_its_email(org, team, spike_history, mailo
     assert sorted(message.to) == team and not message.bcc
     message.message()  # the headers serialise
     assert alerts.alert_test_send(org=org) == {"email": None}
+
+
+def test_one_amount_reads_the_same_on_every_surface(org, team, spike_history, run, hook, mailoutbox, api, read_key,
+                                                     member_client):
+    """Issue 13 §2: the spike's $0.675 at stake is "$0.675" in the stored title, the e-mail, the Slack text, the
+    insights page and the run_insights line (one display rule), and exactly "0.675" in the API."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    alert_settings_update(org=org, alert_webhook_url=hook.url)
+    [insight] = run()
+    assert insight.amount_pico == 675_000_000_000
+    shown = "$0.675"
+    assert f"(+{shown})" in insight.title  # titles are stored: generated with the display rule
+    assert f"Money at stake: {shown} (exact: $0.675)" in mailoutbox[0].body
+    [posted] = hook.requests
+    assert f"Money at stake: {shown}" in posted["body"]["text"]
+    page = member_client.get(f"/o/{org.slug}/insights/").content.decode()
+    assert f'title="$0.675">{shown}</span> at stake' in page and f"(+{shown})" in page
+    out = StringIO()
+    call_command("run_insights", "--org", org.slug, "--now", NOW.isoformat(), stdout=out)
+    assert f"\tsection_spike\t{shown}\t" in out.getvalue()
+    [item] = api(read_key).get("/v1/insights").json()["results"]
+    assert item["amount_usd"] == "0.675" and f"(+{shown})" in item["title"]
+    for surface in (insight.title, mailoutbox[0].body, posted["body"]["text"], page, out.getvalue()):
+        assert "$0.68" not in surface.replace("$0.684", "")  # the old cent-rounded titles and e-mails

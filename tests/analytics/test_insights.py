@@ -14,6 +14,7 @@ from analytics.insights import detectors
 from analytics.insights.demo import demo_cap_set, insight_demo_events
 from analytics.insights.services import alert_settings_update, insight_dismiss, insights_run
 from analytics.models import Insight
+from ingestion.money import pico_display
 from tests.factories import MembershipFactory
 
 from .insights_helpers import raise_detector_errors, GPT4O_IN, GPT4O_OUT, MINI_IN, MINI_OUT, NOW, at, daily, ev, post_all
@@ -290,7 +291,7 @@ def test_run_insights_command_prints_a_line_per_insight(org, ingest):
     out = StringIO()
     call_command("run_insights", "--org", org.slug, "--now", NOW.isoformat(), stdout=out)
     lines = out.getvalue().splitlines()
-    assert lines[0].startswith(f"{org.slug}\tnew \tsection_spike\t$0.68\tSpend spike in agent:researcher")
+    assert lines[0].startswith(f"{org.slug}\tnew \tsection_spike\t$0.675\tSpend spike in agent:researcher")
     assert lines[-1] == "1 insight(s), 1 new"
 
     out = StringIO()
@@ -412,8 +413,8 @@ def test_admin_can_change_alert_settings(client, org):
 
 
 def test_money_in_titles_is_rounded_but_exact_in_evidence():
-    assert detectors.money(900_000_000_000) == "$0.90"
-    assert detectors.money(1_234_567_000_000_000) == "$1,234.57"
-    assert detectors.money(9_000_000_000) == "$0.009" and detectors.money(10**10) == "$0.01"
-    assert detectors.money(1) == "<$0.0001" and detectors.money(None) == "unpriced" and detectors.money(0) == "$0.00"
+    assert pico_display(900_000_000_000) == "$0.90"
+    assert pico_display(1_234_567_000_000_000) == "$1,234.57"
+    assert pico_display(9_000_000_000) == "$0.009" and pico_display(10**10) == "$0.01"
+    assert pico_display(1) == "<$0.000001" and pico_display(None) == "unpriced" and pico_display(0) == "$0.00"
     assert detectors.percentile([1] * 19 + [9], 95) == 1 and detectors.percentile([1] * 18 + [9, 9], 95) == 9

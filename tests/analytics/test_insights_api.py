@@ -84,3 +84,20 @@ def test_insights_are_in_the_openapi_schema(client):
 def test_admin_lists_insights_and_deliveries(admin_client):
     assert admin_client.get("/admin/analytics/insight/").status_code == 200
     assert admin_client.get("/admin/analytics/alertdelivery/").status_code == 200
+
+
+def test_insights_urls_keep_their_paths_and_names_and_live_in_analytics_insights():
+    """Issue 13 §6: the insights views, API and URLs moved into analytics/insights/; URLs and names unchanged."""
+    from django.urls import resolve, reverse
+
+    paths = {"api-insights": ({}, "/v1/insights", "analytics.insights.api"),
+             "insights": ({"slug": "acme"}, "/o/acme/insights/", "analytics.insights.views"),
+             "insights_panel": ({"slug": "acme"}, "/o/acme/insights/panel/", "analytics.insights.views"),
+             "insight_dismiss": ({"slug": "acme", "insight_id": 7}, "/o/acme/insights/7/dismiss/",
+                                 "analytics.insights.views"),
+             "alert_settings": ({"slug": "acme"}, "/o/acme/settings/alerts/", "analytics.insights.views"),
+             "alert_test": ({"slug": "acme"}, "/o/acme/settings/alerts/test/", "analytics.insights.views")}
+    for name, (kwargs, path, module) in paths.items():
+        assert reverse(name, kwargs=kwargs) == path
+        match = resolve(path)
+        assert match.url_name == name and match.func.__module__ == module

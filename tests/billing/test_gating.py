@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from django.urls import Resolver404, resolve, reverse
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -64,27 +64,21 @@ def test_a_canceled_org_sees_the_wall(billing_on, member_client, org):
     assert response.status_code == 402 and b"has ended" in response.content
 
 
-@pytest.mark.urls("tests.billing.read_api_urls")
 def test_the_read_api_answers_402_for_an_inactive_org_and_200_once_it_pays(billing_on, api, read_key, org):
-    response = api(read_key).get("/v1/_read_probe")
+    response = api(read_key).get("/v1/stats/summary")
     assert response.status_code == 402
     assert "subscription" in response.json()["detail"]
 
     org_subscription_set(org=org, status=Status.ACTIVE)
-    assert api(read_key).get("/v1/_read_probe").status_code == 200
+    assert api(read_key).get("/v1/stats/summary").status_code == 200
 
 
-@pytest.mark.urls("tests.billing.read_api_urls")
 def test_the_read_api_is_open_with_billing_off(settings, api, read_key):
     settings.LLMOBSERVE_BILLING_ENABLED = False
-    assert api(read_key).get("/v1/_read_probe").status_code == 200
+    assert api(read_key).get("/v1/stats/summary").status_code == 200
 
 
 def test_ingestion_is_never_refused_for_billing(billing_on, api, ingest_key, org):
-    try:
-        resolve("/v1/events")
-    except Resolver404:
-        pytest.skip("POST /v1/events is not on this branch yet (ingestion ships it); see test_is_active_semantics")
     org_subscription_set(org=org, status=Status.CANCELED)
     response = api(ingest_key).post("/v1/events", {"events": [{"provider": "openai", "model": "gpt-4o-mini"}]})
     assert response.status_code == 202 and response.json()["accepted"] == 1

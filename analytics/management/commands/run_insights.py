@@ -6,8 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import Organization
-from analytics.insights.detectors import money
 from analytics.insights.services import insights_run
+from ingestion.money import pico_display
 
 
 class Command(BaseCommand):
@@ -34,6 +34,6 @@ class Command(BaseCommand):
                 total += 1
                 new += insight.is_new
                 state = "new " if insight.is_new else "seen"
-                self.stdout.write(f"{organisation.slug}\t{state}\t{insight.kind}\t{money(insight.amount_pico)}\t"
+                self.stdout.write(f"{organisation.slug}\t{state}\t{insight.kind}\t{pico_display(insight.amount_exact_pico)}\t"
                                   f"{insight.title}")
         self.stdout.write(f"{total} insight(s), {new} new")

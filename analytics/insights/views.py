@@ -14,11 +14,11 @@ from django.views.decorators.http import require_POST
 
 from accounts.decorators import org_member_required
 from accounts.models import Membership
+from ingestion.money import pico_to_decimal, pico_to_usd, usd_to_pico
 
-from .insights import alerts, selectors, services, webhooks
-from .insights.detectors import PICO_PER_USD, spend_cap_status, usd_pico
-from .models import Insight
-from .windows import usd
+from ..models import Insight
+from . import alerts, selectors, services, webhooks
+from .detectors import spend_cap_status
 
 PAGE_SIZE = 50
 
@@ -94,7 +94,7 @@ class AlertSettingsForm(forms.Form):
     @staticmethod
     def initial_for(org) -> dict:
         def dollars(pico):
-            return None if pico is None else (Decimal(pico) / PICO_PER_USD).normalize()
+            return pico_to_decimal(pico)
         return {"spend_cap_usd": dollars(org.spend_cap_pico), "spike_min_usd": dollars(org.spike_min_pico),
                 "alert_email": org.alert_email, "alert_webhook_url": org.alert_webhook_url,
                 "alert_digest": org.alert_digest}
@@ -111,7 +111,7 @@ def alert_settings(request):
             return redirect("alert_settings", slug=org.slug)
     else:
         form = AlertSettingsForm(initial=AlertSettingsForm.initial_for(org))
-    site_default = usd(usd_pico(settings.LLMOBSERVE_SPIKE_MIN_USD))
+    site_default = pico_to_usd(usd_to_pico(settings.LLMOBSERVE_SPIKE_MIN_USD))
     form.fields["spike_min_usd"].widget.attrs["placeholder"] = f"{site_default} (site default)"
     context = {"org": org, "form": form, "cap": spend_cap_status(org=org)}
     return render(request, "analytics/insights/alert_settings.html", context)

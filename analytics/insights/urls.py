@@ -1,6 +1,7 @@
 from django.urls import path
 
-from . import insights_api, insights_views
+from . import api as insights_api
+from . import views as insights_views
 
 urlpatterns = [
     path("v1/insights", insights_api.InsightsView.as_view(), name="api-insights"),

@@ -7,9 +7,9 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from .api import ReadView
-from .insights import selectors
-from .models import Insight
+from ..api import ReadView
+from ..models import Insight
+from . import selectors
 
 
 class InsightsView(ReadView):
