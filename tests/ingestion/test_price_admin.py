@@ -29,7 +29,7 @@ def admin_client(client, db):
 @pytest.fixture
 def invalidations(monkeypatch):
     calls = []
-    monkeypatch.setattr(ingestion_admin, "prices_changed", lambda: calls.append(1))
+    monkeypatch.setattr("ingestion.price_services.prices_changed", lambda: calls.append(1))
     return calls
 
 

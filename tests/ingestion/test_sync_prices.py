@@ -82,7 +82,7 @@ def test_manual_rows_and_org_overrides_are_never_touched(org):
 @pytest.mark.django_db
 def test_sync_ends_by_announcing_the_price_change(monkeypatch):
     calls = []
-    monkeypatch.setattr("ingestion.management.commands.sync_prices.prices_changed", lambda: calls.append(1))
+    monkeypatch.setattr("ingestion.price_services.prices_changed", lambda: calls.append(1))
     sync()
     assert calls == [1]
 
