@@ -568,6 +568,8 @@ class PriceBook:
             meta_units, meta_1h = metadata_usage(entry, metadata)
             units = meta_units if units is None else units
             cache_write_1h_tokens = cache_write_1h_tokens or meta_1h
+        if units is None and entry.per_unit and not (entry.input or entry.output or entry.per_request):
+            return None  # a row that prices only units cannot price a call reporting none: unpriced, not $0
         return entry.price_id, _entry_cost(entry, input_tokens, output_tokens, cached_input_tokens,
                                            cache_write_tokens, units, cache_write_1h_tokens)
 
