@@ -139,7 +139,6 @@ def demo_events(*, now: datetime, seed: int = 7, days: int = 30, runs_per_day: i
         growth = 0.7 + 0.6 * (day - start_day).days / max(days, 1)  # usage grows over the month
         weekday = 0.6 if day.weekday() >= 5 else 1.0
         count = max(1, int(runs_per_day * growth * weekday * rng.uniform(0.85, 1.15)))
-        spike_day = now - day <= timedelta(days=1)
         for _ in range(count):
             # business hours peak (UTC 8-20)
             hour = rng.choices(range(24), weights=[1 if h < 7 or h > 21 else 4 for h in range(24)])[0]
@@ -150,7 +149,8 @@ def demo_events(*, now: datetime, seed: int = 7, days: int = 30, runs_per_day: i
             customer = None if rng.random() < 0.1 else rng.choices(CUSTOMERS, weights=weights)[0]
             n_run += 1
             run = _Run(rng, start, f"run_{seed}_{n_run:05d}_{rng.getrandbits(24):06x}", customer, out, seq)
-            kind(run, spike_day and kind is _researcher)
+            # The web-search spike covers the 24 h before `now`, whatever the time of day (not "today").
+            kind(run, now - start <= timedelta(days=1) and kind is _researcher)
         day += timedelta(days=1)
     cutoff = now + timedelta(minutes=30)
     out = [e for e in out if e["timestamp"] <= cutoff.isoformat().replace("+00:00", "Z")]

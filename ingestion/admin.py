@@ -1,20 +1,15 @@
 """Admin: the price table a pricing analyst edits (search, filters, CSV export/import), and read-only
-views of events, raw batches and rollups. Every price write ends with `prices_changed()`."""
+views of events, raw batches and rollups. Every price write goes through `ingestion.price_services`."""
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
-import re
-from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -24,16 +19,12 @@ from accounts.models import Organization
 from accounts.tasking import enqueue
 
 from .money import pico_to_usd
-from .models import EPOCH, HourlyRollup, ModelPrice, RawBatch, TraceEvent
-from .pricing import entry_build, prices_changed
+from .models import HourlyRollup, ModelPrice, RawBatch, TraceEvent
+from .price_services import CSV_COLUMNS, ModelPriceForm, price_delete, price_save, prices_import
 from .services import batches_retry
 
 logger = logging.getLogger(__name__)
 
-CSV_COLUMNS = ["org", "provider", "match_kind", "model_match", "display_name", "input_mtok", "output_mtok",
-               "cached_input_mtok", "cache_write_mtok", "cache_write_1h_mtok", "tiers", "per_request_usd",
-               "per_unit_usd", "unit_field", "effective_from", "source"]
-MAX_IMPORT_BYTES = 5 * 1024 * 1024
 
 
 def _plain(value) -> str:
@@ -51,57 +42,6 @@ def usd_from_pico(pico: int | None) -> str:
 
 
 # --- Prices ---------------------------------------------------------------------------------------
-
-class ModelPriceForm(forms.ModelForm):
-    """Validates what the model cannot: tiers' shape, the regex, prices the engine can price exactly."""
-
-    class Meta:
-        model = ModelPrice
-        fields = [c for c in CSV_COLUMNS]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["effective_from"].required = False  # empty: since forever (EPOCH)
-
-    def clean_provider(self):
-        return self.cleaned_data["provider"].strip().lower()
-
-    def clean_model_match(self):
-        return self.cleaned_data["model_match"].strip()
-
-    def clean_tiers(self):
-        tiers = self.cleaned_data.get("tiers") or []
-        if not isinstance(tiers, list):
-            raise ValidationError('Tiers must be a JSON list, e.g. [{"above": 200000, "input_mtok": "6"}].')
-        allowed = {"above", "input_mtok", "output_mtok", "cached_input_mtok", "cache_write_mtok"}
-        for i, tier in enumerate(tiers, start=1):
-            if not isinstance(tier, dict) or "above" not in tier:
-                raise ValidationError(f'Tier {i} needs an "above" threshold (input tokens).')
-            unknown = set(tier) - allowed
-            if unknown:
-                raise ValidationError(f"Tier {i} has unknown keys: {', '.join(sorted(unknown))}.")
-            if not isinstance(tier["above"], int) or tier["above"] < 0:
-                raise ValidationError(f'Tier {i}: "above" must be a whole number of tokens.')
-        return tiers
-
-    def clean_effective_from(self):
-        return self.cleaned_data.get("effective_from") or EPOCH
-
-    def clean(self):
-        data = super().clean()
-        if data.get("match_kind") == ModelPrice.MatchKind.REGEX and data.get("model_match"):
-            try:
-                re.compile(data["model_match"])
-            except re.error as exc:
-                self.add_error("model_match", f"Not a valid regular expression: {exc}.")
-        if not self.errors:
-            probe = ModelPrice(**{k: v for k, v in data.items() if k in {f.name for f in ModelPrice._meta.fields}})
-            try:
-                entry_build(probe)
-            except (ValueError, ArithmeticError, TypeError) as exc:
-                raise ValidationError(f"Cannot price exactly with these values: {exc}.") from exc
-        return data
-
 
 class ScopeFilter(admin.SimpleListFilter):
     title = "scope"
@@ -171,18 +111,15 @@ class ModelPriceAdmin(admin.ModelAdmin):
     def scope(self, obj):
         return obj.org.slug if obj.org_id else "global"
 
-    # Every write reloads the price books and re-prices unpriced events after commit.
+    # Every write goes through the price services: validated, price books reloaded, unpriced events re-priced.
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        prices_changed()
+        price_save(price=obj)
 
     def delete_model(self, request, obj):
-        super().delete_model(request, obj)
-        prices_changed()
+        price_delete(prices=[obj])
 
     def delete_queryset(self, request, queryset):
-        super().delete_queryset(request, queryset)
-        prices_changed()
+        price_delete(prices=queryset)
 
     @admin.action(description="Export selected prices as CSV")
     def export_csv(self, request, queryset):
@@ -209,7 +146,7 @@ class ModelPriceAdmin(admin.ModelAdmin):
         result = None
         form = PriceImportForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
-            result = prices_csv_import(form.cleaned_data["file"])
+            result = prices_import(upload=form.cleaned_data["file"])
             if result.saved:
                 messages.success(request, f"Imported {result.created} new and {result.updated} updated prices.")
             if result.errors:
@@ -289,101 +226,6 @@ def prices_csv_write(stream, queryset) -> None:
 
 class PriceImportForm(forms.Form):
     file = forms.FileField(help_text=f"UTF-8 CSV with a header row: {', '.join(CSV_COLUMNS)}.")
-
-
-class _CsvRowForm(ModelPriceForm):
-    org = forms.CharField(required=False, help_text="Organisation slug; empty for a global price.")
-    source = forms.CharField(required=False)
-
-    def clean_org(self):
-        slug = (self.cleaned_data.get("org") or "").strip()
-        if not slug:
-            return None
-        org = Organization.objects.filter(slug=slug).first()
-        if org is None:
-            raise ValidationError(f"No organisation with slug {slug!r}.")
-        return org
-
-    def clean_source(self):
-        return (self.cleaned_data.get("source") or "").strip() or "manual"
-
-
-@dataclass
-class ImportResult:
-    created: int = 0
-    updated: int = 0
-    errors: list[tuple[int, str]] = field(default_factory=list)  # (CSV line number, message)
-
-    @property
-    def saved(self) -> int:
-        return self.created + self.updated
-
-
-def prices_csv_import(upload) -> ImportResult:
-    """Create or update prices from a CSV (keyed by org, provider, match kind, match, effective_from).
-
-    Valid rows are saved; each invalid row is reported with its line number and left out.
-    """
-    result = ImportResult()
-    raw = upload.read(MAX_IMPORT_BYTES + 1)
-    if len(raw) > MAX_IMPORT_BYTES:
-        result.errors.append((0, "The file is larger than 5 MB."))
-        return result
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        result.errors.append((0, "The file is not UTF-8 text."))
-        return result
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in reader.fieldnames or []]
-    missing = {"provider", "model_match", "input_mtok", "output_mtok"} - set(header)
-    if missing:
-        result.errors.append((1, f"Missing columns: {', '.join(sorted(missing))}. Expected: {', '.join(CSV_COLUMNS)}."))
-        return result
-    unknown = set(header) - set(CSV_COLUMNS)
-    if unknown:
-        result.errors.append((1, f"Unknown columns ignored: {', '.join(sorted(unknown))}."))
-    with transaction.atomic():
-        for row in reader:
-            line = reader.line_num
-            data = {k.strip(): (v or "").strip() for k, v in row.items() if k and k.strip() in CSV_COLUMNS}
-            data.setdefault("match_kind", ModelPrice.MatchKind.EXACT)
-            data["match_kind"] = data["match_kind"] or ModelPrice.MatchKind.EXACT
-            data["tiers"] = data.get("tiers") or "[]"
-            form = _CsvRowForm(data=data)
-            form.is_valid()
-            cd = form.cleaned_data
-            if all(k in cd for k in ("org", "provider", "match_kind", "model_match", "effective_from")):
-                existing = ModelPrice.objects.unscoped().filter(
-                    org=cd["org"], provider=cd["provider"], match_kind=cd["match_kind"],
-                    model_match=cd["model_match"], effective_from=cd["effective_from"]).first()
-                if existing is not None:  # the same rule and date: update it in place
-                    form = _CsvRowForm(data=data, instance=existing)
-            if form.is_valid():
-                created = form.instance.pk is None
-                try:
-                    with transaction.atomic():  # a row that fails at the database does not spoil the others
-                        form.save()
-                except IntegrityError as exc:
-                    result.errors.append((line, f"row: could not be saved ({exc})."))
-                    continue
-                if created:
-                    result.created += 1
-                else:
-                    result.updated += 1
-                continue
-            result.errors.append((line, _form_errors(form)))
-        if result.saved:
-            prices_changed()
-    return result
-
-
-def _form_errors(form) -> str:
-    parts = []
-    for name, errors in form.errors.items():
-        label = "row" if name == "__all__" else name
-        parts.append(f"{label}: {' '.join(errors)}")
-    return "; ".join(parts)
 
 
 # --- Read-only views of the event tables ------------------------------------------------------------

@@ -64,6 +64,19 @@ class ModelPrice(TenantModel):
         return f"{self.provider}/{self.model_match} ({self.match_kind})"
 
 
+class PriceVersion(models.Model):
+    """One row: bumped in the same transaction as every price write, so each process (web, worker,
+    shell, on any cache backend) notices within a second that its in-memory price book is stale.
+    Not tenant data: the price table's global change counter."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    version = models.BigIntegerField(default=0)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"price table version {self.version}"
+
+
 class RawBatch(TenantModel):
     """An accepted request's valid events, stored in one write before the 202; processed by a task."""
 

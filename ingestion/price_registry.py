@@ -41,7 +41,7 @@ TOKEN_PRICE_FIELDS = {
     "cache_write_mtok": "cache_write_mtok",
     "cache_write_1h_mtok": "cache_write_1h_mtok",
 }
-TIERED_FIELDS = ("input_mtok", "output_mtok", "cached_input_mtok", "cache_write_mtok")
+TIERED_FIELDS = ("input_mtok", "output_mtok", "cached_input_mtok", "cache_write_mtok", "cache_write_1h_mtok")
 
 
 @dataclass

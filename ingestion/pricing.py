@@ -27,24 +27,23 @@ import logging
 import re
 import threading
 import time
-import uuid
 from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Iterable, NamedTuple
 
-from django.core.cache import cache
-from django.db.models import Q
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from accounts.tasking import enqueue_on_commit
-from ingestion.models import ModelPrice
+from ingestion.models import ModelPrice, PriceVersion
 from ingestion.money import usd_to_pico
 
 logger = logging.getLogger(__name__)
 
-PRICE_VERSION_KEY = "llmobserve:price_version"
 VERSION_CHECK_SECONDS = 1.0
 _MTOK_TO_PICO_PER_TOKEN = Decimal(10**6)  # USD per 1M tokens × 10^12 / 10^6
 _TIER_PRICE_KEYS = ("input_mtok", "output_mtok", "cached_input_mtok", "cache_write_mtok")
@@ -55,7 +54,8 @@ _TIER_PRICE_KEYS = ("input_mtok", "output_mtok", "cached_input_mtok", "cache_wri
 class Entry(NamedTuple):
     """One ModelPrice row, precomputed: integer pico-USD per token / per request / per unit.
 
-    `tiers` is sorted by threshold, highest first: (above, input, output, cache_read, cache_write).
+    `tiers` is sorted by threshold, highest first: (above, input, output, cache_read, cache_write,
+    cache_write_1h). `unit_field` is the metadata key holding the unit count ("" = "units").
     """
 
     price_id: int
@@ -63,9 +63,11 @@ class Entry(NamedTuple):
     output: int
     cache_read: int
     cache_write: int
-    tiers: tuple[tuple[int, int, int, int, int], ...]
+    tiers: tuple[tuple[int, int, int, int, int, int], ...]
     per_request: int
     per_unit: int
+    cache_write_1h: int = 0
+    unit_field: str = ""
 
 
 def _pico_per_token(value) -> int:
@@ -86,48 +88,59 @@ def _optional(value):
 
 
 def entry_build(price: ModelPrice) -> Entry:
-    """Precompute a price row. A missing cache price is the input price (at the same tier)."""
+    """Precompute a price row. A missing cache price is the input price (at the same tier); a missing
+    1-hour cache-write price is the 5-minute one (at the same tier)."""
     base_in = _pico_per_token(price.input_mtok or 0)
     base_out = _pico_per_token(price.output_mtok or 0)
-    base_cr = None if price.cached_input_mtok is None else _pico_per_token(price.cached_input_mtok)
-    base_cw = None if price.cache_write_mtok is None else _pico_per_token(price.cache_write_mtok)
+    base_cr = None if _optional(price.cached_input_mtok) is None else _pico_per_token(price.cached_input_mtok)
+    base_cw = None if _optional(price.cache_write_mtok) is None else _pico_per_token(price.cache_write_mtok)
+    base_cw1h = (None if _optional(price.cache_write_1h_mtok) is None
+                 else _pico_per_token(price.cache_write_1h_mtok))
     tiers = []
     for tier in price.tiers or []:
         t_in = tier.get("input_mtok")
         t_out = tier.get("output_mtok")
         t_cr = _optional(tier.get("cached_input_mtok"))
         t_cw = _optional(tier.get("cache_write_mtok"))
+        t_cw1h = _optional(tier.get("cache_write_1h_mtok"))
         tin = base_in if _optional(t_in) is None else _pico_per_token(t_in)
         tout = base_out if _optional(t_out) is None else _pico_per_token(t_out)
         # A key a tier leaves out keeps the row's value; a cache price missing on both is the input price.
         tcr = _pico_per_token(t_cr) if t_cr is not None else (base_cr if base_cr is not None else tin)
         tcw = _pico_per_token(t_cw) if t_cw is not None else (base_cw if base_cw is not None else tin)
-        tiers.append((int(tier["above"]), tin, tout, tcr, tcw))
+        tcw1h = _pico_per_token(t_cw1h) if t_cw1h is not None else (base_cw1h if base_cw1h is not None else tcw)
+        tiers.append((int(tier["above"]), tin, tout, tcr, tcw, tcw1h))
     tiers.sort(key=lambda t: t[0], reverse=True)
+    cache_write = base_in if base_cw is None else base_cw
     return Entry(
         price_id=price.pk,
         input=base_in,
         output=base_out,
         cache_read=base_in if base_cr is None else base_cr,
-        cache_write=base_in if base_cw is None else base_cw,
+        cache_write=cache_write,
         tiers=tuple(tiers),
-        per_request=_pico(price.per_request_usd),
-        per_unit=_pico(price.per_unit_usd),
+        per_request=_pico(_optional(price.per_request_usd)),
+        per_unit=_pico(_optional(price.per_unit_usd)),
+        cache_write_1h=cache_write if base_cw1h is None else base_cw1h,
+        unit_field=(price.unit_field or "").strip(),
     )
 
 
 def _entry_cost(entry: Entry, input_tokens: int, output_tokens: int, cached_input_tokens: int,
-                cache_write_tokens: int, units) -> int:
-    p_in, p_out, p_cr, p_cw = entry.input, entry.output, entry.cache_read, entry.cache_write
-    for above, t_in, t_out, t_cr, t_cw in entry.tiers:  # highest threshold first
+                cache_write_tokens: int, units, cache_write_1h_tokens: int = 0) -> int:
+    p_in, p_out, p_cr, p_cw, p_cw1h = entry.input, entry.output, entry.cache_read, entry.cache_write, \
+        entry.cache_write_1h
+    for above, t_in, t_out, t_cr, t_cw, t_cw1h in entry.tiers:  # highest threshold first
         if input_tokens > above:
-            p_in, p_out, p_cr, p_cw = t_in, t_out, t_cr, t_cw
+            p_in, p_out, p_cr, p_cw, p_cw1h = t_in, t_out, t_cr, t_cw, t_cw1h
             break
     uncached = input_tokens - cached_input_tokens - cache_write_tokens
     if uncached < 0:
         uncached = 0
-    cost = (uncached * p_in + cached_input_tokens * p_cr + cache_write_tokens * p_cw
-            + output_tokens * p_out + entry.per_request)
+    # The 1-hour writes are a part of the cache writes (Anthropic reports both, genai-prices counts so).
+    one_hour = min(cache_write_1h_tokens, cache_write_tokens) if cache_write_1h_tokens > 0 else 0
+    cost = (uncached * p_in + cached_input_tokens * p_cr + (cache_write_tokens - one_hour) * p_cw
+            + one_hour * p_cw1h + output_tokens * p_out + entry.per_request)
     if units and entry.per_unit:
         cost += _unit_cost(entry.per_unit, units)
     return cost
@@ -141,15 +154,50 @@ def _unit_cost(per_unit_pico: int, units) -> int:
 
 
 def cost_compute(*, price: ModelPrice, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0,
-                 cache_write_tokens: int = 0, units=None) -> int:
+                 cache_write_tokens: int = 0, units=None, cache_write_1h_tokens: int = 0) -> int:
     """The cost of one call in integer pico-USD.
 
-    ((input − cached − cache_write) × in + cached × cache_read + cache_write × cache_write_price
-    + output × out) / 10^6 at the request's tier (the highest tier whose `above` the input
-    exceeds prices every token), plus `per_request_usd` once and `per_unit_usd × units`.
+    ((input − cached − cache_write) × in + cached × cache_read + (cache_write − 1h) × cache_write_price
+    + 1h × cache_write_1h_price + output × out) / 10^6 at the request's tier (the highest tier whose
+    `above` the input exceeds prices every token), plus `per_request_usd` once and `per_unit_usd × units`.
+    `cache_write_1h_tokens` is the part of `cache_write_tokens` written to the 1-hour cache.
     """
     return _entry_cost(entry_build(price), input_tokens, output_tokens, cached_input_tokens,
-                       cache_write_tokens, units)
+                       cache_write_tokens, units, cache_write_1h_tokens)
+
+
+# The metadata keys the collector reads usage from (docs/api.md, docs/pricing.md).
+META_CACHE_WRITE_1H = "cache_write_1h_tokens"
+META_UNITS = "units"
+
+
+MAX_METADATA_COUNT = 10**12  # more units or tokens than this in one call is not a count: ignored
+
+
+def _count(value, *, whole: bool):
+    """A usage count from metadata: a non-negative number (whole for tokens), else None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value <= MAX_METADATA_COUNT else None
+    if not whole and isinstance(value, float) and 0 <= value <= MAX_METADATA_COUNT:
+        return value
+    return None
+
+
+def metadata_usage(entry: Entry, metadata: dict | None) -> tuple[object, int]:
+    """(units, 1-hour cache-write tokens) an event's metadata carries for this price row.
+
+    Units are read from the row's `unit_field` (e.g. Pinecone `read_units`), or `units` when the
+    row names none; anything but a non-negative number is ignored (the call is priced without it).
+    """
+    if not metadata or not isinstance(metadata, dict):
+        return None, 0
+    units = None
+    if entry.per_unit:
+        units = _count(metadata.get(entry.unit_field or META_UNITS), whole=False)
+    one_hour = _count(metadata.get(META_CACHE_WRITE_1H), whole=True) or 0
+    return units, one_hour
 
 
 # --- Provider aliases and model-name normalisation --------------------------------------------
@@ -498,8 +546,12 @@ class PriceBook:
 
     def price(self, *, org_id: int | None, provider: str, model: str, at: datetime, input_tokens: int,
               output_tokens: int, cached_input_tokens: int = 0, cache_write_tokens: int = 0,
-              units=None) -> tuple[int, int] | None:
-        """(price_id, cost in pico-USD), or None when no price matches."""
+              units=None, cache_write_1h_tokens: int = 0, metadata: dict | None = None) -> tuple[int, int] | None:
+        """(price_id, cost in pico-USD), or None when no price matches.
+
+        With `metadata` (an event's), the units under the matched row's `unit_field` and the
+        1-hour cache writes (`cache_write_1h_tokens`) are read from it unless given explicitly.
+        """
         times, entries = self._timeline(org_id, provider, model)
         if not times:
             return None
@@ -507,25 +559,41 @@ class PriceBook:
         if i < 0:
             return None
         entry = entries[i]
+        if metadata:
+            meta_units, meta_1h = metadata_usage(entry, metadata)
+            units = meta_units if units is None else units
+            cache_write_1h_tokens = cache_write_1h_tokens or meta_1h
+        if units is None and entry.per_unit and not (entry.input or entry.output or entry.per_request):
+            return None  # a row that prices only units cannot price a call reporting none: unpriced, not $0
         return entry.price_id, _entry_cost(entry, input_tokens, output_tokens, cached_input_tokens,
-                                           cache_write_tokens, units)
+                                           cache_write_tokens, units, cache_write_1h_tokens)
 
 
 _book_lock = threading.Lock()
 _book: PriceBook | None = None
-_book_version: object = None
+_book_version: int | None = None
 _book_checked_at = 0.0
 
 
+def price_version_get() -> int:
+    """The price table's change counter (one primary-key read)."""
+    row = PriceVersion.objects.filter(pk=1).values_list("version", flat=True).first()
+    return row or 0
+
+
 def price_book_get() -> PriceBook:
-    """This process's PriceBook, reloaded when the shared price version has changed (checked ≤ 1/s)."""
+    """This process's PriceBook, reloaded when the price table's version row has changed (checked ≤ 1/s).
+
+    The version lives in the database, not in a cache: a price written by any process (the admin,
+    `sync_prices`, a shell, on any cache backend) reaches every running process within a second.
+    """
     global _book, _book_version, _book_checked_at
     now = time.monotonic()
     book = _book
     if book is not None and now - _book_checked_at < VERSION_CHECK_SECONDS:
         return book
     with _book_lock:
-        version = cache.get(PRICE_VERSION_KEY)
+        version = price_version_get()  # read before the rows: a write in between is seen next time
         if _book is None or version != _book_version:
             _book = PriceBook.load()
             _book_version = version
@@ -534,14 +602,26 @@ def price_book_get() -> PriceBook:
 
 
 def price_book_invalidate() -> None:
-    """Make every process reload its PriceBook: this one at once, the others within a second."""
+    """Make every process reload its PriceBook: this one at once, the others within a second.
+
+    The version bump is part of the caller's transaction: other processes reload when it commits.
+    """
     global _book
-    cache.set(PRICE_VERSION_KEY, uuid.uuid4().hex, timeout=None)
+    updated = PriceVersion.objects.filter(pk=1).update(version=F("version") + 1, changed_at=timezone.now())
+    if not updated:
+        try:
+            with transaction.atomic():
+                PriceVersion.objects.create(pk=1, version=1)
+        except IntegrityError:  # another process created it first
+            PriceVersion.objects.filter(pk=1).update(version=F("version") + 1, changed_at=timezone.now())
     with _book_lock:
         _book = None
 
 
 def prices_changed() -> None:
-    """After any price write: reload the price books, and (after commit) price unpriced events."""
+    """After any price write: reload the price books, and (after commit) price unpriced events.
+
+    Only the price services (`ingestion.price_services`) call this; write prices through them.
+    """
     price_book_invalidate()
     enqueue_on_commit("ingestion.tasks.events_reprice")

@@ -91,17 +91,19 @@ def grain_dims(grain: str, fine_dims: tuple) -> tuple:
 
 
 def _event_cost(book, org_id: int, event: EventIn) -> tuple[int | None, str, int | None]:
-    """(cost_pico, cost_source, price_id). The price table wins; a client cost only fills a gap."""
-    units = None
-    if event.metadata:
-        units = event.metadata.get("units")
-        units = units if isinstance(units, int) and not isinstance(units, bool) and units >= 0 else None
+    """(cost_pico, cost_source, price_id). The price table wins; a client cost only fills a gap.
+
+    Usage the wire format has no field for is read from metadata by the matched price row
+    (`pricing.metadata_usage`): its `unit_field` units (Pinecone `read_units`, or `units`) and
+    `cache_write_1h_tokens`. A span with no model (a vector-DB query) is priced by a row that
+    matches the empty name (e.g. regex `.*` for provider `pinecone`).
+    """
     priced = None
-    if event.provider and event.model:
-        priced = book.price(org_id=org_id, provider=event.provider, model=event.model, at=event.timestamp,
+    if event.provider:
+        priced = book.price(org_id=org_id, provider=event.provider, model=event.model or "", at=event.timestamp,
                             input_tokens=event.input_tokens, output_tokens=event.output_tokens,
                             cached_input_tokens=event.cached_input_tokens,
-                            cache_write_tokens=event.cache_write_tokens, units=units)
+                            cache_write_tokens=event.cache_write_tokens, metadata=event.metadata)
     if priced is not None:
         price_id, cost = priced
         return cost, "price", price_id

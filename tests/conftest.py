@@ -80,14 +80,11 @@ def _clear_cache():
 
 
 def make_price(**fields):
-    """A global price row (the price book is invalidated so the next batch sees it)."""
-    from ingestion.models import ModelPrice
-    from ingestion.pricing import price_book_invalidate
+    """A price row, written through the price service (validated; the price books reload)."""
+    from ingestion.price_services import price_save
 
     fields.setdefault("match_kind", "exact")
-    price = ModelPrice.objects.create(**fields)
-    price_book_invalidate()
-    return price
+    return price_save(**fields)
 
 
 @pytest.fixture

@@ -4,13 +4,19 @@
 normal ingestion path, then `demo_cap_set(org=…)` (a cap the month-to-date spend sits at 85 %
 of, so the 80 % spending-cap warning fires) and finally `insights_run(org=…)`.
 
+Each pattern has a section of its own, which the steady history of `analytics.demo` never writes to:
+what fires cannot depend on how that random history falls around `now` (the time of day, the
+weekday). Every call sits 1–20 h into its day (day 0 = the last 24 h before `now`), except one
+steady call a minute before `now`, so the month-to-date spend (the cap) is never empty, even just
+after midnight on the 1st of a month.
+
 All of it is priced by the standard OpenAI rows (gpt-4o at $2.50/$10 per 1M tokens, gpt-4o-mini
 at $0.15/$0.60). Per section, with "day 0" = the last 24 h and days 1–7 = the baseline:
 
 - agent:support/step:answer — 8 identical gpt-4o-mini calls a day: the steady agent, no insight.
 - agent:researcher/tool:web_search — 4 gpt-4o calls ($0.01 each) a day, then 80 extra calls for
   customer acme in the last 24 h: section_spike (+$0.80, 21×), naming acme and gpt-4o.
-- agent:writer/step:draft — 20 gpt-4o calls a day at 1,500 input tokens, 6,000 in the last 24 h:
+- agent:writer/step:rewrite — 20 gpt-4o calls a day at 1,500 input tokens, 6,000 in the last 24 h:
   token_bloat (4×, ≈ $0.23 on the extra tokens; +$0.23 stays under the $0.50 spike minimum).
 - agent:planner/tool:lookup — 2 runs a day, each calling /v1/chat/completions 6 times (a 500
   error, then 5 retries): retry_loop (p95 = 6 calls per run).
@@ -25,9 +31,9 @@ from decimal import Decimal
 from typing import Any
 
 from accounts.models import Organization
-from ingestion.money import pico_to_usd
+from ingestion.money import PICO_PER_USD
 
-from .detectors import spend_cap_status
+from .detectors import CAP_WARNING_PCT, spend_cap_status
 from .services import alert_settings_update
 
 ENDPOINT = "/v1/chat/completions"
@@ -56,14 +62,15 @@ def insight_demo_events(*, now: datetime) -> list[dict[str, Any]]:
         })
 
     for day in range(DAYS):
-        for i in range(8):  # steady
+        for i in range(8):  # steady (the day's first call a minute before `now`: some spend this month)
+            at = now - timedelta(minutes=1) if day == 0 and i == 0 else _at(now, day, i, 8)
             add(run_id=f"demo-support-{day}-{i}", section="agent:support/step:answer", model="gpt-4o-mini",
-                at=_at(now, day, i, 8), input_tokens=800, output_tokens=200, customer=CUSTOMERS[i % 3])
+                at=at, input_tokens=800, output_tokens=200, customer=CUSTOMERS[i % 3])
         for i in range(4):  # spike: the usual load…
             add(run_id=f"demo-research-{day}-{i}", section="agent:researcher/tool:web_search", model="gpt-4o",
                 at=_at(now, day, i, 4), input_tokens=2000, output_tokens=500, customer=CUSTOMERS[(i + 1) % 3])
         for i in range(20):  # bloat
-            add(run_id=f"demo-draft-{day}-{i}", section="agent:writer/step:draft", model="gpt-4o",
+            add(run_id=f"demo-rewrite-{day}-{i}", section="agent:writer/step:rewrite", model="gpt-4o",
                 at=_at(now, day, i, 20), input_tokens=6000 if day == 0 else 1500, output_tokens=300,
                 customer=CUSTOMERS[i % 3])
         for i in range(2):  # retry loop: a failure, then five retries in the same run
@@ -89,6 +96,10 @@ def demo_cap_set(*, org: Organization, now: datetime | None = None, used_pct: in
     mtd = spend_cap_status(org=org, now=now).month_to_date_pico
     if mtd <= 0:
         return None
-    cap = (Decimal(pico_to_usd(mtd)) * 100 / used_pct).quantize(Decimal("0.01"))
+    exact = Decimal(mtd) * 100 / used_pct / PICO_PER_USD
+    cap = exact.quantize(Decimal("0.01"))
+    if not cap or not CAP_WARNING_PCT * cap <= Decimal(mtd) * 100 / PICO_PER_USD < 100 * cap:
+        # A few minutes into a month the spend is sub-cent: a cap in cents would be $0 or already passed.
+        cap = exact.quantize(Decimal("0.000001"))
     alert_settings_update(org=org, spend_cap_usd=cap, now=now)
     return cap

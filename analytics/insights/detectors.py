@@ -46,7 +46,7 @@ LOOKBACK = timedelta(days=7)
 
 SPIKE_RATIO = 2  # last 24 h > 2 × the daily average …
 BLOAT_RATIO = Decimal("1.5")  # average input tokens per call > 1.5 × the 7-day average
-BLOAT_MIN_CALLS = 5  # … over at least this many calls on each side
+BLOAT_MIN_CALLS = 5  # fewer calls on either side is "low volume": judged by the spike minimum instead
 LOOP_MIN_CALLS = 3  # the same endpoint more than 3 times in one run …
 LOOP_PERCENTILE = 95  # … at the p95 of the section's runs
 LOOP_MIN_RUNS = 5
@@ -217,16 +217,22 @@ def _price_tokens(book, org: Organization, provider: str, model: str, at: dateti
 
 
 def token_bloat(*, org: Organization, now: datetime | None = None, book=None) -> list[Finding]:
-    """A section whose average input tokens per call rose > 1.5× against its 7-day average."""
+    """A section whose average input tokens per call rose > 1.5× against its 7-day average.
+
+    The money on the extra tokens decides, not a call count: at least the insight minimum, or, for a
+    low-volume section (fewer than 5 calls on either side, where one call moves the average), at
+    least the spike minimum, the same bar a spend spike must clear.
+    """
     frame = _frame(now)
     period, period_start = frame.day
     rows = (_window_rollups(org, frame).values("section_path")
             .annotate(**_split("input_tokens", frame, "_in"), **_split("calls", frame, "_calls")))
-    minimum = insight_min_pico()
     findings = []
     for row in rows_summed(rows, ("cur_in", "base_in", "cur_calls", "base_calls")):
-        if row["cur_calls"] < BLOAT_MIN_CALLS or row["base_calls"] < BLOAT_MIN_CALLS or not row["base_in"]:
+        if not row["cur_calls"] or not row["base_calls"] or not row["base_in"]:
             continue
+        low_volume = row["cur_calls"] < BLOAT_MIN_CALLS or row["base_calls"] < BLOAT_MIN_CALLS
+        minimum = max(spike_min_pico(org), insight_min_pico()) if low_volume else insight_min_pico()
         cur_avg = Decimal(row["cur_in"]) / row["cur_calls"]
         base_avg = Decimal(row["base_in"]) / row["base_calls"]
         if cur_avg <= BLOAT_RATIO * base_avg:
@@ -262,7 +268,7 @@ def token_bloat(*, org: Organization, now: datetime | None = None, book=None) ->
                       "avg_input_tokens_7d": round(float(base_avg), 1), "ratio": ratio,
                       "threshold_ratio": float(BLOAT_RATIO), "calls_24h": row["cur_calls"],
                       "calls_7d": row["base_calls"], "extra_input_tokens": extra_tokens,
-                      "extra_cost_usd": usd(extra_cost)},
+                      "extra_cost_usd": usd(extra_cost), "low_volume": low_volume, "min_extra_usd": usd(minimum)},
         ))
     return findings
 

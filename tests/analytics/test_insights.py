@@ -268,7 +268,7 @@ def test_a_broken_detector_does_not_stop_the_others(org, ingest, settings, monke
 # --- demo -----------------------------------------------------------------------------------
 
 def test_demo_history_triggers_every_detector_and_leaves_the_steady_agent_alone(org, ingest):
-    now = datetime.now(timezone.utc)
+    now = NOW  # pinned: tests/analytics/test_clock.py runs the demo at many more instants
     ingest(insight_demo_events(now=now))
     cap = demo_cap_set(org=org, now=now)
     assert cap is not None

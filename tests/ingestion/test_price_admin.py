@@ -10,8 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone as dj_timezone
 
-from ingestion import admin as ingestion_admin
 from ingestion.models import EPOCH, HourlyRollup, ModelPrice, RawBatch, TraceEvent
+from ingestion.price_services import price_save
 from tests.factories import UserFactory
 
 CHANGELIST = "admin:ingestion_modelprice_changelist"
@@ -29,22 +29,22 @@ def admin_client(client, db):
 @pytest.fixture
 def invalidations(monkeypatch):
     calls = []
-    monkeypatch.setattr(ingestion_admin, "prices_changed", lambda: calls.append(1))
+    monkeypatch.setattr("ingestion.price_services.prices_changed", lambda: calls.append(1))
     return calls
 
 
 @pytest.fixture
 def prices(org):
     return [
-        ModelPrice.objects.create(provider="openai", model_match="gpt-4o", match_kind="prefix",
+        price_save(provider="openai", model_match="gpt-4o", match_kind="prefix",
                                   input_mtok=Decimal("2.5"), output_mtok=Decimal("10"),
                                   cached_input_mtok=Decimal("1.25"), source="genai-prices"),
-        ModelPrice.objects.create(provider="openai", model_match="gpt-4o-mini", match_kind="prefix",
+        price_save(provider="openai", model_match="gpt-4o-mini", match_kind="prefix",
                                   input_mtok=Decimal("0.15"), output_mtok=Decimal("0.6")),
-        ModelPrice.objects.create(provider="anthropic", model_match="claude-sonnet-4", match_kind="prefix",
+        price_save(provider="anthropic", model_match="claude-sonnet-4", match_kind="prefix",
                                   input_mtok=3, output_mtok=15,
                                   tiers=[{"above": 200000, "input_mtok": "6", "output_mtok": "22.5"}]),
-        ModelPrice.objects.create(provider="openai", model_match="gpt-4o", match_kind="prefix", org=org,
+        price_save(provider="openai", model_match="gpt-4o", match_kind="prefix", org=org,
                                   input_mtok=2, output_mtok=8),
     ]
 
@@ -71,7 +71,7 @@ def test_changelist_loads_with_search_filters_and_tier_marker(admin_client, pric
 @pytest.mark.django_db
 def test_changelist_queries_are_bounded(admin_client, prices, django_assert_max_num_queries):
     for i in range(30):
-        ModelPrice.objects.create(provider="mistral", model_match=f"m-{i}", org=prices[3].org)
+        price_save(provider="mistral", model_match=f"m-{i}", org=prices[3].org)
     with django_assert_max_num_queries(15):
         assert admin_client.get(reverse(CHANGELIST)).status_code == 200
 

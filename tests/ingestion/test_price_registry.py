@@ -96,9 +96,11 @@ def test_the_registry_covers_the_major_providers():
 
 # --- The oracle -----------------------------------------------------------------------------------------
 
-# (input, cache read, cache write, output): no cache, cache read, cache write, both, > 200k input, tiny.
-USAGES = [(1_000, 0, 0, 500), (5_000, 3_000, 0, 200), (5_000, 0, 2_000, 100), (5_000, 1_000, 1_000, 100),
-          (250_000, 50_000, 0, 1_000), (250_000, 0, 10_000, 2_000), (1_200_000, 0, 0, 10), (10, 0, 0, 0)]
+# (input, cache read, cache write, of which 1-hour writes, output): no cache, cache read, cache write, both,
+# > 200k input, tiny; 1-hour cache writes alone, mixed with 5-minute ones, and beyond 200k input.
+USAGES = [(1_000, 0, 0, 0, 500), (5_000, 3_000, 0, 0, 200), (5_000, 0, 2_000, 0, 100), (5_000, 1_000, 1_000, 0, 100),
+          (250_000, 50_000, 0, 0, 1_000), (250_000, 0, 10_000, 0, 2_000), (1_200_000, 0, 0, 0, 10), (10, 0, 0, 0, 0),
+          (5_000, 0, 2_000, 2_000, 100), (5_000, 1_000, 3_000, 1_000, 100), (250_000, 10_000, 40_000, 30_000, 1_000)]
 
 
 def _example_names(model: gp.ModelInfo) -> set[str]:
@@ -163,23 +165,25 @@ def test_every_synced_model_costs_exactly_what_genai_prices_says():
         for name in sorted(names):
             for day in dates:
                 at = datetime.combine(day, registry_reference_time(model), tzinfo=timezone.utc)
-                for inp, read, write, out in USAGES:
+                for inp, read, write, write_1h, out in USAGES:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         try:
                             theirs = genai_prices.calc_price(
                                 Usage(input_tokens=inp, cache_read_tokens=read, cache_write_tokens=write,
-                                      output_tokens=out),
+                                      cache_write_1h_tokens=write_1h or None, output_tokens=out),
                                 name, provider_id=provider_id, genai_request_timestamp=at)
                         except LookupError:
                             break  # the registry itself does not reach this model by that literal
                     expected = theirs.total_price * 10**12
                     assert expected == expected.to_integral_value(), (provider_id, model_id, expected)
+                    # The 1-hour writes reach us as the SDK sends them: in the event's metadata.
                     ours = book.price(org_id=None, provider=provider_id, model=name, at=at, input_tokens=inp,
-                                      output_tokens=out, cached_input_tokens=read, cache_write_tokens=write)
+                                      output_tokens=out, cached_input_tokens=read, cache_write_tokens=write,
+                                      metadata={"cache_write_1h_tokens": write_1h} if write_1h else None)
                     compared = True
                     if ours is None or ours[1] != int(expected):
-                        mismatches.append((provider_id, name, at.date(), (inp, read, write, out),
+                        mismatches.append((provider_id, name, at.date(), (inp, read, write, write_1h, out),
                                            int(expected), ours))
         if compared:
             compared_models[provider_id] += 1

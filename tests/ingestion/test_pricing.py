@@ -4,11 +4,12 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
+from django.db.models import F
 from hypothesis import given, settings, strategies as st
 
 from ingestion import pricing
-from ingestion.models import EPOCH, ModelPrice, TraceEvent
+from ingestion.models import EPOCH, ModelPrice, PriceVersion, TraceEvent
+from ingestion.price_services import price_save
 from ingestion.pricing import (
     PriceBook,
     cost_compute,
@@ -24,17 +25,16 @@ M = 1_000_000
 
 
 @pytest.fixture(autouse=True)
-def _fresh_price_book():
-    price_book_invalidate()
+def _fresh_price_book(monkeypatch):
+    monkeypatch.setattr(pricing, "_book", None)  # this process starts without a book
     yield
-    price_book_invalidate()
 
 
 def price(provider="openai", model="gpt-4o", kind="exact", org=None, effective_from=EPOCH, **fields):
     fields.setdefault("input_mtok", Decimal("2.5"))
     fields.setdefault("output_mtok", Decimal("10"))
-    return ModelPrice.objects.create(provider=provider, match_kind=kind, model_match=model, org=org,
-                                     effective_from=effective_from, **fields)
+    return price_save(provider=provider, match_kind=kind, model_match=model, org=org,
+                      effective_from=effective_from, **fields)
 
 
 def resolve(provider, model, org=None, at=NOW):
@@ -273,7 +273,8 @@ def test_price_book_is_cached_and_reloaded_after_invalidation():
 def test_price_book_notices_another_process_bumping_the_version(monkeypatch):
     price(model="gpt-4o")
     book = price_book_get()
-    cache.set(pricing.PRICE_VERSION_KEY, "bumped-elsewhere", timeout=None)
+    # Another process (a shell, `sync_prices`, the admin on another server) commits a price write.
+    PriceVersion.objects.filter(pk=1).update(version=F("version") + 1)
     assert price_book_get() is book  # checked at most once per second
     monkeypatch.setattr(pricing, "_book_checked_at", pricing._book_checked_at - 2)
     assert price_book_get() is not book

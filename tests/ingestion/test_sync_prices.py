@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from ingestion.models import ModelPrice
+from ingestion.price_services import price_save
 from ingestion.price_registry import SOURCE
 from ingestion.pricing import price_resolve
 
@@ -53,8 +54,8 @@ def test_sync_prices_at_least_forty_models_across_the_major_providers():
 def test_changed_prices_are_updated_in_place_and_vanished_rows_removed():
     sync()
     row = ModelPrice.objects.unscoped().filter(source=SOURCE, provider="openai", match_kind="exact").first()
-    ModelPrice.objects.unscoped().filter(pk=row.pk).update(input_mtok=Decimal("999"))
-    gone = ModelPrice.objects.create(provider="openai", model_match="gpt-retired", source=SOURCE)
+    price_save(price=row, input_mtok=Decimal("999"))
+    gone = price_save(provider="openai", model_match="gpt-retired", source=SOURCE)
     out = sync()
     assert "(created 0, updated 1, removed 1)" in out
     row.refresh_from_db()
@@ -64,11 +65,11 @@ def test_changed_prices_are_updated_in_place_and_vanished_rows_removed():
 
 @pytest.mark.django_db
 def test_manual_rows_and_org_overrides_are_never_touched(org):
-    manual = ModelPrice.objects.create(provider="openai", model_match="gpt-4o", match_kind="exact",
+    manual = price_save(provider="openai", model_match="gpt-4o", match_kind="exact",
                                        input_mtok=Decimal("1.11"), source="manual")
-    own = ModelPrice.objects.create(provider="openai", model_match="my-finetune", input_mtok=Decimal("9"),
+    own = price_save(provider="openai", model_match="my-finetune", input_mtok=Decimal("9"),
                                     source="manual")
-    override = ModelPrice.objects.create(org=org, provider="openai", model_match="gpt-4o", match_kind="exact",
+    override = price_save(org=org, provider="openai", model_match="gpt-4o", match_kind="exact",
                                          input_mtok=Decimal("2"), source=SOURCE)
     sync()
     sync()
@@ -82,7 +83,7 @@ def test_manual_rows_and_org_overrides_are_never_touched(org):
 @pytest.mark.django_db
 def test_sync_ends_by_announcing_the_price_change(monkeypatch):
     calls = []
-    monkeypatch.setattr("ingestion.management.commands.sync_prices.prices_changed", lambda: calls.append(1))
+    monkeypatch.setattr("ingestion.price_services.prices_changed", lambda: calls.append(1))
     sync()
     assert calls == [1]
 

@@ -20,6 +20,8 @@ from ingestion.models import ModelPrice, TraceEvent
 from ingestion.schema import batch_decode, events_validate
 from ingestion.services import batch_process, events_ingest
 
+from ._now import now_arg
+
 DEMO_EMAIL = "demo@llmobserve.dev"
 DEMO_PASSWORD = "llmobserve-demo"
 DEMO_ORG = "Demo Co"
@@ -35,8 +37,14 @@ class Command(BaseCommand):
         parser.add_argument("--password", default=DEMO_PASSWORD)
         parser.add_argument("--seed", type=int, default=7)
         parser.add_argument("--force", action="store_true", help="Ingest the history even if the org has events.")
+        parser.add_argument("--now", metavar="ISO8601",
+                            help="Build the history as of this moment, ISO 8601 with a timezone (e.g. "
+                                 "2026-11-29T23:40:00Z); default: the current time. The collector refuses "
+                                 "events from the future, so it cannot be later than the clock.")
 
-    def handle(self, *args, email: str, password: str, seed: int, force: bool, **options):
+    def handle(self, *args, email: str, password: str, seed: int, force: bool, now: str | None = None,
+               **options):
+        when = now_arg(now)
         user = User.objects.filter(email=email).first()
         if user is None:
             user = User.objects.create_user(email, password)
@@ -59,7 +67,7 @@ class Command(BaseCommand):
         if TraceEvent.objects.for_org(org).exists() and not force:
             self.stdout.write(f"{org.name} already has events; not adding more (use --force).")
         else:
-            now = datetime.now(timezone.utc)
+            now = when or datetime.now(timezone.utc)
             # The steady history, plus the patterns each insight detector should find in it.
             events = demo_events(now=now, seed=seed) + insight_demo_events(now=now)
             stored = 0
@@ -80,3 +88,4 @@ class Command(BaseCommand):
             found = insights_run(org=org, now=now)
             self.stdout.write(f"insights: {', '.join(sorted({i.kind for i in found})) or 'none'}")
         self.stdout.write(f"demo login: {email} {password}")
+

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils.dateparse import parse_datetime
 
 from accounts.models import Organization
 from analytics.insights.services import insights_run
 from ingestion.money import pico_display
+
+from ._now import NOW_HELP, now_arg
 
 
 class Command(BaseCommand):
@@ -15,14 +16,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--org", metavar="SLUG", help="Only this organisation (default: every organisation).")
-        parser.add_argument("--now", metavar="ISO8601", help="Judge as of this moment (replays back-filled history).")
+        parser.add_argument("--now", metavar="ISO8601", help=NOW_HELP + " Replays back-filled history.")
 
     def handle(self, *args, org=None, now=None, **options):
-        when = None
-        if now:
-            when = parse_datetime(now)
-            if when is None or when.tzinfo is None:
-                raise CommandError("--now must be an ISO 8601 datetime with a timezone, e.g. 2026-11-26T08:00:00Z")
+        when = now_arg(now)
         orgs = Organization.objects.order_by("slug")
         if org:
             orgs = orgs.filter(slug=org)
