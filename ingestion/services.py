@@ -91,18 +91,23 @@ def grain_dims(grain: str, fine_dims: tuple) -> tuple:
     return tuple(fine_dims[_FINE_COLUMNS.index(column)] for column in ROLLUP_GRAINS[grain][0])
 
 
-def _event_cost(book, org_id: int, event: EventIn) -> tuple[int | None, str, int | None]:
-    """(cost_pico, cost_source, price_id). The price table wins; a client cost only fills a gap."""
+def _event_price(book, org_id: int, event: EventIn | TraceEvent) -> tuple[int, int] | None:
+    """(price_id, cost_pico) from the price table, or None: the one pricing of ingestion and re-pricing."""
     units = None
     if event.metadata:
         units = event.metadata.get("units")
         units = units if isinstance(units, int) and not isinstance(units, bool) and units >= 0 else None
-    priced = None
-    if event.provider and event.model:
-        priced = book.price(org_id=org_id, provider=event.provider, model=event.model, at=event.timestamp,
-                            input_tokens=event.input_tokens, output_tokens=event.output_tokens,
-                            cached_input_tokens=event.cached_input_tokens,
-                            cache_write_tokens=event.cache_write_tokens, units=units)
+    if not (event.provider and event.model):
+        return None
+    return book.price(org_id=org_id, provider=event.provider, model=event.model, at=event.timestamp,
+                      input_tokens=event.input_tokens, output_tokens=event.output_tokens,
+                      cached_input_tokens=event.cached_input_tokens,
+                      cache_write_tokens=event.cache_write_tokens, units=units)
+
+
+def _event_cost(book, org_id: int, event: EventIn) -> tuple[int | None, str, int | None]:
+    """(cost_pico, cost_source, price_id). The price table wins; a client cost only fills a gap."""
+    priced = _event_price(book, org_id, event)
     if priced is not None:
         price_id, cost = priced
         return cost, "price", price_id
@@ -595,10 +600,7 @@ def _reprice(qs, *, chunk: int = 5000) -> int:
             rollup_deltas: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
             run_deltas: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
             for ev in events:
-                priced = book.price(org_id=ev.org_id, provider=ev.provider, model=ev.model, at=ev.timestamp,
-                                    input_tokens=ev.input_tokens, output_tokens=ev.output_tokens,
-                                    cached_input_tokens=ev.cached_input_tokens,
-                                    cache_write_tokens=ev.cache_write_tokens)
+                priced = _event_price(book, ev.org_id, ev)
                 if priced is None:
                     continue
                 price_id, cost = priced
