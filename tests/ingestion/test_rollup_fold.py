@@ -111,3 +111,24 @@ def test_incremental_rollups_equal_a_rebuild_from_events(batches, reprices, org,
     call_command("rebuild_rollups", "--org", org.slug, "--since", (BASE + timedelta(days=1)).strftime("%Y-%m-%d"),
                  stdout=open("/dev/null", "w"))
     assert _snapshot() == incremental
+
+
+def test_rebuild_rollups_repairs_damaged_tables_and_refuses_bad_arguments(org, other_org, ingest_key, post_events,
+                                                                         prices):
+    from django.core.management.base import CommandError
+
+    post_events(ingest_key, [{"event_id": f"e{i}", "run_id": "r", "provider": "openai", "model": "gpt-4o",
+                              "input_tokens": 100, "output_tokens": 10, "section_path": "agent:a/tool:t",
+                              "customer_id": "acme", "timestamp": (NOW - timedelta(minutes=i)).isoformat()}
+                             for i in range(3)])
+    healthy = _snapshot()
+    HourlyRollup.objects.for_org(org).update(cost_pico=1, calls=99)
+    RunSummary.objects.for_org(org).update(agent="", customer_id="", calls=0)
+    RunFacet.objects.for_org(org).delete()
+    call_command("rebuild_rollups", "--org", org.slug, stdout=open("/dev/null", "w"))
+    assert _snapshot() == healthy
+
+    with pytest.raises(CommandError, match="YYYY-MM-DD"):
+        call_command("rebuild_rollups", "--since", "yesterday")
+    with pytest.raises(CommandError, match="no organisation"):
+        call_command("rebuild_rollups", "--org", "no-such-org")
