@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Literal
 
-from django.db import connection
 from django.db.models import Q, Sum
 from django.db.models.functions import Trunc
 from django.http import Http404
@@ -26,17 +25,51 @@ UNTRACKED = "Untracked"
 NO_CUSTOMER = "(no customer)"
 
 
-_SUMS = {"cost": "cost_pico", "calls": "calls", "unpriced": "unpriced_calls", "errors": "errors",
-         "input": "input_tokens", "output": "output_tokens", "cached": "cached_input_tokens"}
+_SUMS = ("cost_pico", "calls", "unpriced_calls", "errors", "input_tokens", "output_tokens", "cached_input_tokens")
+
+
+@dataclass(frozen=True)
+class RollupRow:
+    """The read side's one row type: the sums of a group of rollup rows. Dimensions it is not grouped by
+    are None; sums are exact integers (see `_sum_expressions`)."""
+
+    agent: str | None = None
+    section_path: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    customer_id: str | None = None
+    bucket: datetime | None = None
+    cost_pico: int = 0
+    calls: int = 0
+    unpriced_calls: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+
+    def plus(self, other: RollupRow) -> RollupRow:
+        return replace(self, **{name: getattr(self, name) + getattr(other, name) for name in _SUMS})
+
+
+def rows_regroup(rows: list[RollupRow], dims: tuple[str, ...]) -> list[RollupRow]:
+    """The rows summed per value of `dims` (every other dimension dropped): a coarser grouping, in Python."""
+    out: dict[tuple, RollupRow] = {}
+    for row in rows:
+        key = tuple(getattr(row, d) for d in dims)
+        acc = out.get(key)
+        sums = {name: getattr(row, name) for name in _SUMS}
+        out[key] = RollupRow(**dict(zip(dims, key)), **sums) if acc is None else acc.plus(row)
+    return list(out.values())
 
 
 def _sum_expressions() -> dict[str, Sum]:
-    """SUM per measure, exact past 2**63 on SQLite too (analytics/sums.py)."""
-    return sum_expressions(_SUMS)
+    """SUM per measure (as `<column>_sum`), exact past 2**63 on SQLite too (analytics/sums.py)."""
+    return sum_expressions({f"{column}_sum": column for column in _SUMS})
 
 
 def _sums_of(row: dict[str, Any]) -> dict[str, int]:
-    return sums_of(row, _SUMS)
+    sums = sums_of(row, [f"{column}_sum" for column in _SUMS])
+    return {column: sums[f"{column}_sum"] for column in _SUMS}
 
 
 def _floor_day(value: datetime) -> datetime:
@@ -73,12 +106,12 @@ def rollup_parts(window: Window, *, hourly_only: bool = False, grain: str = "fin
 
 
 def rollup_sums(*, org: Organization, window: Window, group: tuple[str, ...] = (), customer_id: str | None = None,
-                customer_in: list[str] | None = None, interval: str | None = None) -> list[dict[str, Any]]:
+                customer_in: list[str] | None = None, interval: str | None = None) -> list[RollupRow]:
     """Sums of cost, calls, unpriced, errors and tokens per `group` (+ `bucket` with an interval), over
     the window's rollup parts, merged. One grouped query per part (at most three)."""
     keys = group + (("bucket",) if interval else ())
     grain = rollup_grain(group, customer_filter=customer_id is not None or customer_in is not None)
-    merged: dict[tuple, dict[str, Any]] = {}
+    merged: dict[tuple, RollupRow] = {}
     for model, period, start, end in rollup_parts(window, hourly_only=interval == "hour", grain=grain):
         qs = model.objects.for_org(org).filter(**{f"{period}__gte": start, f"{period}__lt": end})
         if customer_id is not None:
@@ -89,16 +122,12 @@ def rollup_sums(*, org: Organization, window: Window, group: tuple[str, ...] = (
             qs = qs.annotate(bucket=Trunc(period, interval, tzinfo=timezone.utc))
         sums = _sum_expressions()
         rows = qs.values(*keys).annotate(**sums).order_by() if keys else [qs.aggregate(**sums)]
-        for row in rows:
-            key = tuple(row[k] for k in keys)
-            values = _sums_of(row)
+        for values in rows:
+            key = tuple(values[k] for k in keys)
+            row = RollupRow(**dict(zip(keys, key)), **_sums_of(values))
             acc = merged.get(key)
-            if acc is None:
-                merged[key] = {**{k: row[k] for k in keys}, **values}
-            else:
-                for name in _SUMS:
-                    acc[name] += values[name]
-    return list(merged.values())
+            merged[key] = row if acc is None else acc.plus(row)
+    return list(merged.values()) if merged or keys else [RollupRow()]
 
 
 def change_pct(current: int, previous: int) -> float | None:
@@ -140,10 +169,14 @@ class Summary:
 
 def cost_summary(*, org: Organization, window: Window, customer_id: str | None = None) -> Summary:
     totals = rollup_sums(org=org, window=window, customer_id=customer_id)[0]
-    previous = rollup_sums(org=org, window=window.previous, customer_id=customer_id)[0]["cost"]
-    return Summary(cost_pico=totals["cost"], calls=totals["calls"], unpriced_calls=totals["unpriced"],
-                   errors=totals["errors"], input_tokens=totals["input"], output_tokens=totals["output"],
-                   previous_cost_pico=previous)
+    previous = rollup_sums(org=org, window=window.previous, customer_id=customer_id)[0].cost_pico
+    return _summary_of(totals, previous)
+
+
+def _summary_of(totals: RollupRow, previous_cost_pico: int) -> Summary:
+    return Summary(cost_pico=totals.cost_pico, calls=totals.calls, unpriced_calls=totals.unpriced_calls,
+                   errors=totals.errors, input_tokens=totals.input_tokens, output_tokens=totals.output_tokens,
+                   previous_cost_pico=previous_cost_pico)
 
 
 @dataclass(frozen=True)
@@ -164,14 +197,20 @@ def cost_breakdown(*, org: Organization, by: Dimension, window: Window, limit: i
                    customer_id: str | None = None) -> list[BreakdownRow]:
     """Every key of the dimension in the window, by cost (then calls). Unlabelled rows: key None."""
     column = DIMENSIONS[by]
-    rows = sorted(rollup_sums(org=org, window=window, group=(column,), customer_id=customer_id),
-                  key=lambda r: (-r["cost"], -r["calls"], r[column]))
-    total = sum(r["cost"] for r in rows)
+    return _breakdown(rollup_sums(org=org, window=window, group=(column,), customer_id=customer_id), by, limit)
+
+
+def _breakdown(rows: list[RollupRow], by: Dimension, limit: int | None = None) -> list[BreakdownRow]:
+    """Rows grouped by the dimension's column, as breakdown rows by cost (then calls, then key)."""
+    column = DIMENSIONS[by]
+    rows = sorted(rows, key=lambda r: (-r.cost_pico, -r.calls, getattr(r, column) or ""))
+    total = sum(r.cost_pico for r in rows)
     out = []
     for r in rows[:limit] if limit else rows:
-        key = r[column] or None
-        out.append(BreakdownRow(key=key, label=label_of(by, key), cost_pico=r["cost"], calls=r["calls"],
-                                unpriced_calls=r["unpriced"], share=round(r["cost"] / total, 4) if total else 0.0))
+        key = getattr(r, column) or None
+        out.append(BreakdownRow(key=key, label=label_of(by, key), cost_pico=r.cost_pico, calls=r.calls,
+                                unpriced_calls=r.unpriced_calls,
+                                share=round(r.cost_pico / total, 4) if total else 0.0))
     return out
 
 
@@ -180,11 +219,16 @@ def cost_timeseries(*, org: Organization, window: Window, interval: Literal["day
                     ) -> list[dict[str, Any]]:
     """Every bucket of the window (empty ones as {}), values = cost per key as plain decimal strings."""
     column = DIMENSIONS[by]
+    rows = rollup_sums(org=org, window=window, group=(column,), customer_id=customer_id, interval=interval)
+    return _timeseries(window, interval, rows, column)
+
+
+def _timeseries(window: Window, interval: str, rows: list[RollupRow], column: str) -> list[dict[str, Any]]:
     by_bucket: dict[datetime, dict[str, int]] = {}
-    for r in rollup_sums(org=org, window=window, group=(column,), customer_id=customer_id, interval=interval):
-        key = r[column] or UNTRACKED
-        bucket = by_bucket.setdefault(r["bucket"], {})
-        bucket[key] = bucket.get(key, 0) + r["cost"]
+    for r in rows:
+        key = getattr(r, column) or UNTRACKED
+        bucket = by_bucket.setdefault(r.bucket, {})
+        bucket[key] = bucket.get(key, 0) + r.cost_pico
     return _buckets_fill(window, interval, by_bucket)
 
 
@@ -382,12 +426,15 @@ class ModelRow:
 
 def model_breakdown(*, org: Organization, window: Window, customer_id: str | None = None) -> list[ModelRow]:
     """Cost per (provider, model), by cost: one grouped query over the rollups."""
-    rows = sorted(rollup_sums(org=org, window=window, group=("provider", "model"), customer_id=customer_id),
-                  key=lambda r: (-r["cost"], -r["calls"], r["provider"], r["model"]))
-    total = sum(r["cost"] for r in rows)
-    return [ModelRow(provider=r["provider"], model=r["model"], cost_pico=r["cost"], calls=r["calls"],
-                     unpriced_calls=r["unpriced"], input_tokens=r["input"], output_tokens=r["output"],
-                     cached_input_tokens=r["cached"], share=round(r["cost"] / total, 4) if total else 0.0)
+    return _models(rollup_sums(org=org, window=window, group=("provider", "model"), customer_id=customer_id))
+
+
+def _models(rows: list[RollupRow]) -> list[ModelRow]:
+    rows = sorted(rows, key=lambda r: (-r.cost_pico, -r.calls, r.provider, r.model))
+    total = sum(r.cost_pico for r in rows)
+    return [ModelRow(provider=r.provider, model=r.model, cost_pico=r.cost_pico, calls=r.calls,
+                     unpriced_calls=r.unpriced_calls, input_tokens=r.input_tokens, output_tokens=r.output_tokens,
+                     cached_input_tokens=r.cached_input_tokens, share=round(r.cost_pico / total, 4) if total else 0.0)
             for r in rows]
 
 
@@ -410,7 +457,7 @@ def customers_trend(*, org: Organization, window: Window, limit: int | None = No
     """Cost per customer in the window with its cost in the previous period of the same length (2 queries)."""
     current = cost_breakdown(org=org, by="customer", window=window, limit=limit)
     keys = [r.key or "" for r in current]
-    previous = {r["customer_id"]: r["cost"] for r in rollup_sums(
+    previous = {r.customer_id: r.cost_pico for r in rollup_sums(
         org=org, window=window.previous, group=("customer_id",), customer_in=keys)} if keys else {}
     return [CustomerRow(key=r.key, label=r.label, cost_pico=r.cost_pico, calls=r.calls,
                         unpriced_calls=r.unpriced_calls, share=r.share,
@@ -458,103 +505,17 @@ class Overview:
 
 def overview_get(*, org: Organization, window: Window, interval: Literal["day", "hour"] = "day",
                  customer_id: str | None = None, customers_limit: int = 8) -> Overview:
-    """Everything the overview shows. On PostgreSQL one scan of the window's rollups computes every
-    breakdown (GROUPING SETS) plus one aggregate for the previous period; elsewhere, one query each."""
-    if connection.vendor != "postgresql":
-        return _overview_in_python(org=org, window=window, interval=interval, customer_id=customer_id,
-                                   customers_limit=customers_limit)
-    parts_sql, params = [], []
-    # Without a customer filter the agent-level tables serve everything but the customer list.
-    coarse = customer_id is None
-    customer_column = "''" if coarse else "customer_id"
-    columns = (f"agent, provider, model, {customer_column} AS customer_id, cost_pico, calls, "
-               "unpriced_calls, errors, input_tokens, output_tokens, cached_input_tokens")
-    for model, period, start, end in rollup_parts(window, hourly_only=interval == "hour",
-                                                  grain="agent" if coarse else "fine"):
-        customer_sql = " AND customer_id = %s" if customer_id is not None else ""
-        parts_sql.append(f"SELECT {columns}, date_trunc(%s, {period} AT TIME ZONE 'UTC') AS bucket "
-                         f"FROM {model._meta.db_table} WHERE org_id = %s AND {period} >= %s AND {period} < %s"
-                         f"{customer_sql}")
-        params += [interval, org.pk, start, end] + ([customer_id] if customer_id is not None else [])
-    sql = f"""
-        SELECT GROUPING(agent, provider, model, customer_id, bucket) AS g, agent, provider, model, customer_id,
-               bucket, SUM(cost_pico), SUM(calls), SUM(unpriced_calls), SUM(errors), SUM(input_tokens),
-               SUM(output_tokens), SUM(cached_input_tokens)
-        FROM ({" UNION ALL ".join(parts_sql)}) r
-        GROUP BY GROUPING SETS ((), (agent), (provider, model), (customer_id), (bucket, provider))
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    previous = rollup_sums(org=org, window=window.previous, customer_id=customer_id)[0]["cost"]
-
-    total = next((r for r in rows if r[0] == 0b11111), None)
-    t = [int(v or 0) for v in total[6:]] if total else [0] * 7
-    summary = Summary(cost_pico=t[0], calls=t[1], unpriced_calls=t[2], errors=t[3], input_tokens=t[4],
-                      output_tokens=t[5], previous_cost_pico=previous)
-
-    def breakdown(flag: int, index: int, dimension: str) -> list[BreakdownRow]:
-        picked = sorted((r for r in rows if r[0] == flag), key=lambda r: (-int(r[6] or 0), -int(r[7] or 0),
-                                                                          r[index] or ""))
-        return [BreakdownRow(key=r[index] or None, label=label_of(dimension, r[index] or None),
-                             cost_pico=int(r[6] or 0), calls=int(r[7] or 0), unpriced_calls=int(r[8] or 0),
-                             share=round(int(r[6] or 0) / t[0], 4) if t[0] else 0.0) for r in picked]
-
-    models = [ModelRow(provider=r[2], model=r[3], cost_pico=int(r[6] or 0), calls=int(r[7] or 0),
-                       unpriced_calls=int(r[8] or 0), input_tokens=int(r[10] or 0), output_tokens=int(r[11] or 0),
-                       cached_input_tokens=int(r[12] or 0),
-                       share=round(int(r[6] or 0) / t[0], 4) if t[0] else 0.0)
-              for r in sorted((r for r in rows if r[0] == 0b10011),
-                              key=lambda r: (-int(r[6] or 0), -int(r[7] or 0), r[2], r[3]))]
-    by_bucket: dict[datetime, dict[str, int]] = {}
-    for r in rows:
-        if r[0] == 0b10110:
-            bucket = by_bucket.setdefault(r[5].replace(tzinfo=timezone.utc), {})
-            key = r[2] or UNTRACKED
-            bucket[key] = bucket.get(key, 0) + int(r[6] or 0)
-    customers = (cost_breakdown(org=org, by="customer", window=window, limit=customers_limit) if coarse
-                 else breakdown(0b11101, 4, "customer")[:customers_limit])
-    return Overview(summary=summary, agents=breakdown(0b01111, 1, "agent"), models=models, customers=customers,
-                    timeseries=_buckets_fill(window, interval, by_bucket))
-
-
-def _overview_in_python(*, org: Organization, window: Window, interval: Literal["day", "hour"],
-                        customer_id: str | None, customers_limit: int) -> Overview:
-    """Backends without GROUPING SETS (SQLite): one fine-grained grouped read per rollup part, folded here."""
+    """Everything the overview shows: one grouped read of the window's rollup parts (agent × provider ×
+    model × bucket, at the agent grain unless a customer is picked), regrouped here into the summary and
+    each breakdown; plus the previous period's total and, unfiltered, the customer list."""
     group = ("agent", "provider", "model") + (("customer_id",) if customer_id is not None else ())
     rows = rollup_sums(org=org, window=window, group=group, customer_id=customer_id, interval=interval)
-    names = tuple(_SUMS)
-
-    def fold(key_of) -> dict[Any, dict[str, int]]:
-        out: dict[Any, dict[str, int]] = {}
-        for r in rows:
-            acc = out.setdefault(key_of(r), dict.fromkeys(names, 0))
-            for n in names:
-                acc[n] += r[n]
-        return out
-
-    total = fold(lambda r: None).get(None, dict.fromkeys(names, 0))
-    previous = rollup_sums(org=org, window=window.previous, customer_id=customer_id)[0]["cost"]
-    summary = Summary(cost_pico=total["cost"], calls=total["calls"], unpriced_calls=total["unpriced"],
-                      errors=total["errors"], input_tokens=total["input"], output_tokens=total["output"],
-                      previous_cost_pico=previous)
-    share = (lambda cost: round(cost / total["cost"], 4) if total["cost"] else 0.0)
-
-    def breakdown(column: str, dimension: str) -> list[BreakdownRow]:
-        groups = sorted(fold(lambda r: r[column] or "").items(),
-                        key=lambda kv: (-kv[1]["cost"], -kv[1]["calls"], kv[0]))
-        return [BreakdownRow(key=k or None, label=label_of(dimension, k or None), cost_pico=v["cost"], calls=v["calls"],
-                             unpriced_calls=v["unpriced"], share=share(v["cost"])) for k, v in groups]
-
-    models = [ModelRow(provider=p, model=m, cost_pico=v["cost"], calls=v["calls"], unpriced_calls=v["unpriced"],
-                       input_tokens=v["input"], output_tokens=v["output"], cached_input_tokens=v["cached"],
-                       share=share(v["cost"]))
-              for (p, m), v in sorted(fold(lambda r: (r["provider"], r["model"])).items(),
-                                      key=lambda kv: (-kv[1]["cost"], -kv[1]["calls"], kv[0]))]
-    by_bucket: dict[datetime, dict[str, int]] = {}
-    for (bucket, provider), v in fold(lambda r: (r["bucket"], r["provider"])).items():
-        by_bucket.setdefault(bucket, {})[provider or UNTRACKED] = v["cost"]
-    return Overview(summary=summary, agents=breakdown("agent", "agent"), models=models,
-                    customers=(breakdown("customer_id", "customer")[:customers_limit] if customer_id is not None
-                               else cost_breakdown(org=org, by="customer", window=window, limit=customers_limit)),
-                    timeseries=_buckets_fill(window, interval, by_bucket))
+    total = rows_regroup(rows, ())
+    previous = rollup_sums(org=org, window=window.previous, customer_id=customer_id)[0].cost_pico
+    summary = _summary_of(total[0] if total else RollupRow(), previous)
+    customers = (_breakdown(rows_regroup(rows, ("customer_id",)), "customer", customers_limit)
+                 if customer_id is not None else cost_breakdown(org=org, by="customer", window=window,
+                                                                limit=customers_limit))
+    return Overview(summary=summary, agents=_breakdown(rows_regroup(rows, ("agent",)), "agent"),
+                    models=_models(rows_regroup(rows, ("provider", "model"))), customers=customers,
+                    timeseries=_timeseries(window, interval, rows_regroup(rows, ("bucket", "provider")), "provider"))

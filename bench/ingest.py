@@ -84,7 +84,7 @@ def manage(env: dict, *args: str) -> str:
                           text=True).stdout
 
 
-def wait_http(url: str, timeout: float = 30) -> None:
+def wait_http(url: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -265,7 +265,8 @@ class DailyRollup(RollupBase):
 
 
 # Every rollup table holds the same sums; a grain names its dimension columns and its two tables.
-# The processing task writes all of them, re-pricing adjusts all of them, reads pick the coarsest.
+# `ingestion.rollups` generates the one fold that writes all of them (ingestion, re-pricing, rebuild);
+# reads pick the coarsest. A new grain: add it here, migrate, and run `manage.py rebuild_rollups`.
 ROLLUP_GRAINS: dict[str, tuple[tuple[str, ...], type[RollupSums], type[RollupSums]]] = {
     "fine": (("agent", "section_path", "provider", "model", "customer_id", "api_key_id"), HourlyRollup, DailyRollup),
     "agent": (("agent", "provider", "model"), AgentHourlyRollup, AgentDailyRollup),
@@ -287,8 +288,10 @@ class RunSummary(TenantModel):
     input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     cost_pico = models.BigIntegerField(default=0)
-    customer_id = models.CharField(max_length=256, blank=True)
-    agent = models.CharField(max_length=256, blank=True, help_text="First labelled agent of the run.")
+    customer_id = models.CharField(max_length=256, blank=True, help_text="Customer of the earliest labelled event.")
+    customer_at = models.DateTimeField(null=True, blank=True, help_text="Time of that event (the fold's merge key).")
+    agent = models.CharField(max_length=256, blank=True, help_text="Agent of the earliest labelled event.")
+    agent_at = models.DateTimeField(null=True, blank=True, help_text="Time of that event (the fold's merge key).")
 
     objects = TenantManager()
 

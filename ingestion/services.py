@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone as dt_timezone
 from typing import Any, Iterable
 
 import msgspec
@@ -18,8 +17,9 @@ from django.utils import timezone
 from accounts.models import ApiKey
 from accounts.tasking import TRANSIENT_ERRORS, enqueue_on_commit
 
+from . import rollups
+from .models import RawBatch, TraceEvent
 from .money import usd_to_pico
-from .models import ROLLUP_GRAINS, RawBatch, RunFacet, RunSummary, TraceEvent
 from .pricing import price_book_get
 from .schema import EventIn, events_decode, events_encode
 
@@ -60,50 +60,25 @@ _EVENT_COLUMNS = (
     "cache_write_tokens", "reasoning_tokens", "latency_ms", "status", "http_status", "customer_id", "stream",
     "timestamp", "cost_pico", "cost_source", "price_id", "metadata", "api_key_id", "received_at",
 )
-_ROLLUP_SUMS = ("calls", "errors", "unpriced_calls", "input_tokens", "output_tokens", "cached_input_tokens",
-                "cache_write_tokens", "reasoning_tokens", "cost_pico", "latency_ms_sum")
-_RUN_SUMS = ("calls", "errors", "unpriced_calls", "input_tokens", "output_tokens", "cost_pico")
-
-
-def agent_of(section_path: str) -> str:
-    return section_path.split("/", 1)[0] if section_path else ""
-
-
-def dims_hash(*dims: Any) -> str:
-    """MD5 of the rollup dimensions joined by U+001F: the same as the SQL `md5(concat_ws(chr(31), …))`."""
-    return hashlib.md5("\x1f".join(str(d) for d in dims).encode()).hexdigest()
-
-
-_FINE_COLUMNS = ROLLUP_GRAINS["fine"][0]
-# (grain, model, period column, floor of an hour to that period) for every rollup table
-_ROLLUP_TABLES = [(grain, model, period, floor)
-                  for grain, (_, hourly, daily) in ROLLUP_GRAINS.items()
-                  for model, period, floor in ((hourly, "hour", lambda t: t),
-                                               (daily, "day", lambda t: t.replace(hour=0)))]
-
-
-_GRAIN_ORDER = list(ROLLUP_GRAINS)
-
-
-def grain_dims(grain: str, fine_dims: tuple) -> tuple:
-    """The values of a grain's dimensions, picked from (agent, section_path, provider, model, customer, key)."""
-    return tuple(fine_dims[_FINE_COLUMNS.index(column)] for column in ROLLUP_GRAINS[grain][0])
-
-
-def _event_cost(book, org_id: int, event: EventIn) -> tuple[int | None, str, int | None]:
-    """(cost_pico, cost_source, price_id). The price table wins; a client cost only fills a gap.
+def _event_price(book, org_id: int, event: EventIn | TraceEvent) -> tuple[int, int] | None:
+    """(price_id, cost_pico) from the price table, or None: the one pricing of ingestion and re-pricing.
 
     Usage the wire format has no field for is read from metadata by the matched price row
     (`pricing.metadata_usage`): its `unit_field` units (Pinecone `read_units`, or `units`) and
     `cache_write_1h_tokens`. A span with no model (a vector-DB query) is priced by a row that
     matches the empty name (e.g. regex `.*` for provider `pinecone`).
     """
-    priced = None
-    if event.provider:
-        priced = book.price(org_id=org_id, provider=event.provider, model=event.model or "", at=event.timestamp,
-                            input_tokens=event.input_tokens, output_tokens=event.output_tokens,
-                            cached_input_tokens=event.cached_input_tokens,
-                            cache_write_tokens=event.cache_write_tokens, metadata=event.metadata)
+    if not event.provider:
+        return None
+    return book.price(org_id=org_id, provider=event.provider, model=event.model or "", at=event.timestamp,
+                      input_tokens=event.input_tokens, output_tokens=event.output_tokens,
+                      cached_input_tokens=event.cached_input_tokens,
+                      cache_write_tokens=event.cache_write_tokens, metadata=event.metadata or {})
+
+
+def _event_cost(book, org_id: int, event: EventIn) -> tuple[int | None, str, int | None]:
+    """(cost_pico, cost_source, price_id). The price table wins; a client cost only fills a gap."""
+    priced = _event_price(book, org_id, event)
     if priced is not None:
         price_id, cost = priced
         return cost, "price", price_id
@@ -112,218 +87,40 @@ def _event_cost(book, org_id: int, event: EventIn) -> tuple[int | None, str, int
     return None, "", None
 
 
-@dataclass
-class _Aggregates:
-    rollups: dict[tuple, list] = field(default_factory=dict)
-    runs: dict[str, list] = field(default_factory=dict)
-    facets: set[tuple[str, str, str]] = field(default_factory=set)
-
-
-def _aggregate(rows: Iterable[tuple[EventIn, int | None, int]]) -> _Aggregates:
-    """Sum (event, cost_pico, api_key_id) rows per rollup key, per run, and collect run facets."""
-    agg = _Aggregates()
-    for event, cost, api_key_id in rows:
-        hour = event.timestamp.replace(minute=0, second=0, microsecond=0)
-        customer = event.customer_id or ""
-        agent = agent_of(event.section_path)
-        error = 0 if event.status == "ok" else 1
-        unpriced = 1 if cost is None else 0
-        key = (hour, agent, event.section_path, event.provider, event.model, customer, api_key_id)
-        r = agg.rollups.get(key)
-        if r is None:
-            r = agg.rollups[key] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0]
-        r[0] += 1
-        r[1] += error
-        r[2] += unpriced
-        r[3] += event.input_tokens
-        r[4] += event.output_tokens
-        r[5] += event.cached_input_tokens
-        r[6] += event.cache_write_tokens
-        r[7] += event.reasoning_tokens
-        r[8] += cost or 0
-        r[9] += event.latency_ms or 0.0
-        end = event.timestamp + timedelta(milliseconds=event.latency_ms or 0)
-        run = agg.runs.get(event.run_id)
-        if run is None:
-            agg.runs[event.run_id] = [event.timestamp, end, 1, error, unpriced, event.input_tokens,
-                                      event.output_tokens, cost or 0, customer, agent]
-        else:
-            run[0] = min(run[0], event.timestamp)
-            run[1] = max(run[1], end)
-            run[2] += 1
-            run[3] += error
-            run[4] += unpriced
-            run[5] += event.input_tokens
-            run[6] += event.output_tokens
-            run[7] += cost or 0
-            run[8] = run[8] or customer
-            run[9] = run[9] or agent
-        if event.section_path:
-            agg.facets.add((event.run_id, RunFacet.Kind.SECTION, event.section_path))
-        agg.facets.add((event.run_id, RunFacet.Kind.AGENT, agent))  # "" = the run has an untracked call
-        if event.model:
-            agg.facets.add((event.run_id, RunFacet.Kind.MODEL, event.model))
-        if customer:
-            agg.facets.add((event.run_id, RunFacet.Kind.CUSTOMER, customer))
-        if error:  # "ok" runs are found by RunSummary.errors == 0; only failures need a facet row
-            agg.facets.add((event.run_id, RunFacet.Kind.STATUS, event.status))
-    return agg
-
-
-def _dt(value: datetime):
-    return connection.ops.adapt_datetimefield_value(value)
-
-
 def _is_pg() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _insert_events(rows: list[tuple]) -> set[str]:
-    """Other backends (SQLite): INSERT … ON CONFLICT DO NOTHING RETURNING, in chunks; the inserted event ids."""
+def _insert_events(rows: list[tuple]) -> int:
+    """Other backends (SQLite): INSERT … ON CONFLICT DO NOTHING, in chunks; the number of rows inserted."""
     table = TraceEvent._meta.db_table
     cols = ", ".join(_EVENT_COLUMNS)
     placeholders = "(" + ", ".join(["%s"] * len(_EVENT_COLUMNS)) + ")"
     chunk = max(1, 30000 // len(_EVENT_COLUMNS))
-    inserted: set[str] = set()
+    inserted = 0
     with connection.cursor() as cursor:
         for start in range(0, len(rows), chunk):
             part = rows[start:start + chunk]
             cursor.execute(
                 f"INSERT INTO {table} ({cols}) VALUES {', '.join([placeholders] * len(part))} "
-                f"ON CONFLICT (org_id, event_id) DO NOTHING RETURNING event_id",
+                f"ON CONFLICT (org_id, event_id) DO NOTHING",
                 [v for row in part for v in row],
             )
-            inserted.update(r[0] for r in cursor.fetchall())
+            inserted += cursor.rowcount
     return inserted
-
-
-def _upsert(table: str, key_cols: tuple[str, ...], cols: tuple[str, ...], values: list[tuple],
-            updates: dict[str, str], chunk_rows: int = 400) -> None:
-    """INSERT … ON CONFLICT (key) DO UPDATE/NOTHING for pre-aggregated rows (one row per key)."""
-    if not values:
-        return
-    set_clause = ", ".join(f"{c} = {expr}" for c, expr in updates.items())
-    action = f"DO UPDATE SET {set_clause}" if updates else "DO NOTHING"
-    placeholders = "(" + ", ".join(["%s"] * len(cols)) + ")"
-    with connection.cursor() as cursor:
-        for start in range(0, len(values), chunk_rows):
-            part = values[start:start + chunk_rows]
-            cursor.execute(
-                f"INSERT INTO {table} ({', '.join(cols)}) VALUES {', '.join([placeholders] * len(part))} "
-                f"ON CONFLICT ({', '.join(key_cols)}) {action}",
-                [v for row in part for v in row],
-            )
-
-
-def _add(table: str, cols: Iterable[str]) -> dict[str, str]:
-    return {c: f"{table}.{c} + excluded.{c}" for c in cols}
-
-
-def rollups_apply(*, org_id: int, agg: _Aggregates) -> None:
-    """Add aggregates to the rollup and run tables (backends without `_store_pg`); keys sorted."""
-    for grain, model, period, floor in _ROLLUP_TABLES:
-        groups: dict[tuple, list] = {}
-        for (hour, *fine), sums in agg.rollups.items():  # key = (hour, *fine dimensions)
-            key = (floor(hour), *grain_dims(grain, tuple(fine)))
-            acc = groups.get(key)
-            if acc is None:
-                groups[key] = list(sums)
-            else:
-                for i, value in enumerate(sums):
-                    acc[i] += value
-        table = model._meta.db_table
-        rows = [(org_id, _dt(key[0]), dims_hash(*key[1:]), *key[1:], *groups[key])
-                for key in sorted(groups, key=lambda k: (k[0], k[1:]))]
-        cols = ("org_id", period, "dims_hash", *ROLLUP_GRAINS[grain][0], *_ROLLUP_SUMS)
-        _upsert(table, ("org_id", period, "dims_hash"), cols, rows, _add(table, _ROLLUP_SUMS))
-
-    st = RunSummary._meta.db_table
-    run_cols = ("org_id", "run_id", "started_at", "ended_at", *_RUN_SUMS, "customer_id", "agent")
-    run_rows = [(org_id, run_id, _dt(r[0]), _dt(r[1]), *r[2:8], r[8], r[9]) for run_id, r in sorted(agg.runs.items())]
-    updates = _add(st, _RUN_SUMS)
-    updates.update({
-        "started_at": f"MIN({st}.started_at, excluded.started_at)",
-        "ended_at": f"MAX({st}.ended_at, excluded.ended_at)",
-        "customer_id": f"CASE WHEN {st}.customer_id = '' THEN excluded.customer_id ELSE {st}.customer_id END",
-        "agent": f"CASE WHEN {st}.agent = '' THEN excluded.agent ELSE {st}.agent END",
-    })
-    _upsert(st, ("org_id", "run_id"), run_cols, run_rows, updates)
-
-    facet_rows = [(org_id, run_id, kind, value) for run_id, kind, value in sorted(agg.facets)]
-    _upsert(RunFacet._meta.db_table, ("org_id", "kind", "value", "run_id"), ("org_id", "run_id", "kind", "value"),
-            facet_rows, {}, chunk_rows=1000)
-
-
-_AGENT_SQL = "split_part(section_path, '/', 1)"
-_CUSTOMER_SQL = "coalesce(customer_id, '')"
-_ROLLUP_SELECT = (
-    "count(*), count(*) FILTER (WHERE status <> 'ok'), count(*) FILTER (WHERE cost_pico IS NULL), "
-    "sum(input_tokens), sum(output_tokens), sum(cached_input_tokens), sum(cache_write_tokens), "
-    "sum(reasoning_tokens), coalesce(sum(cost_pico), 0), coalesce(sum(latency_ms), 0)"
-)
-
-
-_DIM_SQL = {"agent": _AGENT_SQL, "customer_id": _CUSTOMER_SQL}  # other dimensions are event columns as is
-
-
-def _rollup_cte(name: str, table: str, period: str, dim_columns: tuple[str, ...]) -> str:
-    """Upsert the `ins` rows grouped by period + dims; the hash matches `dims_hash()` of the same values."""
-    updates = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in _ROLLUP_SUMS)
-    columns = ", ".join(dim_columns)
-    sql = [_DIM_SQL.get(column, column) for column in dim_columns]
-    exprs = ", ".join(sql)
-    hash_args = ", ".join(f"{expr}::text" if column == "api_key_id" else expr for column, expr in zip(dim_columns, sql))
-    return f"""{name} AS (
-        INSERT INTO {table} AS t (org_id, {period}, dims_hash, {columns}, {", ".join(_ROLLUP_SUMS)})
-        SELECT org_id, date_trunc('{period}', timestamp, 'UTC'), md5(concat_ws(chr(31), {hash_args})), {exprs},
-               {_ROLLUP_SELECT}
-        FROM ins GROUP BY org_id, 2, {exprs}
-        ORDER BY 2, 3
-        ON CONFLICT (org_id, {period}, dims_hash) DO UPDATE SET {updates})"""
 
 
 @functools.cache
 def _store_pg_sql() -> str:
     """The statement that inserts `_events_in` and folds the inserted rows everywhere (built once)."""
     ev, cols = TraceEvent._meta.db_table, ", ".join(_EVENT_COLUMNS)
-    runs, facets = RunSummary._meta.db_table, RunFacet._meta.db_table
-    run_updates = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in _RUN_SUMS)
-    rollup_ctes = ",\n    ".join(_rollup_cte(f"{grain}_{period}", model._meta.db_table, period, ROLLUP_GRAINS[grain][0])
-                                  for grain, model, period, _ in _ROLLUP_TABLES)
     return f"""
     WITH ins AS (
         INSERT INTO {ev} ({cols}) SELECT {cols} FROM _events_in
         ON CONFLICT (org_id, event_id) DO NOTHING
-        RETURNING org_id, run_id, timestamp, latency_ms, section_path, provider, model, customer_id, api_key_id,
-                  status, cost_pico, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens,
-                  reasoning_tokens
+        RETURNING {", ".join(rollups.SOURCE_COLUMNS)}
     ),
-    {rollup_ctes},
-    run_rows AS (
-        INSERT INTO {runs} AS t (org_id, run_id, started_at, ended_at, {", ".join(_RUN_SUMS)}, customer_id, agent)
-        SELECT org_id, run_id, min(timestamp), max(timestamp + coalesce(latency_ms, 0) * interval '1 millisecond'),
-               count(*), count(*) FILTER (WHERE status <> 'ok'), count(*) FILTER (WHERE cost_pico IS NULL),
-               sum(input_tokens), sum(output_tokens), coalesce(sum(cost_pico), 0),
-               coalesce((array_agg(customer_id ORDER BY timestamp) FILTER (WHERE {_CUSTOMER_SQL} <> ''))[1], ''),
-               coalesce((array_agg({_AGENT_SQL} ORDER BY timestamp) FILTER (WHERE section_path <> ''))[1], '')
-        FROM ins GROUP BY org_id, run_id ORDER BY run_id
-        ON CONFLICT (org_id, run_id) DO UPDATE SET {run_updates},
-            started_at = LEAST(t.started_at, excluded.started_at),
-            ended_at = GREATEST(t.ended_at, excluded.ended_at),
-            customer_id = CASE WHEN t.customer_id = '' THEN excluded.customer_id ELSE t.customer_id END,
-            agent = CASE WHEN t.agent = '' THEN excluded.agent ELSE t.agent END
-    ),
-    facet_rows AS (
-        INSERT INTO {facets} (org_id, run_id, kind, value)
-        SELECT org_id, run_id, kind, value FROM (
-            SELECT org_id, run_id, 'section' AS kind, section_path AS value FROM ins WHERE section_path <> ''
-            UNION SELECT org_id, run_id, 'agent', {_AGENT_SQL} FROM ins
-            UNION SELECT org_id, run_id, 'model', model FROM ins WHERE model <> ''
-            UNION SELECT org_id, run_id, 'customer', customer_id FROM ins WHERE {_CUSTOMER_SQL} <> ''
-            UNION SELECT org_id, run_id, 'status', status FROM ins WHERE status <> 'ok'
-        ) f ORDER BY kind, value, run_id
-        ON CONFLICT (org_id, kind, value, run_id) DO NOTHING
-    )
+    {rollups.fold_ctes(pg=True, src="ins")}
     SELECT count(*) FROM ins"""
 
 
@@ -331,7 +128,8 @@ def _store_pg(rows: list[tuple]) -> int:
     """PostgreSQL: COPY the priced rows into a temp table, then one statement inserts the new events and
     folds exactly those (the INSERT's RETURNING) into the rollups, run summaries and facets, set-based.
 
-    It computes what `_aggregate` + `rollups_apply` compute on other backends; the same tests run on both.
+    The fold is `ingestion.rollups`' — the same statements SQLite runs over a temp table, and a rebuild
+    runs over `TraceEvent`.
     """
     ev, cols = TraceEvent._meta.db_table, ", ".join(_EVENT_COLUMNS)
     with connection.cursor() as cursor:
@@ -367,7 +165,7 @@ def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]])
     adapt = connection.ops.adapt_datetimefield_value
     encode = _json_encode
     seen: set[str] = set()
-    rows, priced = [], []
+    rows = []
     for raw, events in group:
         api_key_id, received = raw.api_key_id, adapt(raw.received_at)
         for event in events:
@@ -375,8 +173,6 @@ def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]])
                 continue
             seen.add(event.event_id)
             cost, source, price_id = _event_cost(book, org_id, event)
-            if not pg:
-                priced.append((event, cost, api_key_id))
             rows.append((
                 org_id, event.event_id, event.run_id, event.span_id, event.parent_span_id, event.section,
                 event.section_path, event.span_type, event.provider, event.model, event.endpoint,
@@ -386,12 +182,15 @@ def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]])
                 api_key_id, received,
             ))
     if pg:
+        rollups.lock_org(org_id, exclusive=False)
         return _store_pg(rows)
+    with connection.cursor() as cursor:  # ids only grow (AUTOINCREMENT): the new events are those above
+        cursor.execute(f"SELECT coalesce(max(id), 0) FROM {TraceEvent._meta.db_table}")
+        last_id = cursor.fetchone()[0]
     inserted = _insert_events(rows)
-    if len(inserted) != len(priced):
-        priced = [row for row in priced if row[0].event_id in inserted]
-    rollups_apply(org_id=org_id, agg=_aggregate(priced))
-    return len(inserted)
+    if inserted:
+        rollups.fold_new_events(org_id=org_id, after_id=last_id)
+    return inserted
 
 
 def _processable(qs):
@@ -577,65 +376,49 @@ def batches_retry(*, batch_ids: Iterable[int]) -> int:
 # --- re-pricing ------------------------------------------------------------------------------
 
 def _reprice(qs, *, chunk: int = 5000) -> int:
-    """Re-price the events of `qs` with today's price table; move the differences into the rollups.
+    """Re-price the events of `qs` with today's price table (as ingestion prices them), then refold the
+    (org, UTC day) ranges and the runs of the events that changed from `TraceEvent`: no deltas.
 
-    Each event's update is conditional on the cost it had when read, so two overlapping runs
-    never apply the same difference twice. Events that no price matches keep what they have
-    (a client-reported cost, or unpriced).
+    One transaction: the rollups never show a half-applied re-price. Events that no price matches keep
+    what they have (a client-reported cost, or unpriced).
     """
     book = price_book_get()
     total = 0
     last_id = 0
-    st = RunSummary._meta.db_table
-    while True:
-        events = list(qs.filter(id__gt=last_id).order_by("id")[:chunk])
-        if not events:
-            return total
-        last_id = events[-1].id
-        with transaction.atomic():
-            rollup_deltas: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
-            run_deltas: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    days: dict[int, set[datetime]] = defaultdict(set)
+    runs: dict[int, set[str]] = defaultdict(set)
+    with transaction.atomic():
+        while True:
+            events = list(qs.filter(id__gt=last_id).order_by("id")[:chunk])
+            if not events:
+                break
+            last_id = events[-1].id
             for ev in events:
-                priced = book.price(org_id=ev.org_id, provider=ev.provider, model=ev.model, at=ev.timestamp,
-                                    input_tokens=ev.input_tokens, output_tokens=ev.output_tokens,
-                                    cached_input_tokens=ev.cached_input_tokens,
-                                    cache_write_tokens=ev.cache_write_tokens)
+                priced = _event_price(book, ev.org_id, ev)
                 if priced is None:
                     continue
                 price_id, cost = priced
                 if ev.cost_pico == cost and ev.price_id == price_id:
                     continue
+                if not days[ev.org_id]:
+                    rollups.lock_org(ev.org_id, exclusive=True)  # before any change: no fold in flight
                 updated = TraceEvent.objects.unscoped().filter(pk=ev.pk, cost_pico=ev.cost_pico).update(
                     cost_pico=cost, cost_source="price", price_id=price_id)
                 if not updated:
                     continue
                 total += 1
-                cost_delta = cost - (ev.cost_pico or 0)
-                unpriced_delta = 1 if ev.cost_pico is None else 0
-                hour = ev.timestamp.replace(minute=0, second=0, microsecond=0)
-                fine = (agent_of(ev.section_path), ev.section_path, ev.provider, ev.model, ev.customer_id or "",
-                        ev.api_key_id)
-                key = (ev.org_id, hour, tuple(dims_hash(*grain_dims(grain, fine)) for grain in ROLLUP_GRAINS))
-                rollup_deltas[key][0] += cost_delta
-                rollup_deltas[key][1] += unpriced_delta
-                run_deltas[(ev.org_id, ev.run_id)][0] += cost_delta
-                run_deltas[(ev.org_id, ev.run_id)][1] += unpriced_delta
-            with connection.cursor() as cursor:
-                for (oid, hour, hashes), (cost, n) in sorted(rollup_deltas.items()):
-                    for grain, model, period, floor in _ROLLUP_TABLES:
-                        cursor.execute(
-                            f"UPDATE {model._meta.db_table} SET cost_pico = cost_pico + %s, "
-                            f"unpriced_calls = unpriced_calls - %s WHERE org_id = %s AND {period} = %s "
-                            f"AND dims_hash = %s", [cost, n, oid, _dt(floor(hour)), hashes[_GRAIN_ORDER.index(grain)]])
-                for (oid, run_id), (cost, n) in sorted(run_deltas.items()):
-                    cursor.execute(
-                        f"UPDATE {st} SET cost_pico = cost_pico + %s, unpriced_calls = unpriced_calls - %s "
-                        f"WHERE org_id = %s AND run_id = %s", [cost, n, oid, run_id])
+                days[ev.org_id].add(ev.timestamp.astimezone(dt_timezone.utc).replace(
+                    hour=0, minute=0, second=0, microsecond=0))
+                runs[ev.org_id].add(ev.run_id)
+        for org_id in sorted(days):
+            rollups.refold_days(org_id=org_id, days=sorted(days[org_id]))
+            rollups.refold_runs(org_id=org_id, run_ids=sorted(runs[org_id]))
+    return total
 
 
 def events_reprice_unpriced(*, org_id: int | None = None) -> int:
     """Runs when the price table changes: price the stored events that had no price."""
-    qs = TraceEvent.objects.unscoped().filter(cost_pico__isnull=True).exclude(model="")
+    qs = TraceEvent.objects.unscoped().filter(cost_pico__isnull=True).exclude(provider="")
     if org_id is not None:
         qs = qs.filter(org_id=org_id)
     return _reprice(qs)
@@ -646,7 +429,7 @@ def events_reprice_range(*, since: datetime, until: datetime, org_id: int | None
 
     Events otherwise keep the price they were priced at (design §5).
     """
-    qs = TraceEvent.objects.unscoped().filter(timestamp__gte=since, timestamp__lt=until).exclude(model="")
+    qs = TraceEvent.objects.unscoped().filter(timestamp__gte=since, timestamp__lt=until).exclude(provider="")
     if org_id is not None:
         qs = qs.filter(org_id=org_id)
     return _reprice(qs)
