@@ -12,7 +12,7 @@ background. Nothing the SDK does raises into, or slows down, the app.
 from __future__ import annotations
 
 import logging
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from . import _buffer, _context, _providers
 from ._buffer import BUFFER, flush
@@ -152,11 +152,19 @@ def get_run_id() -> Optional[str]:
     return _context.current_frame().run_id
 
 
-def stats() -> dict[str, int]:
-    """Counters for troubleshooting: buffered, sent, dropped (buffer full), failed."""
+def stats() -> dict[str, Any]:
+    """The SDK's own counters, for troubleshooting (also printed by `llmobserve doctor`).
+
+    captured: calls recorded; buffered: waiting to be sent; sent: accepted by the collector;
+    dropped: lost because the buffer was full; failed: events whose POST failed after its retries;
+    failed_flushes: such POSTs; last_flush_ms: how long the last POST took (None before the first).
+    """
     return {
+        "captured": BUFFER.captured,
         "buffered": len(BUFFER),
         "sent": BUFFER.sent,
         "dropped": BUFFER.dropped,
         "failed": BUFFER.failed,
+        "failed_flushes": BUFFER.failed_flushes,
+        "last_flush_ms": None if BUFFER.last_flush_ms is None else round(BUFFER.last_flush_ms, 1),
     }

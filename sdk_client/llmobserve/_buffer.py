@@ -34,9 +34,12 @@ class Buffer:
         self._thread: Optional[threading.Thread] = None
         self._stop_event: Optional[threading.Event] = None
         self._pid = os.getpid()
+        self.captured = 0  # calls recorded since observe() (or the last clear)
         self.dropped = 0  # calls dropped because the buffer was full
         self.failed = 0  # events the collector never accepted
         self.sent = 0
+        self.failed_flushes = 0  # POSTs to the collector that failed (after their retries)
+        self.last_flush_ms: Optional[float] = None  # how long the last POST took, retries included
 
     # -- user thread ---------------------------------------------------------
     def push(self, call: "Call") -> None:
@@ -44,6 +47,7 @@ class Buffer:
         if cfg is None or not STATE.active:
             return
         dq = self._dq
+        self.captured += 1
         if len(dq) >= cfg.max_buffer:
             try:
                 dq.popleft()
@@ -95,7 +99,8 @@ class Buffer:
     def clear(self) -> None:
         KEEPALIVE.reset()
         self._dq.clear()
-        self.dropped = self.failed = self.sent = 0
+        self.captured = self.dropped = self.failed = self.sent = self.failed_flushes = 0
+        self.last_flush_ms = None
 
     # -- flush thread ----------------------------------------------------------
     def _loop(self, stop: threading.Event) -> None:
@@ -142,12 +147,15 @@ class Buffer:
                         time.sleep(0)
                 if not events:
                     continue
+                started = time.monotonic()
                 ok, resp = send_batch(cfg, events, deadline)
+                self.last_flush_ms = (time.monotonic() - started) * 1000
                 if ok:
                     self.sent += len(events)
                     _note_response(resp)
                 else:
                     self.failed += len(events)
+                    self.failed_flushes += 1
                 if deadline is not None and time.monotonic() >= deadline:
                     break
             return not self._dq

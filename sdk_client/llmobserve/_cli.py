@@ -125,6 +125,10 @@ def doctor(url: str, api_key: str, timeout: float = 5.0, out: Any = None) -> int
             report.line(None, "the organisation is over its spending cap")
     else:
         report.line(False, f"test event: HTTP {status or 'no answer'}: {text or headers.get('error')}")
+    from . import stats
+
+    counters = ", ".join(f"{name}={value}" for name, value in stats().items())
+    print(f"[info] SDK counters in this process: {counters}", file=report.out)
     return 1 if report.failed else 0
 
 

@@ -18,6 +18,7 @@ def test_doctor_all_good(collector_server):
     assert "answered /health with HTTP 200" in text
     assert "clock: within" in text
     assert "API key: accepted" in text and "accepted=1" in text
+    assert "SDK counters in this process: captured=" in text and "failed_flushes=" in text
     (event,) = collector_server.events()
     assert event["metadata"]["doctor"] is True
 

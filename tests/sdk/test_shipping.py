@@ -106,7 +106,8 @@ def test_buffer_is_bounded_drop_oldest_with_a_counter(obs):
     for _ in range(12):
         call(obs)
     s = llmobserve.stats()
-    assert s["buffered"] == 5 and s["dropped"] == 7
+    assert s["captured"] == 12 and s["buffered"] == 5 and s["dropped"] == 7
+    assert s["sent"] == s["failed_flushes"] == 0 and s["last_flush_ms"] is None  # nothing sent yet
 
 
 def test_retries_on_5xx_and_429_with_retry_after(obs):
@@ -121,7 +122,19 @@ def test_4xx_is_not_retried(obs):
     call(obs)
     assert llmobserve.flush(timeout=2)
     assert len(obs.collector.posts) == 1 and obs.collector.events() == []
-    assert llmobserve.stats()["failed"] == 1
+    s = llmobserve.stats()
+    assert (s["captured"], s["sent"], s["failed"], s["failed_flushes"]) == (1, 0, 1, 1)
+    assert s["last_flush_ms"] is not None and s["last_flush_ms"] >= 0
+
+
+def test_stats_count_what_was_captured_and_sent_and_time_the_last_flush(obs):
+    for _ in range(3):
+        call(obs)
+    assert llmobserve.flush(timeout=5)
+    s = llmobserve.stats()
+    assert (s["captured"], s["buffered"], s["sent"], s["dropped"], s["failed"], s["failed_flushes"]) == (
+        3, 0, 3, 0, 0, 0)
+    assert 0 <= s["last_flush_ms"] < 5000
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
