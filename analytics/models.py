@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import Organization, TenantManager, TenantModel
 from ingestion.money import usd_to_pico
 
-from .windows import usd
+from ingestion.money import pico_to_usd
 
 
 class Insight(TenantModel):
@@ -75,7 +75,7 @@ class Insight(TenantModel):
 
     @property
     def amount_usd(self) -> str | None:
-        return usd(self.amount_exact_pico)
+        return pico_to_usd(self.amount_exact_pico)
 
 
 class AlertDelivery(TenantModel):

@@ -12,10 +12,11 @@ from django.db.models.functions import Trunc
 from django.http import Http404
 
 from accounts.models import Organization
+from ingestion.money import pico_avg_to_usd, pico_to_usd
 from ingestion.models import ROLLUP_GRAINS, HourlyRollup, RunFacet, RunSummary, TraceEvent
 
 from .sums import sum_expressions, sums_of
-from .windows import Window, usd, usd_div
+from .windows import Window
 
 Dimension = Literal["agent", "section", "provider", "model", "customer"]
 DIMENSIONS: dict[str, str] = {
@@ -161,8 +162,9 @@ class Summary:
 
     def as_api(self) -> dict[str, Any]:
         return {
-            "cost_usd": usd(self.cost_pico), "calls": self.calls, "avg_cost_usd": usd_div(self.cost_pico, self.calls),
-            "previous_cost_usd": usd(self.previous_cost_pico), "change_pct": self.change_pct,
+            "cost_usd": pico_to_usd(self.cost_pico), "calls": self.calls,
+            "avg_cost_usd": pico_avg_to_usd(self.cost_pico, self.calls),
+            "previous_cost_usd": pico_to_usd(self.previous_cost_pico), "change_pct": self.change_pct,
             "unpriced_calls": self.unpriced_calls,
         }
 
@@ -189,7 +191,7 @@ class BreakdownRow:
     share: float
 
     def as_api(self) -> dict[str, Any]:
-        return {"key": self.key, "label": self.label, "cost_usd": usd(self.cost_pico), "calls": self.calls,
+        return {"key": self.key, "label": self.label, "cost_usd": pico_to_usd(self.cost_pico), "calls": self.calls,
                 "share": self.share}
 
 
@@ -239,7 +241,8 @@ def _buckets_fill(window: Window, interval: str, by_bucket: dict[datetime, dict[
     while t < window.end:
         values = by_bucket.get(t, {})
         label = t.strftime("%Y-%m-%d") if interval == "day" else t.strftime("%Y-%m-%dT%H:00:00Z")
-        out.append({"t": label, "values": {k: usd(v) for k, v in sorted(values.items(), key=lambda kv: -kv[1])}})
+        ordered = sorted(values.items(), key=lambda kv: -kv[1])
+        out.append({"t": label, "values": {k: pico_to_usd(v) for k, v in ordered}})
         t += step
     return out
 
@@ -305,7 +308,7 @@ def run_as_api(run: RunSummary) -> dict[str, Any]:
     return {
         "run_id": run.run_id, "started_at": run.started_at.isoformat().replace("+00:00", "Z"),
         "ended_at": run.ended_at.isoformat().replace("+00:00", "Z"), "calls": run.calls,
-        "cost_usd": usd(run.cost_pico) if run.unpriced_calls < run.calls or run.cost_pico else None,
+        "cost_usd": pico_to_usd(run.cost_pico) if run.unpriced_calls < run.calls or run.cost_pico else None,
         "input_tokens": run.input_tokens, "output_tokens": run.output_tokens,
         "unpriced_calls": run.unpriced_calls, "errors": run.errors,
     }
@@ -321,7 +324,7 @@ class SectionNode:
     children: dict[str, SectionNode] = field(default_factory=dict)
 
     def as_api(self) -> dict[str, Any]:
-        return {"path": self.path, "name": self.name, "cost_usd": usd(self.cost_pico), "calls": self.calls,
+        return {"path": self.path, "name": self.name, "cost_usd": pico_to_usd(self.cost_pico), "calls": self.calls,
                 "children": [c.as_api() for c in self.sorted_children()]}
 
     def sorted_children(self) -> list[SectionNode]:
@@ -376,7 +379,7 @@ WIRE_FIELDS = (
 def event_as_api(values: dict[str, Any]) -> dict[str, Any]:
     out = {name: values.get(name) for name in WIRE_FIELDS}
     out["timestamp"] = values["timestamp"].isoformat().replace("+00:00", "Z")
-    out["cost_usd"] = usd(values["cost_pico"])
+    out["cost_usd"] = pico_to_usd(values["cost_pico"])
     return out
 
 

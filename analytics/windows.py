@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 
-from ingestion.money import pico_to_usd
 
 NAMED_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 DEFAULT_WINDOW = "24h"
@@ -100,14 +98,3 @@ def window_from_params(params, *, now: datetime | None = None) -> Window:
     if until is not None:
         raise WindowError("until needs since")
     return Window.named(params.get("window") or DEFAULT_WINDOW, now=now)
-
-
-usd = pico_to_usd  # the API's exact plain decimal string (ingestion/money.py)
-
-
-def usd_div(pico: int, n: int) -> str | None:
-    """Average in USD, exact to 1e-12 (rounded half-even), as a plain string; None when n == 0."""
-    if not n:
-        return None
-    value = (Decimal(int(pico)) / n).quantize(Decimal(1))
-    return usd(int(value))

@@ -54,6 +54,13 @@ def pico_to_usd(pico: int | None) -> str | None:
     return text if text not in ("", "-0") else "0"
 
 
+def pico_avg_to_usd(pico: int, n: int) -> str | None:
+    """The average of `pico` over `n` as `pico_to_usd` prints it, rounded half-even to the pico; None when n == 0."""
+    if not n:
+        return None
+    return pico_to_usd(int((Decimal(int(pico)) / n).quantize(Decimal(1))))
+
+
 def pico_to_decimal(pico: int | None) -> Decimal | None:
     """Integer pico-USD → the exact Decimal (for form initial values); None stays None."""
     return None if pico is None else Decimal(pico_to_usd(pico))

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from analytics.windows import usd
+from ingestion.money import pico_to_usd
 
 pytestmark = pytest.mark.django_db
 
@@ -35,13 +35,13 @@ def test_read_api_totals_above_int64_are_exact(api, read_key, fortune):
     client = api(read_key)
     summary = client.get("/v1/stats/summary", window="7d")
     assert summary.status_code == 200, summary.content
-    assert summary.json()["cost_usd"] == "11999999.999999999988" == usd(TOTAL_PICO)
+    assert summary.json()["cost_usd"] == "11999999.999999999988" == pico_to_usd(TOTAL_PICO)
     assert summary.json()["calls"] == COUNT
     assert summary.json()["avg_cost_usd"] == PER_EVENT
 
     for window in ("7d", "30d"):  # 30d reads the daily rollups
         [provider] = client.get("/v1/stats/breakdown", by="provider", window=window).json()["results"]
-        assert (provider["key"], provider["cost_usd"], provider["calls"]) == ("pinecone", usd(TOTAL_PICO), COUNT)
+        assert (provider["key"], provider["cost_usd"], provider["calls"]) == ("pinecone", pico_to_usd(TOTAL_PICO), COUNT)
     customers = client.get("/v1/stats/breakdown", by="customer", window="7d").json()["results"]
     assert sorted(r["key"] for r in customers) == sorted(f"cust-{i}" for i in range(COUNT))
     assert {r["cost_usd"] for r in customers} == {PER_EVENT}
@@ -50,7 +50,7 @@ def test_read_api_totals_above_int64_are_exact(api, read_key, fortune):
     for e in fortune:
         per_day[e["timestamp"][:10]] += PER_EVENT_PICO
     days = client.get("/v1/stats/timeseries", window="7d", interval="day").json()["buckets"]
-    assert {b["t"]: b["values"]["pinecone"] for b in days if b["values"]} == {d: usd(c) for d, c in per_day.items()}
+    assert {b["t"]: b["values"]["pinecone"] for b in days if b["values"]} == {d: pico_to_usd(c) for d, c in per_day.items()}
     hours = client.get("/v1/stats/timeseries", window="7d", interval="hour", by="model").json()["buckets"]
     assert sum(len(b["values"]) for b in hours) == COUNT
 
