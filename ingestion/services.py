@@ -246,8 +246,8 @@ def _batches_process_together(*, batch_id: int, now: datetime) -> int | None:
                         .values_list("pk", "payload"))
         group = [(raw, events_decode(bytes(payloads[raw.pk]))) for raw in batches]
         new_events = _store_group(batch.org_id, price_book_get(), group)
-        for raw in batches:
-            RawBatch.objects.unscoped().filter(pk=raw.pk).update(processed_at=now, attempts=raw.attempts + 1)
+        # Every batch here is on its first attempt (`attempts=0` above): one UPDATE marks them all.
+        RawBatch.objects.unscoped().filter(pk__in=[raw.pk for raw in batches]).update(processed_at=now, attempts=1)
     return new_events
 
 
