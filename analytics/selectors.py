@@ -372,7 +372,8 @@ def run_events(*, org: Organization, run_id: str) -> list[TraceEvent]:
 WIRE_FIELDS = (
     "event_id", "run_id", "span_id", "parent_span_id", "section", "section_path", "span_type", "provider", "model",
     "endpoint", "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens",
-    "latency_ms", "status", "http_status", "customer_id", "stream", "timestamp", "cost_usd", "metadata",
+    "latency_ms", "ttft_ms", "status", "http_status", "customer_id", "stream", "timestamp", "cost_usd",
+    "metadata",
 )
 
 

@@ -132,6 +132,7 @@ class TraceEvent(TenantModel):
     cache_write_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
     latency_ms = models.FloatField(null=True, blank=True)
+    ttft_ms = models.FloatField(null=True, blank=True, help_text="Streams: time to the first body byte.")
     status = models.CharField(max_length=16, default="ok")
     http_status = models.IntegerField(null=True, blank=True)
     customer_id = models.CharField(max_length=256, null=True, blank=True)

@@ -54,6 +54,7 @@ class EventIn(msgspec.Struct, omit_defaults=True):
     cache_write_tokens: Tokens = 0
     reasoning_tokens: Tokens = 0
     latency_ms: Annotated[float, Meta(ge=0, le=1e10)] | None = None
+    ttft_ms: Annotated[float, Meta(ge=0, le=1e10)] | None = None  # streams: request start to first body byte
     status: Literal["ok", "error", "rate_limited", "timeout", "cancelled"] = "ok"
     http_status: Annotated[int, Meta(ge=100, le=599)] | None = None
     customer_id: Annotated[str, Meta(max_length=256)] | None = None

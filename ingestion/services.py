@@ -57,8 +57,8 @@ def events_ingest(*, api_key: ApiKey, events: list[EventIn], rejected: list[dict
 _EVENT_COLUMNS = (
     "org_id", "event_id", "run_id", "span_id", "parent_span_id", "section", "section_path", "span_type",
     "provider", "model", "endpoint", "input_tokens", "output_tokens", "cached_input_tokens",
-    "cache_write_tokens", "reasoning_tokens", "latency_ms", "status", "http_status", "customer_id", "stream",
-    "timestamp", "cost_pico", "cost_source", "price_id", "metadata", "api_key_id", "received_at",
+    "cache_write_tokens", "reasoning_tokens", "latency_ms", "ttft_ms", "status", "http_status", "customer_id",
+    "stream", "timestamp", "cost_pico", "cost_source", "price_id", "metadata", "api_key_id", "received_at",
 )
 def _event_price(book, org_id: int, event: EventIn | TraceEvent) -> tuple[int, int] | None:
     """(price_id, cost_pico) from the price table, or None: the one pricing of ingestion and re-pricing.
@@ -177,9 +177,9 @@ def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]])
                 org_id, event.event_id, event.run_id, event.span_id, event.parent_span_id, event.section,
                 event.section_path, event.span_type, event.provider, event.model, event.endpoint,
                 event.input_tokens, event.output_tokens, event.cached_input_tokens, event.cache_write_tokens,
-                event.reasoning_tokens, event.latency_ms, event.status, event.http_status, event.customer_id,
-                event.stream, adapt(event.timestamp), cost, source, price_id, encode(event.metadata).decode(),
-                api_key_id, received,
+                event.reasoning_tokens, event.latency_ms, event.ttft_ms, event.status, event.http_status,
+                event.customer_id, event.stream, adapt(event.timestamp), cost, source, price_id,
+                encode(event.metadata).decode(), api_key_id, received,
             ))
     if pg:
         rollups.lock_org(org_id, exclusive=False)

@@ -299,3 +299,12 @@ def test_agent_level_and_daily_rollups_agree_with_the_hourly_ones(org, ingest_ke
     assert by_customer[("c1", "calls")] == 1 and by_customer[("", "calls")] == 2
     assert fine[("agent:z", "openai", "later-priced", "unpriced_calls")] == 0
     assert fine[("agent:z", "openai", "later-priced", "cost_pico")] == 1000 * 1_000_000 + 200 * 1_000_000
+
+
+def test_ttft_is_stored_and_validated(org, ingest_key, post_events, prices):
+    response = post_events(ingest_key, [ev(event_id="s", stream=True, latency_ms=900.5, ttft_ms=120.25),
+                                        ev(event_id="n"), ev(event_id="bad", ttft_ms=-1)])
+    assert response.json()["accepted"] == 2
+    assert response.json()["rejected"] == [{"index": 2, "errors": {"ttft_ms": "Expected `float` >= 0.0"}}]
+    stored = dict(TraceEvent.objects.for_org(org).values_list("event_id", "ttft_ms"))
+    assert stored == {"s": 120.25, "n": None}
