@@ -4,8 +4,9 @@ The model (picked by `bench/forecast.py`, stated in `method` and in docs/forecas
 
     projected = month-to-date + for each day left, the average spend of the same weekday over the last 28
     whole UTC days (the plain daily average while there are fewer than 14 days of history); the rest of today
-    counts as the share of its day still to come. Range = projected ± z·σ·√(d + d²/n): σ the spread of those
-    days around their weekday averages, d the days left, n the days of history.
+    counts as the share of its day still to come. Range = projected ± (1.64·σ·√(d + d²/n) + |average of the
+    last 7 days − the 28-day average| × d): σ the spread of those days around their weekday averages, d the
+    days left, n the days of history; the second term widens it when spend is drifting.
 
 Today (the partial UTC day) is explicit: what it has cost so far is in the month-to-date, and the forecast adds
 `(1 - elapsed)` × today's expected spend, `elapsed` being the share of the UTC day gone at `now`. History starts
@@ -26,10 +27,10 @@ from fractions import Fraction
 from typing import Any, Sequence
 
 from accounts.models import Organization
+from ingestion.models import ROLLUP_GRAINS
 from ingestion.money import pico_to_usd
 
-from .selectors import rollup_sums
-from .windows import Window, floor_hour
+from .sums import rows_summed, sum_expressions
 
 DAY = timedelta(days=1)
 
@@ -51,6 +52,7 @@ class ForecastModel:
     z: Fraction = Fraction(164, 100)  # a 90 % two-sided normal range (if daily spend had no trend)
     min_seasonal_days: int = 14
     trend: bool = False  # a least-squares line through the window (+ weekday offsets) instead of averages
+    drift_days: int = 0  # widen the range by |average of the last `drift_days` days − the window's| × days left
 
     def sentence(self, *, history_days: int) -> str:
         n = min(history_days, self.window_days)
@@ -68,9 +70,11 @@ class ForecastModel:
         else:
             per_day = f"the average daily spend of the last {n} whole UTC days"
         z = f"{float(self.z):g}"
+        drift = self.drift_days and n >= self.min_seasonal_days
+        widen = (f" + |average of the last {self.drift_days} days − the {n}-day average| × d" if drift else "")
         return (f"month-to-date + for each day left, {per_day}; the rest of today counts pro rata of the UTC day "
-                f"still to come. Range: ± {z}·σ·√(d + d²/n), σ the daily spread around that expectation, d the "
-                f"days left, n = {n} days of history")
+                f"still to come. Range: ± ({z}·σ·√(d + d²/n){widen}), σ the daily spread around that expectation, "
+                f"d the days left, n = {n} day{'s' if n != 1 else ''} of history")
 
 
 # Candidates the bench compares; DEFAULT_MODEL is the one it picked (see docs/forecast.md for the figures).
@@ -83,8 +87,10 @@ MODELS: dict[str, ForecastModel] = {m.name: m for m in (
     ForecastModel("weekday28_level14", 28, level_days=14),
     ForecastModel("trend28", 28, trend=True),
     ForecastModel("weekday28_z128", 28, z=Fraction(128, 100)),
+    ForecastModel("weekday28_drift7", 28, drift_days=7),
+    ForecastModel("weekday28_drift7_z128", 28, drift_days=7, z=Fraction(128, 100)),
 )}
-DEFAULT_MODEL = MODELS["weekday28"]
+DEFAULT_MODEL = MODELS["weekday28_drift7"]
 
 
 @dataclass(frozen=True)
@@ -217,6 +223,10 @@ def forecast_compute(*, daily: Sequence[tuple[date, int]], today: date, today_so
         n = expect.n
         half = Decimal(model.z.numerator) / Decimal(model.z.denominator) * _sqrt(
             variance * (days_left + days_left * days_left / n))
+        if model.drift_days and n >= model.min_seasonal_days:
+            recent = train[-model.drift_days:]
+            drift = abs(Fraction(sum(c for _, c in recent), len(recent)) - expect.mean) * days_left
+            half += Decimal(drift.numerator) / Decimal(drift.denominator)
     projected_pico = _round_half_even(projected)
     low = max(mtd, _round_half_even(Decimal(projected_pico) - half))
     high = max(projected_pico, _round_half_even(Decimal(projected_pico) + half))
@@ -246,17 +256,17 @@ def forecast_compute(*, daily: Sequence[tuple[date, int]], today: date, today_so
 # --- the selector --------------------------------------------------------------------------------
 
 def forecast_get(*, org: Organization, now: datetime, model: ForecastModel = DEFAULT_MODEL) -> Forecast:
-    """This month's forecast for the org at `now`, from the daily rollups (today's part from the hourly ones).
-
-    One read: cost per UTC day from the earlier of the 1st of the month and `window_days` before today, through
-    the hour holding `now` — the same hours the spending cap's month-to-date counts (`spend_cap_status`).
-    """
+    """This month's forecast for the org at `now`, from the daily rollups: one grouped query over the agent-grain
+    daily table (`AgentDailyRollup`), from the earlier of the 1st of the month and `window_days` before today,
+    through today's row (which the ingestion fold keeps current: today's spend so far)."""
     now = now.astimezone(timezone.utc)
     today = now.date()
     today_start = datetime(today.year, today.month, today.day, tzinfo=timezone.utc)
     start = min(today_start.replace(day=1), today_start - model.window_days * DAY)
-    rows = rollup_sums(org=org, window=Window(start=start, end=floor_hour(now) + timedelta(hours=1)), interval="day")
-    by_day = {row.bucket.astimezone(timezone.utc).date(): row.cost_pico for row in rows if row.bucket is not None}
+    _, _, daily_table = ROLLUP_GRAINS["agent"]
+    rows = (daily_table.objects.for_org(org).filter(day__gte=start, day__lte=today_start).values("day")
+            .annotate(**sum_expressions({"cost": "cost_pico"})).order_by())
+    by_day = {row["day"].astimezone(timezone.utc).date(): row["cost"] for row in rows_summed(rows, ("cost",))}
     elapsed = Fraction(int((now - today_start) / timedelta(microseconds=1)), int(DAY / timedelta(microseconds=1)))
     return forecast_compute(daily=sorted((d, c) for d, c in by_day.items() if d < today), today=today,
                             today_so_far=by_day.get(today, 0), elapsed=elapsed, cap_pico=org.spend_cap_pico,
