@@ -262,6 +262,8 @@ def test_overview_shows_the_projection_and_the_cap_day(member_client, org, post_
         # the window switch (htmx) re-renders the panels only: the month line is not part of them
         partial = member_client.get(f"/o/{org.slug}/", {"window": "7d"}, headers={"HX-Request": "true"})
         assert 'data-testid="month-forecast"' not in partial.content.decode()
+    how = member_client.get("/docs/forecast/")  # the line's "how" link: the model in one sentence, the backtest
+    assert how.status_code == 200 and "Month-end spend forecast" in how.content.decode()
 
 
 def test_overview_shows_a_range_and_a_reached_cap(member_client, org, post_at):
