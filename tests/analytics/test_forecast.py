@@ -342,3 +342,8 @@ def test_run_insights_command_finds_the_forecast(org, post_at):
     out = StringIO()
     call_command("run_insights", "--org", org.slug, "--now", now.isoformat(), stdout=out)
     assert "spend_forecast" in out.getvalue()
+
+
+def test_overview_of_an_org_without_events_has_no_month_line(member_client, org):
+    html = member_client.get(f"/o/{org.slug}/").content.decode()
+    assert "No events yet" in html and 'data-testid="month-forecast"' not in html
