@@ -172,3 +172,39 @@ def test_alert_deliveries_are_counted_by_channel_and_outcome(org, member, ingest
     assert delta(channel="webhook", outcome="failed") == 1
     assert after.value("llmobserve_tasks_total", task="analytics.tasks.alert_send", outcome="success") - \
         before.value("llmobserve_tasks_total", task="analytics.tasks.alert_send", outcome="success") == 2
+
+
+def test_each_processed_event_is_one_lag_observation_in_its_bucket(ingest_key, post_events, scrape, prices):
+    import time_machine
+
+    with time_machine.travel(timezone.now(), tick=False):  # received and processed at the same instant: lag 0
+        before = scrape()
+        assert post_events(ingest_key, [ev(200 + i) for i in range(4)]).json()["accepted"] == 4
+        after = scrape()
+    for le, moved in (("0.1", 4), ("+Inf", 4)):
+        assert after.value("llmobserve_event_lag_seconds_bucket", le=le) - \
+            before.value("llmobserve_event_lag_seconds_bucket", le=le) == moved
+    assert after.value("llmobserve_event_lag_seconds_sum") == before.value("llmobserve_event_lag_seconds_sum")
+
+
+def test_a_batch_the_sweeper_processes_late_is_observed_with_its_lag(org, ingest_key, post_events, scrape, prices,
+                                                                     dead_broker, django_capture_on_commit_callbacks):
+    import time_machine
+
+    from ingestion.tasks import batches_sweep
+
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        before = scrape()
+        assert post_events(ingest_key, [ev(300 + i) for i in range(3)]).json()["accepted"] == 3  # queued nowhere
+    with time_machine.travel(start + timedelta(seconds=45), tick=False):
+        assert scrape().value("llmobserve_oldest_pending_batch_seconds") == 45
+        with django_capture_on_commit_callbacks(execute=True):  # counted when the sweep's work commits
+            assert batches_sweep() == 3  # beat's sweeper, 45 s later
+        after = scrape()
+    for le, moved in (("30.0", 0), ("60.0", 3), ("+Inf", 3)):
+        assert after.value("llmobserve_event_lag_seconds_bucket", le=le) - \
+            before.value("llmobserve_event_lag_seconds_bucket", le=le) == moved, le
+    assert after.value("llmobserve_event_lag_seconds_sum") - before.value("llmobserve_event_lag_seconds_sum") == 135
+    assert after.value("llmobserve_events_processed_total") - before.value("llmobserve_events_processed_total") == 3
+    assert after.value("llmobserve_batches_pending") == 0
