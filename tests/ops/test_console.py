@@ -202,3 +202,10 @@ def test_anyone_but_staff_gets_404(client, db):
 def test_the_console_runs_a_bounded_number_of_queries(staff_client, seeded, django_assert_max_num_queries):
     with django_assert_max_num_queries(30):
         assert staff_client.get("/staff/", {"days": 90}).status_code == 200
+
+
+def test_only_staff_see_the_console_link_in_their_menu(client, staff_user, org, member):
+    client.force_login(member)
+    assert 'data-testid="staff-console-link"' not in client.get(f"/o/{org.slug}/").content.decode()
+    client.force_login(staff_user)
+    assert 'href="/staff/" data-testid="staff-console-link"' in client.get("/staff/").content.decode()
