@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from playwright.sync_api import expect
+import pytest
 
 from accounts.models import User
 
+# Importing test_dashboard also skips this module, for the same reason, where Chromium is missing.
 from .test_dashboard import DEMO_EMAIL, browser, demo, page, shot, sign_in  # noqa: F401 - fixtures
 
-import pytest
+from playwright.sync_api import expect  # noqa: E402
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
