@@ -277,3 +277,35 @@ def subscriptions_stats(*, now: datetime) -> SubscriptionStats:
                                             interval_count=int(recurring.get("interval_count") or 1))
     stats.by_status = dict(sorted(tally.items(), key=lambda kv: (-kv[1], kv[0])))
     return stats
+
+
+@dataclass(frozen=True)
+class Console:
+    """Everything the staff console shows for one window (a fixed number of queries, whatever the org count)."""
+
+    window: ConsoleWindow
+    signups: list[tuple[date, int]]
+    api_keys: list[tuple[date, int]]
+    usage: list[DayUsage]
+    active_orgs: int
+    subscriptions: SubscriptionStats
+    top_cost: list[OrgUsage]
+    top_events: list[OrgUsage]
+    models: list[ModelUsage]
+    providers: list[ModelUsage]
+    lag: IngestLag
+    backlog: Backlog
+    stuck: list[RawBatch]
+    failing_alerts: list[AlertDelivery]
+
+
+def console_get(*, window: ConsoleWindow) -> Console:
+    now = window.end
+    return Console(
+        window=window, signups=signups_per_day(window=window), api_keys=api_keys_per_day(window=window),
+        usage=usage_per_day(window=window), active_orgs=active_orgs_count(now=now),
+        subscriptions=subscriptions_stats(now=now), top_cost=orgs_usage(window=window, order="cost"),
+        top_events=orgs_usage(window=window, order="events"), models=models_usage(window=window),
+        providers=providers_usage(window=window), lag=ingest_lag(window=window), backlog=backlog(now=now),
+        stuck=stuck_batches(), failing_alerts=alert_deliveries_failing(),
+    )

@@ -85,33 +85,21 @@ def console(request):
     window = _window(request)
     if window is None:
         return _bad_window()
-    now = window.end
-    usage = selectors.usage_per_day(window=window)
+    data = selectors.console_get(window=window)
+    usage = data.usage
     context = {
         "window": window,
         "window_links": [{"days": d, "active": d == window.days, "url": f"{reverse('staff_console')}?days={d}"}
                          for d in selectors.WINDOWS],
-        "signups": selectors.signups_per_day(window=window),
-        "keys": selectors.api_keys_per_day(window=window),
-        "usage": usage,
-        "events_total": sum(u.events for u in usage),
-        "cost_total": sum(u.cost_pico for u in usage),
-        "active_orgs": selectors.active_orgs_count(now=now),
-        "active_days": selectors.ACTIVE_DAYS,
-        "subs": selectors.subscriptions_stats(now=now),
-        "churn_days": selectors.CHURN_DAYS,
-        "top_cost": selectors.orgs_usage(window=window, order="cost"),
-        "top_events": selectors.orgs_usage(window=window, order="events"),
-        "models": selectors.models_usage(window=window),
-        "providers": selectors.providers_usage(window=window),
-        "lag": selectors.ingest_lag(window=window),
-        "lag_sample": selectors.LAG_SAMPLE,
-        "backlog": selectors.backlog(now=now),
-        "stuck": selectors.stuck_batches(),
-        "failing_alerts": selectors.alert_deliveries_failing(),
+        "signups": data.signups, "keys": data.api_keys, "usage": usage,
+        "signups_total": sum(n for _, n in data.signups), "keys_total": sum(n for _, n in data.api_keys),
+        "events_total": sum(u.events for u in usage), "cost_total": sum(u.cost_pico for u in usage),
+        "active_orgs": data.active_orgs, "active_days": selectors.ACTIVE_DAYS,
+        "subs": data.subscriptions, "churn_days": selectors.CHURN_DAYS,
+        "top_cost": data.top_cost, "top_events": data.top_events, "models": data.models, "providers": data.providers,
+        "lag": data.lag, "lag_sample": selectors.LAG_SAMPLE, "backlog": data.backlog, "stuck": data.stuck,
+        "failing_alerts": data.failing_alerts,
     }
-    context["signups_total"] = sum(n for _, n in context["signups"])
-    context["keys_total"] = sum(n for _, n in context["keys"])
     context["charts"] = {
         "signups": _count_chart(context["signups"], "signups", "#6366f1"),
         "keys": _count_chart(context["keys"], "API keys", "#14b8a6"),
