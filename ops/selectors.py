@@ -118,18 +118,21 @@ class ModelUsage:
     model: str
     events: int
     cost_pico: int
+    unpriced_calls: int
 
 
 def models_usage(*, window: ConsoleWindow, limit: int = TOP_N) -> list[ModelUsage]:
-    rows = (_rollups(window).values("provider", "model").annotate(events=Sum("calls"), cost=Sum("cost_pico"))
+    rows = (_rollups(window).values("provider", "model")
+            .annotate(events=Sum("calls"), cost=Sum("cost_pico"), unpriced=Sum("unpriced_calls"))
             .order_by("-cost", "-events", "provider", "model")[:limit])
-    return [ModelUsage(r["provider"], r["model"], r["events"] or 0, r["cost"] or 0) for r in rows]
+    return [ModelUsage(r["provider"], r["model"], r["events"] or 0, r["cost"] or 0, r["unpriced"] or 0) for r in rows]
 
 
 def providers_usage(*, window: ConsoleWindow) -> list[ModelUsage]:
-    rows = (_rollups(window).values("provider").annotate(events=Sum("calls"), cost=Sum("cost_pico"))
+    rows = (_rollups(window).values("provider")
+            .annotate(events=Sum("calls"), cost=Sum("cost_pico"), unpriced=Sum("unpriced_calls"))
             .order_by("-cost", "-events", "provider"))
-    return [ModelUsage(r["provider"], "", r["events"] or 0, r["cost"] or 0) for r in rows]
+    return [ModelUsage(r["provider"], "", r["events"] or 0, r["cost"] or 0, r["unpriced"] or 0) for r in rows]
 
 
 def active_orgs_count(*, now: datetime) -> int:

@@ -21,6 +21,11 @@
         xaxis: {type: "date", automargin: true, gridcolor: "rgba(0,0,0,0)"},
         legend: {orientation: "h", y: -0.18}, showlegend: spec.series.length > 0
       };
+      if (counts) {  // whole numbers: no 0.2 ticks on a day with one signup
+        var most = Math.max.apply(null, [0].concat.apply([0], spec.series.map(function (s) { return s.y; })));
+        layout.yaxis.tickformat = ",d";
+        if (most <= 5) layout.yaxis.dtick = 1;
+      }
       window.Plotly.newPlot(el, traces, layout, {displayModeBar: false, responsive: true});
       el.dataset.rendered = "1";
     });

@@ -209,3 +209,17 @@ def test_only_staff_see_the_console_link_in_their_menu(client, staff_user, org, 
     assert 'data-testid="staff-console-link"' not in client.get(f"/o/{org.slug}/").content.decode()
     client.force_login(staff_user)
     assert 'href="/staff/" data-testid="staff-console-link"' in client.get("/staff/").content.decode()
+
+
+def test_unpriced_calls_are_shown_as_unpriced_never_as_zero(staff_client, clock, prices, post_events, org,
+                                                           ingest_key):
+    assert post_events(ingest_key, [call("u1", NOW - timedelta(hours=1), model="mystery-model"),
+                                    call("p1", NOW - timedelta(hours=1))]).json()["accepted"] == 2
+    response = staff_client.get("/staff/", {"days": 7})
+    [provider] = response.context["providers"]
+    assert (provider.events, provider.cost_pico, provider.unpriced_calls) == (2, COST_4O, 1)
+    assert {(m.model, m.unpriced_calls) for m in response.context["models"]} == {("gpt-4o", 0), ("mystery-model", 1)}
+    assert response.content.decode().count("+1 unpriced") >= 3  # the org tables, the provider and the model rows
+    rows = list(csv.reader(io.StringIO(b"".join(staff_client.get("/staff/orgs.csv", {"days": 7})
+                                                .streaming_content).decode())))
+    assert rows[1][2:] == ["2", "0.0045", "1"]
