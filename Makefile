@@ -33,9 +33,12 @@ demo: prices
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Web + Celery worker + beat against DATABASE_URL / REDIS_URL (see Procfile).
+# Web + Celery worker + beat against DATABASE_URL / REDIS_URL (see Procfile). Every process writes its
+# Prometheus metrics into one directory, emptied before any starts, which /metrics sums (docs/operations.md).
+PROMETHEUS_MULTIPROC_DIR ?= /tmp/llmobserve-prometheus
 dev: migrate
-	$(VENV)/bin/honcho start
+	rm -rf "$(PROMETHEUS_MULTIPROC_DIR)" && mkdir -p "$(PROMETHEUS_MULTIPROC_DIR)"
+	PROMETHEUS_MULTIPROC_DIR="$(PROMETHEUS_MULTIPROC_DIR)" $(VENV)/bin/honcho start
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -16,6 +16,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from accounts.metrics import IngestMetricsMixin
+
 from .schema import BatchDecodeError, BatchShapeError, batch_decode, events_validate
 from .services import events_ingest
 
@@ -92,7 +94,8 @@ _ingest_response = inline_serializer("IngestResponse", {
 })
 
 
-class EventsIngestView(APIView):
+class EventsIngestView(IngestMetricsMixin, APIView):
+    metrics_endpoint = "events"
     throttle_classes = [ApiKeyThrottle]
     parser_classes = [JsonBodyParser]
 

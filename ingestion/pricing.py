@@ -38,6 +38,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from accounts import metrics
 from accounts.tasking import enqueue_on_commit
 from ingestion.models import ModelPrice, PriceVersion
 from ingestion.money import usd_to_pico
@@ -597,6 +598,7 @@ def price_book_get() -> PriceBook:
         if _book is None or version != _book_version:
             _book = PriceBook.load()
             _book_version = version
+            metrics.price_book_reloaded()
         _book_checked_at = now
         return _book
 

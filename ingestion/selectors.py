@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from .models import RawBatch
 
 
@@ -15,3 +17,9 @@ def batches_backlog() -> dict[str, int]:
         "pending": unprocessed.filter(quarantined_at__isnull=True).count(),
         "quarantined": unprocessed.filter(quarantined_at__isnull=False).count(),
     }
+
+
+def batches_oldest_pending_received_at() -> datetime | None:
+    """When the oldest batch still waiting (not quarantined) was received: the first row of the partial index."""
+    return (RawBatch.objects.unscoped().filter(processed_at__isnull=True, quarantined_at__isnull=True)
+            .order_by("received_at").values_list("received_at", flat=True).first())

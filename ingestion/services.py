@@ -14,6 +14,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts import metrics
 from accounts.models import ApiKey
 from accounts.tasking import TRANSIENT_ERRORS, enqueue_on_commit
 
@@ -22,6 +23,8 @@ from .models import RawBatch, TraceEvent
 from .money import usd_to_pico
 from .pricing import price_book_get
 from .schema import EventIn, events_decode, events_encode
+
+_REJECT_REASONS = frozenset(EventIn.__struct_fields__) | {"event"}
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +52,8 @@ def events_ingest(*, api_key: ApiKey, events: list[EventIn], rejected: list[dict
                                         event_count=len(events))
         batch_id = batch.pk
         enqueue_on_commit("ingestion.tasks.batch_process", batch.pk)
+    transaction.on_commit(lambda: metrics.events_counted(accepted=len(events), rejected=rejected,
+                                                         known_fields=_REJECT_REASONS))
     return IngestResult(accepted=len(events), rejected=rejected, over_cap=org.over_cap, batch_id=batch_id)
 
 
@@ -166,8 +171,10 @@ def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]])
     encode = _json_encode
     seen: set[str] = set()
     rows = []
+    sizes: list[tuple[datetime, int]] = []
     for raw, events in group:
         api_key_id, received = raw.api_key_id, adapt(raw.received_at)
+        sizes.append((raw.received_at, len(rows)))
         for event in events:
             if event.event_id in seen:
                 continue
@@ -183,14 +190,34 @@ def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]])
             ))
     if pg:
         rollups.lock_org(org_id, exclusive=False)
-        return _store_pg(rows)
-    with connection.cursor() as cursor:  # ids only grow (AUTOINCREMENT): the new events are those above
-        cursor.execute(f"SELECT coalesce(max(id), 0) FROM {TraceEvent._meta.db_table}")
-        last_id = cursor.fetchone()[0]
-    inserted = _insert_events(rows)
-    if inserted:
-        rollups.fold_new_events(org_id=org_id, after_id=last_id)
+        inserted = _store_pg(rows)
+    else:
+        with connection.cursor() as cursor:  # ids only grow (AUTOINCREMENT): the new events are those above
+            cursor.execute(f"SELECT coalesce(max(id), 0) FROM {TraceEvent._meta.db_table}")
+            last_id = cursor.fetchone()[0]
+        inserted = _insert_events(rows)
+        if inserted:
+            rollups.fold_new_events(org_id=org_id, after_id=last_id)
+    _processed_on_commit(sizes, total=len(rows), inserted=inserted)
     return inserted
+
+
+def _processed_on_commit(sizes: list[tuple[datetime, int]], *, total: int, inserted: int) -> None:
+    """Count the new events (and their lag since their batch was received) once this store commits.
+
+    Registered inside the store's transaction or savepoint, so a rolled-back store counts nothing. `sizes`
+    holds (received_at, index of the batch's first row). When some rows were duplicates, which ones is not
+    known: the new ones are attributed to the group's batches in order (the count stays exact).
+    """
+    if not inserted:
+        return
+    received, left = [], inserted
+    for i, (received_at, start) in enumerate(sizes):
+        end = sizes[i + 1][1] if i + 1 < len(sizes) else total
+        take = min(end - start, left)
+        received.append((received_at, take))
+        left -= take
+    transaction.on_commit(lambda: metrics.events_processed(now=timezone.now(), received=received))
 
 
 def _processable(qs):

@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "analytics",
     "billing",
     "instrument",
+    "ops",
 ]
 
 MIDDLEWARE = [
@@ -302,6 +303,12 @@ LLMOBSERVE_BILLING_ENABLED = env_bool("LLMOBSERVE_BILLING_ENABLED", False)
 LLMOBSERVE_PUBLIC_URL = os.environ.get("LLMOBSERVE_PUBLIC_URL", "http://127.0.0.1:8000")
 # Ingestion throttle: requests per minute per API key.
 LLMOBSERVE_INGEST_RATE = int(os.environ.get("LLMOBSERVE_INGEST_RATE", "1200"))
+
+# --- Operations (docs/operations.md) ---
+# Bearer token Prometheus sends to GET /metrics; unset: only a staff session sees it (others get 404).
+LLMOBSERVE_METRICS_TOKEN = os.environ.get("LLMOBSERVE_METRICS_TOKEN", "")
+# PROMETHEUS_MULTIPROC_DIR (read by prometheus-client itself, not here): an empty directory, wiped at each
+# deploy, shared by every gunicorn and Celery process so /metrics sums them all.
 LLMOBSERVE_READ_RATE = int(os.environ.get("LLMOBSERVE_READ_RATE", "600"))
 LLMOBSERVE_MAX_EVENTS_PER_REQUEST = 1000
 LLMOBSERVE_MAX_BODY_BYTES = 5 * 1024 * 1024

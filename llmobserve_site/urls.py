@@ -38,4 +38,5 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("instrument.urls")),
     path("", include("accounts.urls")),
+    path("", include("ops.urls")),
 ]

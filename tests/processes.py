@@ -149,10 +149,11 @@ def app_env(redis_url: str, **extra: str) -> dict:
 
 
 class WebServer:
-    """The collector under gunicorn (one worker process, a few threads), as the Procfile runs it."""
+    """The collector under gunicorn (one worker process, a few threads, by default), as the Procfile runs it."""
 
-    def __init__(self, env: dict):
+    def __init__(self, env: dict, *, workers: int = 1, threads: int = 4):
         self.env = env
+        self.workers, self.threads = workers, threads
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -162,7 +163,8 @@ class WebServer:
 
     def start(self) -> None:
         self.proc = _spawn([sys.executable, "-m", "gunicorn", "llmobserve_site.wsgi:application", "--bind",
-                            f"127.0.0.1:{self.port}", "--workers", "1", "--threads", "4", "--timeout", "60",
+                            f"127.0.0.1:{self.port}", "--workers", str(self.workers), "--threads", str(self.threads),
+                            "--timeout", "60", "--config", "python:llmobserve_site.gunicorn_conf",
                             "--no-control-socket"],  # its default path is shared by every gunicorn of the machine
                            env=self.env, name="web")
         _wait(self._up, 60, "gunicorn", self.proc)

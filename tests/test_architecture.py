@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-APPS = ("accounts", "ingestion", "analytics", "billing", "instrument", "llmobserve_site")
+APPS = ("accounts", "ingestion", "analytics", "billing", "instrument", "ops", "llmobserve_site")
 # What each app may import (DESIGN §1: llmobserve_site → apps; ingestion → accounts; accounts → none).
 ALLOWED = {
     "accounts": {"accounts"},
@@ -14,6 +14,8 @@ ALLOWED = {
     "analytics": {"accounts", "ingestion", "analytics"},
     "billing": {"accounts", "ingestion", "billing"},
     "instrument": {"accounts", "ingestion", "instrument"},
+    # ops reads every app for the operators (metrics, staff console); no app imports it.
+    "ops": {"accounts", "ingestion", "analytics", "billing", "ops"},
     "llmobserve_site": set(APPS),
 }
 

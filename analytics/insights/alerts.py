@@ -20,6 +20,7 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts import metrics
 from accounts.models import Membership, Organization
 from accounts.tasking import enqueue_on_commit
 from ingestion.money import pico_display
@@ -225,6 +226,7 @@ def alert_deliver(*, delivery_id: int, now: datetime | None = None) -> AlertDeli
 def _finish(delivery: AlertDelivery, status: str, error: str, sent_at: datetime | None = None) -> AlertDelivery:
     delivery.status, delivery.last_error, delivery.sent_at = status, error[:2000], sent_at
     delivery.save(update_fields=["status", "last_error", "sent_at"])
+    metrics.alert_sent(channel=delivery.channel, outcome=status)
     return delivery
 
 

@@ -8,18 +8,24 @@
       var source = document.getElementById(el.dataset.chart);
       if (!source || el.dataset.rendered === "1") return;
       var spec = JSON.parse(source.textContent);
+      var counts = spec.unit === "count";  // default: US dollars
       var traces = spec.series.map(function (s) {
         return {type: "bar", name: s.name, x: spec.x, y: s.y, marker: {color: s.color},
-                hovertemplate: "%{x}<br>" + s.name + ": $%{y:.4f}<extra></extra>"};
+                hovertemplate: "%{x}<br>" + s.name + (counts ? ": %{y:,}" : ": $%{y:.4f}") + "<extra></extra>"};
       });
       var layout = {
         barmode: "stack", margin: {l: 52, r: 8, t: 8, b: 36}, height: 280,
         paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
         font: {family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 12, color: "#374151"},
-        yaxis: {tickprefix: "$", gridcolor: "#eef0f3", rangemode: "tozero"},
+        yaxis: {tickprefix: counts ? "" : "$", gridcolor: "#eef0f3", rangemode: "tozero"},
         xaxis: {type: "date", automargin: true, gridcolor: "rgba(0,0,0,0)"},
         legend: {orientation: "h", y: -0.18}, showlegend: spec.series.length > 0
       };
+      if (counts) {  // whole numbers: no 0.2 ticks on a day with one signup
+        var most = Math.max.apply(null, [0].concat.apply([0], spec.series.map(function (s) { return s.y; })));
+        layout.yaxis.tickformat = ",d";
+        if (most <= 5) layout.yaxis.dtick = 1;
+      }
       window.Plotly.newPlot(el, traces, layout, {displayModeBar: false, responsive: true});
       el.dataset.rendered = "1";
     });
