@@ -221,6 +221,8 @@ def prices_csv_write(stream, queryset) -> None:
             _plain(p.input_mtok), _plain(p.output_mtok), _plain(p.cached_input_mtok), _plain(p.cache_write_mtok),
             _plain(p.cache_write_1h_mtok), json.dumps(p.tiers) if p.tiers else "", _plain(p.per_request_usd),
             _plain(p.per_unit_usd), p.unit_field, p.effective_from.isoformat(), p.source,
+            json.dumps(p.unit_prices) if p.unit_prices else "", json.dumps(p.time_windows) if p.time_windows else "",
+            json.dumps(p.variants) if p.variants else "",
         ])
 
 
