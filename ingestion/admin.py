@@ -63,7 +63,7 @@ class ModelPriceAdmin(admin.ModelAdmin):
     form = ModelPriceForm
     change_list_template = "admin/ingestion/modelprice/change_list.html"
     list_display = ["provider", "model_match", "match_kind", "input_price", "output_price", "cache_read_price",
-                    "cache_write_price", "tier_marker", "effective_from", "scope", "source"]
+                    "cache_write_price", "tier_marker", "extras", "effective_from", "scope", "source"]
     list_display_links = ["model_match"]
     list_filter = [ScopeFilter, "provider", "match_kind", "source", ("org", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["provider", "model_match", "display_name"]
@@ -78,6 +78,7 @@ class ModelPriceAdmin(admin.ModelAdmin):
                            "source"]}),
         ("USD per 1M tokens", {"fields": ["input_mtok", "output_mtok", "cached_input_mtok", "cache_write_mtok",
                                           "cache_write_1h_mtok", "tiers"]}),
+        ("Other units, time windows and variants", {"fields": ["unit_prices", "time_windows", "variants"]}),
         ("Non-token prices", {"fields": ["per_request_usd", "per_unit_usd", "unit_field"],
                               "classes": ["collapse"]}),
         (None, {"fields": ["updated_at"]}),
@@ -106,6 +107,18 @@ class ModelPriceAdmin(admin.ModelAdmin):
     def tier_marker(self, obj):
         thresholds = [t.get("above") for t in obj.tiers or [] if isinstance(t, dict)]
         return ", ".join(f"> {_k(a)}" for a in sorted(thresholds)) if thresholds else ""
+
+    @admin.display(description="units · windows · variants")
+    def extras(self, obj):
+        parts = []
+        if obj.unit_prices:
+            parts.append(", ".join(sorted(obj.unit_prices)))
+        if obj.time_windows:
+            parts.append(", ".join(f"{w.get('start')}–{w.get('end')}" for w in obj.time_windows))
+        if obj.variants:
+            parts.append(", ".join(sorted({"+".join(f"{v}" for v in (x.get("when") or {}).values())
+                                           for x in obj.variants})))
+        return " · ".join(parts)
 
     @admin.display(description="org", ordering="org__name")
     def scope(self, obj):

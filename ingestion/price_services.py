@@ -25,6 +25,8 @@ from django.utils import timezone
 from accounts.models import Organization
 
 from .models import EPOCH, ModelPrice
+from .price_text import (PriceTextError, time_windows_parse, time_windows_render, unit_prices_parse,
+                         unit_prices_render, variants_parse, variants_render)
 from .price_units import price_key_canonical
 from .pricing import entry_build, prices_changed
 
@@ -131,8 +133,49 @@ def price_delete(*, prices: Iterable[ModelPrice]) -> int:
 
 # --- The form the admin and the CSV importer parse with ----------------------------------------------
 
+class _PriceTextField(forms.CharField):
+    """A JSON column edited as readable lines (`ingestion.price_text`); JSON is accepted too."""
+
+    def __init__(self, *, parse, render, empty, **kwargs):
+        self.parse, self.render, self.empty = parse, render, empty
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 4, "cols": 90, "class": "vLargeTextField mono"}))
+        super().__init__(required=False, strip=True, **kwargs)
+
+    def prepare_value(self, value):
+        if isinstance(value, (dict, list)):
+            return self.render(value)
+        if isinstance(value, str) and value.strip()[:1] in ("{", "["):
+            try:
+                return self.render(self.parse(value))
+            except PriceTextError:
+                return value
+        return value
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        if not text:
+            return self.empty()
+        try:
+            return self.parse(text)
+        except PriceTextError as exc:
+            raise ValidationError(str(exc)) from None
+
+
 class ModelPriceForm(forms.ModelForm):
     """Parses a row; the rules are `price_check`'s (and the model's)."""
+
+    unit_prices = _PriceTextField(
+        parse=unit_prices_parse, render=unit_prices_render, empty=dict, label="Other units",
+        help_text="One per line: <code>web_searches_kcount = 10</code> (USD per 1,000 searches), "
+                  "<code>input_audio_mtok = 40</code> (USD per 1M audio input tokens). docs/pricing.md § Units.")
+    time_windows = _PriceTextField(
+        parse=time_windows_parse, render=time_windows_render, empty=list, label="Time windows (UTC)",
+        help_text="One per line, first match wins, replaces every price: "
+                  "<code>00:30-16:30 | input_mtok=0.27 output_mtok=1.1</code>.")
+    variants = _PriceTextField(
+        parse=variants_parse, render=variants_render, empty=list, label="Variants",
+        help_text="One per line, first match per price wins: <code>processing=batch from 2026-10-14 | "
+                  "input_mtok=1.25 output_mtok=5</code>; a tier: <code>| @200000 input_mtok=2.5</code>.")
 
     class Meta:
         model = ModelPrice
