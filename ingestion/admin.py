@@ -21,7 +21,7 @@ from accounts.tasking import enqueue
 from .money import pico_to_usd
 from .models import HourlyRollup, ModelPrice, RawBatch, TraceEvent
 from .price_services import CSV_COLUMNS, ModelPriceForm, price_delete, price_save, prices_import
-from .services import batches_retry
+from .services import batches_retry, events_reprice_preview
 
 logger = logging.getLogger(__name__)
 
@@ -197,19 +197,28 @@ def _reprice_view(model_admin, request):
     if not model_admin.has_change_permission(request):
         raise PermissionDenied
     form = RepriceForm(request.POST or None)
+    preview = None
     if request.method == "POST" and form.is_valid():
         since, until, org = form.cleaned_data["since"], form.cleaned_data["until"], form.cleaned_data["org"]
+        if "preview" in request.POST:  # the dry run: what would change, by provider and model
+            rows, read, truncated = events_reprice_preview(since=since, until=until, org_id=org.pk if org else None)
+            preview = {"rows": [{"row": r, "old": pico_to_usd(r.old_pico), "new": pico_to_usd(r.new_pico),
+                                 "delta": pico_to_usd(r.delta_pico)} for r in rows],
+                       "read": read, "truncated": truncated, "changed": sum(r.changed for r in rows),
+                       "old": pico_to_usd(sum(r.old_pico for r in rows)),
+                       "new": pico_to_usd(sum(r.new_pico for r in rows))}
         # Nothing was written, so nothing to wait for: queue now, and say so if the broker is down.
-        if enqueue("ingestion.tasks.events_reprice_range", since.isoformat(), until.isoformat(),
-                   org.pk if org else None):
+        elif enqueue("ingestion.tasks.events_reprice_range", since.isoformat(), until.isoformat(),
+                     org.pk if org else None):
             scope = org.slug if org else "every organisation"
             messages.success(request, f"Re-pricing events of {scope} from {since:%Y-%m-%d %H:%M} to "
                                       f"{until:%Y-%m-%d %H:%M} UTC with the current prices.")
             return _redirect(reverse("admin:ingestion_modelprice_changelist"))
-        messages.error(request, "The re-pricing task could not be queued: the task broker (Redis) is "
-                                "unavailable, see /health. Nothing was changed; submit again once it is back.")
+        else:
+            messages.error(request, "The re-pricing task could not be queued: the task broker (Redis) is "
+                                    "unavailable, see /health. Nothing was changed; submit again once it is back.")
     context = {**model_admin.admin_site.each_context(request), "opts": model_admin.model._meta,
-               "title": "Re-price events in a time range", "form": form}
+               "title": "Re-price events in a time range", "form": form, "preview": preview}
     return TemplateResponse(request, "admin/ingestion/modelprice/reprice.html", context)
 
 

@@ -459,3 +459,56 @@ def events_reprice_range(*, since: datetime, until: datetime, org_id: int | None
     if org_id is not None:
         qs = qs.filter(org_id=org_id)
     return _reprice(qs)
+
+
+@dataclass(frozen=True)
+class RepriceDiff:
+    """One (provider, model) of a re-pricing dry run: totals before and after, in pico-USD."""
+
+    provider: str
+    model: str
+    events: int
+    changed: int
+    old_pico: int
+    new_pico: int
+    newly_priced: int = 0
+
+    @property
+    def delta_pico(self) -> int:
+        return self.new_pico - self.old_pico
+
+
+def events_reprice_preview(*, since: datetime, until: datetime, org_id: int | None = None,
+                           limit: int = 200_000) -> tuple[list[RepriceDiff], int, bool]:
+    """What `events_reprice_range` would change, without writing: per (provider, model), events, events whose
+    cost or price would change, and the totals before and after. Reads at most `limit` events (oldest first);
+    returns (rows by |delta| then name, events read, truncated?)."""
+    book = price_book_get()
+    qs = (TraceEvent.objects.unscoped().filter(timestamp__gte=since, timestamp__lt=until).exclude(provider="")
+          .order_by("timestamp", "id"))
+    if org_id is not None:
+        qs = qs.filter(org_id=org_id)
+    sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    read = 0
+    for ev in qs.iterator(chunk_size=2000):
+        if read >= limit:
+            return _reprice_rows(sums), read, True
+        read += 1
+        quote = _event_price(book, ev.org_id, ev)
+        old = ev.cost_pico or 0
+        new = quote.cost if quote is not None else old
+        row = sums[(ev.provider, ev.model)]
+        row[0] += 1
+        if quote is not None and (ev.cost_pico != quote.cost or ev.price_id != quote.price_id
+                                  or ev.price_variant != quote.variant):
+            row[1] += 1
+            row[4] += ev.cost_pico is None
+        row[2] += old
+        row[3] += new
+    return _reprice_rows(sums), read, False
+
+
+def _reprice_rows(sums) -> list[RepriceDiff]:
+    rows = [RepriceDiff(provider=p, model=m, events=v[0], changed=v[1], old_pico=v[2], new_pico=v[3],
+                        newly_priced=v[4]) for (p, m), v in sums.items()]
+    return sorted(rows, key=lambda r: (-abs(r.delta_pico), r.provider, r.model))

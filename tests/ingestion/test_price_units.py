@@ -186,3 +186,28 @@ def test_a_reprice_keeps_the_first_cost_as_billed(org, ingest_key, post_events, 
     after = TraceEvent.objects.for_org(org).get()
     assert after.cost_pico == before.cost_pico + 10_000 * M
     assert after.billed_cost_pico == before.cost_pico == before.billed_cost_pico
+
+
+def test_the_admin_previews_a_reprice_by_provider_and_model_then_applies_it(org, ingest_key, post_events, row,
+                                                                           admin_client, django_capture_on_commit_callbacks):
+    with time_machine.travel(NOW, tick=False):
+        post_events(ingest_key, [ev(event_id="a"), ev(event_id="b", processing="batch"),
+                                 ev(event_id="c", model="m2")])
+        price_save(price=row, input_mtok="3")
+        form = {"since": (NOW - timedelta(days=1)).strftime("%Y-%m-%d %H:%M"),
+                "until": (NOW + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M")}
+        before = {e.event_id: e.cost_pico for e in TraceEvent.objects.for_org(org)}
+        page = admin_client.post("/admin/ingestion/modelprice/reprice/", {**form, "preview": "1"})
+        text = page.content.decode()
+        assert page.status_code == 200 and 'data-testid="reprice-preview"' in text
+        # The batch call keeps its cost ($1 per 1M is its own price) but its label now reads −67% of $3.
+        assert "Dry run: 2 of 3 events would change" in text
+        assert "<td>acme</td><td>m1</td><td>2</td><td>2</td><td>0</td>" in text
+        assert "+0.01" in text  # 10,000 input tokens × $1 more per 1M
+        assert {e.event_id: e.cost_pico for e in TraceEvent.objects.for_org(org)} == before  # nothing written
+        with django_capture_on_commit_callbacks(execute=True):
+            applied = admin_client.post("/admin/ingestion/modelprice/reprice/", {**form, "apply": "1"})
+        assert applied.status_code == 302
+    after = {e.event_id: e for e in TraceEvent.objects.for_org(org)}
+    assert after["a"].cost_pico == before["a"] + 10_000 * M and after["a"].billed_cost_pico == before["a"]
+    assert after["b"].cost_pico == before["b"] and after["b"].price_variant.endswith("batch −67%")
