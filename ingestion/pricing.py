@@ -323,6 +323,9 @@ def entry_build(price: ModelPrice) -> Entry:
                     windows=tuple(windows), variants=variants_t)
 
 
+MEMO_PER_ENTRY = 4096  # resolved (window, variants) price sets kept per row before its memo starts over
+
+
 def _pct(new, old) -> str:
     if not old:
         return ""
@@ -346,12 +349,26 @@ def entry_resolve(entry: Entry, at: datetime, context: dict | None) -> Entry:
                 break
     if not context or not entry.variants:
         return std
+    if at.utcoffset():
+        at = at.astimezone(dt_timezone.utc)
+    memo = entry.memo
+    # Variants depend on the context and (through `from`) the UTC day; one with a time window, on the time too.
+    day_key = None
+    if not any(v.window for v in entry.variants):
+        day_key = (std.label, tuple(sorted(context.items())), at.toordinal())
+        found = memo.get(day_key)
+        if found is not None:
+            return found
     applied = tuple(i for i, v in enumerate(entry.variants) if v.applies(at, context))
     if not applied:
+        if day_key is not None and len(memo) < MEMO_PER_ENTRY:
+            memo[day_key] = std
         return std
     memo_key = (std.label, applied)
-    found = entry.memo.get(memo_key)
+    found = memo.get(memo_key)
     if found is not None:
+        if day_key is not None and len(memo) < MEMO_PER_ENTRY:
+            memo[day_key] = found
         return found
     base, tiers = std.maps
     prices = dict(base)
@@ -382,8 +399,11 @@ def entry_resolve(entry: Entry, at: datetime, context: dict | None) -> Entry:
     tiers_t = tuple(t for t in tier_list if len(t) > 1)
     resolved = _compile(entry.price_id, prices, tiers_t, per_unit=entry.per_unit, unit_field=entry.unit_field,
                         source=entry.source, label=label)
-    if len(entry.memo) < 256:
-        entry.memo[memo_key] = resolved
+    if len(memo) >= MEMO_PER_ENTRY:
+        memo.clear()
+    memo[memo_key] = resolved
+    if day_key is not None:
+        memo[day_key] = resolved
     return resolved
 
 
