@@ -159,7 +159,8 @@ class TraceEvent(TenantModel):
     service_tier = models.CharField(max_length=32, blank=True, db_default="", help_text="The tier that served the call.")
     processing = models.CharField(max_length=8, blank=True, db_default="", help_text="batch, or empty")
     speed = models.CharField(max_length=32, blank=True, db_default="")
-    usage = models.JSONField(default=dict, blank=True, help_text="Usage beyond the token fields: unit → count.")
+    usage = models.JSONField(default=dict, db_default={}, blank=True,
+                             help_text="Usage beyond the token fields: unit → count.")
     metadata = models.JSONField(default=dict, blank=True)
     api_key_id = models.BigIntegerField(default=0)
     received_at = models.DateTimeField(default=timezone.now)
