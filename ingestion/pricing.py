@@ -121,7 +121,7 @@ class Entry(NamedTuple):
 
 
 def _tod(at: datetime) -> int:
-    t = at.astimezone(dt_timezone.utc)
+    t = at.astimezone(dt_timezone.utc) if at.utcoffset() else at
     return ((t.hour * 60 + t.minute) * 60 + t.second) * 1_000_000 + t.microsecond
 
 
