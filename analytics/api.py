@@ -91,7 +91,7 @@ class RunDetailView(ReadView):
         run = selectors.run_get(org=org, run_id=run_id)
         events = selectors.run_events(org=org, run_id=run_id)
         body = selectors.run_as_api(run)
-        body["events"] = [selectors.event_as_api(e.__dict__) for e in events]
+        body["events"] = selectors.run_events_priced(org=request.auth.org, events=events)
         body["sections"] = [node.as_api() for node in selectors.section_tree(events)]
         return Response(body)
 
@@ -134,13 +134,14 @@ class ForecastView(ReadView):
 
 # Numbers in the export: never rewritten by the CSV formula guard (a negative number is not a formula).
 EXPORT_NUMERIC_COLUMNS = frozenset({"input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
-                                    "reasoning_tokens", "latency_ms", "ttft_ms", "http_status", "cost_usd"})
+                                    "reasoning_tokens", "latency_ms", "ttft_ms", "http_status", "cost_usd",
+                                    "billed_cost_usd"})
 
 
 def export_response(*, org, window, filters, fmt: str) -> StreamingHttpResponse:
     """Stream the events as CSV (wire fields in order, then cost_usd) or one JSON array."""
     rows = selectors.events_iter(org=org, window=window, filters=filters)
-    columns = [f for f in selectors.WIRE_FIELDS if f != "cost_usd"] + ["cost_usd"]
+    columns = [f for f in selectors.WIRE_FIELDS if f != "cost_usd"] + [*selectors.PRICED_FIELDS, "cost_usd"]
     stamp = window.start.strftime("%Y%m%d%H")
     if fmt == "csv":
         def generate():
@@ -148,7 +149,8 @@ def export_response(*, org, window, filters, fmt: str) -> StreamingHttpResponse:
             writer = csv.writer(buffer)
             writer.writerow(columns)
             for n, row in enumerate(rows, 1):
-                row["metadata"] = json.dumps(row["metadata"], separators=(",", ":")) if row["metadata"] else ""
+                for name in ("metadata", "usage", "price"):
+                    row[name] = json.dumps(row[name], separators=(",", ":"), ensure_ascii=False) if row[name] else ""
                 writer.writerow(csv_safe_row((row[c] for c in columns), columns=columns, numeric=EXPORT_NUMERIC_COLUMNS))
                 if n % 500 == 0:
                     yield buffer.getvalue()

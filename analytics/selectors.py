@@ -14,6 +14,7 @@ from django.http import Http404
 from accounts.models import Organization
 from ingestion.money import pico_avg_to_usd, pico_to_usd
 from ingestion.models import ROLLUP_GRAINS, HourlyRollup, RunFacet, RunSummary, TraceEvent
+from ingestion.selectors import price_provenance, price_provenance_text, price_rows_get
 
 from .sums import sum_expressions, sums_of
 from .windows import Window
@@ -373,18 +374,28 @@ WIRE_FIELDS = (
     "event_id", "run_id", "span_id", "parent_span_id", "section", "section_path", "span_type", "provider", "model",
     "endpoint", "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens",
     "latency_ms", "ttft_ms", "status", "http_status", "customer_id", "stream", "timestamp", "cost_usd",
-    "metadata",
+    "metadata", "service_tier", "processing", "speed", "usage",
 )
+# After the wire fields: the first cost computed (kept when a re-price changes cost_usd) and what priced the call.
+PRICED_FIELDS = ("billed_cost_usd", "price")
 
 
-def event_as_api(values: dict[str, Any]) -> dict[str, Any]:
+def event_as_api(values: dict[str, Any], rows: dict | None = None) -> dict[str, Any]:
+    """An event's wire fields, its cost, billed cost and price provenance. `rows`: price rows by id
+    (`ingestion.selectors.price_rows_get`)."""
     out = {name: values.get(name) for name in WIRE_FIELDS}
     out["timestamp"] = values["timestamp"].isoformat().replace("+00:00", "Z")
     out["cost_usd"] = pico_to_usd(values["cost_pico"])
+    for name in ("service_tier", "processing", "speed"):
+        out[name] = values.get(name) or None
+    out["usage"] = values.get("usage") or {}
+    out["billed_cost_usd"] = pico_to_usd(values.get("billed_cost_pico"))
+    out["price"] = price_provenance(values=values, row=(rows or {}).get(values.get("price_id")))
     return out
 
 
-_EVENT_VALUES = tuple(f for f in WIRE_FIELDS if f != "cost_usd") + ("cost_pico",)
+_EVENT_VALUES = tuple(f for f in WIRE_FIELDS if f != "cost_usd") + (
+    "cost_pico", "cost_source", "price_id", "price_source", "price_variant", "price_version", "billed_cost_pico")
 
 
 def events_iter(*, org: Organization, window: Window, filters: RunFilters = RunFilters(),
@@ -403,8 +414,40 @@ def events_iter(*, org: Organization, window: Window, filters: RunFilters = RunF
         qs = qs.filter(status=filters.status)
     if filters.model:
         qs = qs.filter(model=filters.model)
+    rows: dict = {}
+    chunk: list[dict[str, Any]] = []
+
+    def flush():
+        missing = {v["price_id"] for v in chunk if v["price_id"] is not None and v["price_id"] not in rows}
+        if missing:  # one query per chunk at most: a window's calls share a few price rows
+            found = price_rows_get(org=org, ids=missing)
+            rows.update({i: found.get(i) for i in missing})
+        out = [event_as_api(v, rows) for v in chunk]
+        chunk.clear()
+        return out
+
     for values in qs.order_by("timestamp", "id").values(*_EVENT_VALUES).iterator(chunk_size=chunk_size):
-        yield event_as_api(values)
+        chunk.append(values)
+        if len(chunk) >= chunk_size:
+            yield from flush()
+    if chunk:
+        yield from flush()
+
+
+def run_events_priced(*, org: Organization, events: list[TraceEvent]) -> list[dict[str, Any]]:
+    """A run's events as the read API shows them (with their price provenance): one query for the price rows."""
+    rows = price_rows_get(org=org, ids={e.price_id for e in events})
+    return [event_as_api(e.__dict__, rows) for e in events]
+
+
+def run_price_labels(*, org: Organization, events: list[TraceEvent]) -> dict[int, str]:
+    """Per event id, the run page's line on what priced it ("gpt-4o · batch −50% · registry, synced 2026-11-29")."""
+    rows = price_rows_get(org=org, ids={e.price_id for e in events})
+    labels = {}
+    for e in events:
+        row = rows.get(e.price_id)
+        labels[e.pk] = price_provenance_text(price_provenance(values=e.__dict__, row=row), row)
+    return labels
 
 
 def org_has_events(*, org: Organization) -> bool:
@@ -475,9 +518,11 @@ class TimelineRow:
     duration_ms: float
     left_pct: float
     width_pct: float
+    price: str = ""  # what priced the call, one line (`run_price_labels`)
 
 
-def run_timeline(*, run: RunSummary, events: list[TraceEvent]) -> list[TimelineRow]:
+def run_timeline(*, run: RunSummary, events: list[TraceEvent], price_labels: dict[int, str] | None = None
+                 ) -> list[TimelineRow]:
     """Each call placed on the run's time axis (start offset and latency, as % of the run's duration)."""
     total_ms = max((run.ended_at - run.started_at).total_seconds() * 1000, 1.0)
     rows = []
@@ -487,7 +532,7 @@ def run_timeline(*, run: RunSummary, events: list[TraceEvent]) -> list[TimelineR
         left = min(offset / total_ms * 100, 100.0)
         width = max(min(duration / total_ms * 100, 100.0 - left), 0.5)
         rows.append(TimelineRow(event=event, offset_ms=offset, duration_ms=duration, left_pct=round(left, 3),
-                                width_pct=round(width, 3)))
+                                width_pct=round(width, 3), price=(price_labels or {}).get(event.pk, "")))
     return rows
 
 

@@ -153,7 +153,8 @@ def run_detail(request, run_id: str):
     org = request.org
     run = selectors.run_get(org=org, run_id=run_id)
     events = selectors.run_events(org=org, run_id=run_id)
-    timeline = selectors.run_timeline(run=run, events=events)
+    timeline = selectors.run_timeline(run=run, events=events,
+                                      price_labels=selectors.run_price_labels(org=org, events=events))
     context = {
         "nav": "runs", "run": run, "events": events, "tree": selectors.section_tree(events),
         "timeline": timeline[:MAX_TIMELINE_ROWS], "hidden_calls": max(len(timeline) - MAX_TIMELINE_ROWS, 0),

@@ -21,7 +21,7 @@ from accounts.tasking import enqueue
 from .money import pico_to_usd
 from .models import HourlyRollup, ModelPrice, RawBatch, TraceEvent
 from .price_services import CSV_COLUMNS, ModelPriceForm, price_delete, price_save, prices_import
-from .services import batches_retry
+from .services import batches_retry, events_reprice_preview
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class ModelPriceAdmin(admin.ModelAdmin):
     form = ModelPriceForm
     change_list_template = "admin/ingestion/modelprice/change_list.html"
     list_display = ["provider", "model_match", "match_kind", "input_price", "output_price", "cache_read_price",
-                    "cache_write_price", "tier_marker", "effective_from", "scope", "source"]
+                    "cache_write_price", "tier_marker", "extras", "effective_from", "scope", "source"]
     list_display_links = ["model_match"]
     list_filter = [ScopeFilter, "provider", "match_kind", "source", ("org", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["provider", "model_match", "display_name"]
@@ -78,6 +78,7 @@ class ModelPriceAdmin(admin.ModelAdmin):
                            "source"]}),
         ("USD per 1M tokens", {"fields": ["input_mtok", "output_mtok", "cached_input_mtok", "cache_write_mtok",
                                           "cache_write_1h_mtok", "tiers"]}),
+        ("Other units, time windows and variants", {"fields": ["unit_prices", "time_windows", "variants"]}),
         ("Non-token prices", {"fields": ["per_request_usd", "per_unit_usd", "unit_field"],
                               "classes": ["collapse"]}),
         (None, {"fields": ["updated_at"]}),
@@ -106,6 +107,18 @@ class ModelPriceAdmin(admin.ModelAdmin):
     def tier_marker(self, obj):
         thresholds = [t.get("above") for t in obj.tiers or [] if isinstance(t, dict)]
         return ", ".join(f"> {_k(a)}" for a in sorted(thresholds)) if thresholds else ""
+
+    @admin.display(description="units · windows · variants")
+    def extras(self, obj):
+        parts = []
+        if obj.unit_prices:
+            parts.append(", ".join(sorted(obj.unit_prices)))
+        if obj.time_windows:
+            parts.append(", ".join(f"{w.get('start')}–{w.get('end')}" for w in obj.time_windows))
+        if obj.variants:
+            parts.append(", ".join(sorted({"+".join(f"{v}" for v in (x.get("when") or {}).values())
+                                           for x in obj.variants})))
+        return " · ".join(parts)
 
     @admin.display(description="org", ordering="org__name")
     def scope(self, obj):
@@ -184,19 +197,28 @@ def _reprice_view(model_admin, request):
     if not model_admin.has_change_permission(request):
         raise PermissionDenied
     form = RepriceForm(request.POST or None)
+    preview = None
     if request.method == "POST" and form.is_valid():
         since, until, org = form.cleaned_data["since"], form.cleaned_data["until"], form.cleaned_data["org"]
+        if "preview" in request.POST:  # the dry run: what would change, by provider and model
+            rows, read, truncated = events_reprice_preview(since=since, until=until, org_id=org.pk if org else None)
+            preview = {"rows": [{"row": r, "old": pico_to_usd(r.old_pico), "new": pico_to_usd(r.new_pico),
+                                 "delta": pico_to_usd(r.delta_pico)} for r in rows],
+                       "read": read, "truncated": truncated, "changed": sum(r.changed for r in rows),
+                       "old": pico_to_usd(sum(r.old_pico for r in rows)),
+                       "new": pico_to_usd(sum(r.new_pico for r in rows))}
         # Nothing was written, so nothing to wait for: queue now, and say so if the broker is down.
-        if enqueue("ingestion.tasks.events_reprice_range", since.isoformat(), until.isoformat(),
-                   org.pk if org else None):
+        elif enqueue("ingestion.tasks.events_reprice_range", since.isoformat(), until.isoformat(),
+                     org.pk if org else None):
             scope = org.slug if org else "every organisation"
             messages.success(request, f"Re-pricing events of {scope} from {since:%Y-%m-%d %H:%M} to "
                                       f"{until:%Y-%m-%d %H:%M} UTC with the current prices.")
             return _redirect(reverse("admin:ingestion_modelprice_changelist"))
-        messages.error(request, "The re-pricing task could not be queued: the task broker (Redis) is "
-                                "unavailable, see /health. Nothing was changed; submit again once it is back.")
+        else:
+            messages.error(request, "The re-pricing task could not be queued: the task broker (Redis) is "
+                                    "unavailable, see /health. Nothing was changed; submit again once it is back.")
     context = {**model_admin.admin_site.each_context(request), "opts": model_admin.model._meta,
-               "title": "Re-price events in a time range", "form": form}
+               "title": "Re-price events in a time range", "form": form, "preview": preview}
     return TemplateResponse(request, "admin/ingestion/modelprice/reprice.html", context)
 
 
@@ -221,6 +243,8 @@ def prices_csv_write(stream, queryset) -> None:
             _plain(p.input_mtok), _plain(p.output_mtok), _plain(p.cached_input_mtok), _plain(p.cache_write_mtok),
             _plain(p.cache_write_1h_mtok), json.dumps(p.tiers) if p.tiers else "", _plain(p.per_request_usd),
             _plain(p.per_unit_usd), p.unit_field, p.effective_from.isoformat(), p.source,
+            json.dumps(p.unit_prices) if p.unit_prices else "", json.dumps(p.time_windows) if p.time_windows else "",
+            json.dumps(p.variants) if p.variants else "",
         ])
 
 

@@ -94,6 +94,34 @@ _ingest_response = inline_serializer("IngestResponse", {
 })
 
 
+# The wire format (DESIGN §4, docs/api.md) for the OpenAPI schema; validation itself is `schema.EventIn` (msgspec).
+_event_fields = {name: serializers.CharField(required=False, allow_null=True) for name in (
+    "event_id", "run_id", "span_id", "parent_span_id", "section", "section_path", "provider", "model", "endpoint",
+    "customer_id", "cost_usd")}
+_event_fields.update({name: serializers.IntegerField(required=False, min_value=0) for name in (
+    "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")})
+_event_fields.update({
+    "span_type": serializers.ChoiceField(["llm", "embedding", "vector_db", "api", "other"], required=False),
+    "status": serializers.ChoiceField(["ok", "error", "rate_limited", "timeout", "cancelled"], required=False),
+    "latency_ms": serializers.FloatField(required=False, allow_null=True, min_value=0),
+    "ttft_ms": serializers.FloatField(required=False, allow_null=True, min_value=0),
+    "http_status": serializers.IntegerField(required=False, allow_null=True),
+    "stream": serializers.BooleanField(required=False),
+    "timestamp": serializers.DateTimeField(required=False),
+    "metadata": serializers.DictField(required=False),
+    "service_tier": serializers.CharField(required=False, allow_null=True, max_length=32,
+                                          help_text="The tier that served the call (e.g. flex, priority, default)."),
+    "processing": serializers.ChoiceField(["batch"], required=False, allow_null=True,
+                                          help_text='"batch" for Batch API results, else null.'),
+    "speed": serializers.CharField(required=False, allow_null=True, max_length=32, help_text='e.g. "fast".'),
+    "usage": serializers.DictField(child=serializers.IntegerField(min_value=0), required=False, help_text=(
+        "Usage beyond the token fields: registry unit name → count (web_searches, input_audio_tokens, "
+        "cache_write_1h_tokens, audio_seconds, read_units, …). An unknown unit rejects the event.")),
+})
+_event_in = inline_serializer("EventIn", _event_fields)
+_batch_in = inline_serializer("EventBatch", {"events": serializers.ListField(child=_event_in)})
+
+
 class EventsIngestView(IngestMetricsMixin, APIView):
     metrics_endpoint = "events"
     throttle_classes = [ApiKeyThrottle]
@@ -101,11 +129,16 @@ class EventsIngestView(IngestMetricsMixin, APIView):
 
     @extend_schema(
         operation_id="events_ingest", summary="Ingest a batch of events",
-        request={"application/json": OpenApiTypes.OBJECT},
+        request={"application/json": _batch_in},
+        description="A batch as {\"events\": [...]} or a bare array of events. docs/api.md has every field and limit.",
         responses={202: _ingest_response, 400: OpenApiResponse(description="Not JSON / not a list of objects"),
                    401: None, 413: None, 415: None, 429: None},
         examples=[OpenApiExample("batch", value={"events": [{"provider": "openai", "model": "gpt-4o-mini",
-                                                              "input_tokens": 1200, "output_tokens": 300}]})],
+                                                              "input_tokens": 1200, "output_tokens": 300}]}),
+                  OpenApiExample("batch result with web searches", value={"events": [{
+                      "provider": "anthropic", "model": "claude-sonnet-4-5", "input_tokens": 12000,
+                      "output_tokens": 800, "processing": "batch", "service_tier": "standard",
+                      "usage": {"web_searches": 2, "cache_write_1h_tokens": 0}}]})],
     )
     def post(self, request):
         limit = settings.LLMOBSERVE_MAX_BODY_BYTES

@@ -45,6 +45,15 @@ class ModelPrice(TenantModel):
     per_unit_usd = models.DecimalField("$ per unit", max_digits=18, decimal_places=12, null=True, blank=True)
     unit_field = models.CharField(max_length=64, blank=True,
                                   help_text="Metadata key holding the unit count (e.g. read_units).")
+    unit_prices = models.JSONField(default=dict, blank=True, help_text=(
+        'Prices of further units, keyed by the registry\'s price keys (the unit and its "per" in one name): '
+        '{"web_searches_kcount": "10", "input_audio_mtok": "40"}. docs/pricing.md lists them.'))
+    time_windows = models.JSONField(default=list, blank=True, help_text=(
+        'Time-of-day prices (UTC), first active wins: [{"start": "00:30", "end": "16:30", '
+        '"prices": {"input_mtok": "0.27", "output_mtok": "1.1"}}]. They replace the row\'s prices in the window.'))
+    variants = models.JSONField(default=list, blank=True, help_text=(
+        'Prices selected by the call\'s context, first match per price wins: [{"when": {"processing": "batch"}, '
+        '"prices": {"input_mtok": "1.25"}, "from": "2026-10-14"}].'))
     effective_from = models.DateTimeField(default=EPOCH, db_index=True)
     source = models.CharField(max_length=32, default="manual")
     updated_at = models.DateTimeField(auto_now=True)
@@ -141,6 +150,17 @@ class TraceEvent(TenantModel):
     cost_pico = models.BigIntegerField(null=True, blank=True, help_text="Null: unpriced.")
     cost_source = models.CharField(max_length=8, default="", blank=True, help_text="price | client | '' (unpriced)")
     price_id = models.BigIntegerField(null=True, blank=True)
+    # What priced the call (docs/pricing.md § Provenance): the variant / time window, the kind of price and the
+    # price table's version; `billed_cost_pico` is the first cost computed, kept when a re-price changes cost_pico.
+    price_variant = models.CharField(max_length=96, blank=True, db_default="")
+    price_source = models.CharField(max_length=16, blank=True, db_default="", help_text="registry | admin | override | client")
+    price_version = models.BigIntegerField(null=True, blank=True)
+    billed_cost_pico = models.BigIntegerField(null=True, blank=True)
+    service_tier = models.CharField(max_length=32, blank=True, db_default="", help_text="The tier that served the call.")
+    processing = models.CharField(max_length=8, blank=True, db_default="", help_text="batch, or empty")
+    speed = models.CharField(max_length=32, blank=True, db_default="")
+    usage = models.JSONField(default=dict, db_default={}, blank=True,
+                             help_text="Usage beyond the token fields: unit → count.")
     metadata = models.JSONField(default=dict, blank=True)
     api_key_id = models.BigIntegerField(default=0)
     received_at = models.DateTimeField(default=timezone.now)

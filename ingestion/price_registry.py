@@ -6,17 +6,18 @@ One registry model becomes one row per match clause and price period:
   regex (full match, case-insensitive), `or` → one row per branch. When two models of a provider
   translate to the same rule, the first one wins (the registry also takes the first match).
 - prices: `input_mtok`, `output_mtok`, `cache_read_mtok` → cache read, `cache_write_mtok`,
-  `cache_write_1h_mtok`, `requests_kcount` → per request. Tiered prices (`TieredPrices`) become
-  the row's `tiers`, one entry per distinct threshold holding every price at that threshold.
-- history: a list of `ConditionalPrice` becomes one row per start date (the first period from
-  `EPOCH`, as the registry uses the first price before any start date); time-of-day prices
-  (off-peak discounts) are skipped in favour of the unconstrained price; batch / priority
-  `price_variants` are ignored (events do not say which tier served them).
+  `cache_write_1h_mtok` in their columns, `requests_kcount` → per request, every other unit
+  (`web_searches_kcount`, `input_audio_mtok`, `audio_hours`, …) in `unit_prices` under its registry price key.
+  Tiered prices (`TieredPrices`) become the row's `tiers`, one entry per distinct threshold holding every
+  price at that threshold.
+- history: a list of `ConditionalPrice` becomes one row per start date (the first period from `EPOCH`, as
+  the registry uses the first price before any start date); time-of-day prices (DeepSeek's) become the
+  period's `time_windows`, tried in the registry's order before the row's own price.
+- `price_variants` (batch, service tiers, speed, route …) become the row's `variants`, with their start date
+  or time window.
 
-Models priced only in units events do not carry (audio hours, pages, characters) are skipped
-(an empty price set is a free model, synced at $0);
-prices with more than six decimals (float artefacts such as 0.18000000000000002) are rounded to
-the six decimals the schema stores, and reported.
+Prices with more decimals than a whole pico-USD per unit allows (float artefacts such as 0.18000000000000002
+per 1M tokens) are rounded to what the schema stores, and reported.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from datetime import datetime, time, timezone as dt_timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from ingestion.models import EPOCH
+from ingestion.price_units import BY_PRICE_KEY
 
 SOURCE = "genai-prices"
-SIX_PLACES = Decimal("0.000001")
 TWELVE_PLACES = Decimal("0.000000000001")
 MAX_MATCH_LENGTH = 256
 
@@ -41,7 +42,6 @@ TOKEN_PRICE_FIELDS = {
     "cache_write_mtok": "cache_write_mtok",
     "cache_write_1h_mtok": "cache_write_1h_mtok",
 }
-TIERED_FIELDS = ("input_mtok", "output_mtok", "cached_input_mtok", "cache_write_mtok", "cache_write_1h_mtok")
 
 
 @dataclass
@@ -60,6 +60,9 @@ class RegistryPrice:
     cache_write_1h_mtok: Decimal | None = None
     tiers: list[dict] = field(default_factory=list)
     per_request_usd: Decimal | None = None
+    unit_prices: dict = field(default_factory=dict)
+    time_windows: list[dict] = field(default_factory=list)
+    variants: list[dict] = field(default_factory=list)
     registry_model_id: str = ""
     rounded: bool = False
 
@@ -80,6 +83,9 @@ class RegistryPrice:
             "per_request_usd": self.per_request_usd,
             "per_unit_usd": None,
             "unit_field": "",
+            "unit_prices": self.unit_prices,
+            "time_windows": self.time_windows,
+            "variants": self.variants,
         }
 
 
@@ -140,9 +146,22 @@ def match_rules(clause) -> list[tuple[str, str]]:
 
 # --- Prices ----------------------------------------------------------------------------------
 
+def _places(per: int) -> int | None:
+    """Decimals a price per `per` units may have to be a whole pico-USD per unit (None: not a power of ten)."""
+    digits = len(str(per)) - 1
+    return 12 - digits if 10**digits == per else None
+
+
+def _rounded(value: Decimal, per: int) -> tuple[Decimal, bool]:
+    places = _places(per)
+    if places is None:
+        return value, False
+    rounded = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+    return (rounded.normalize() if rounded == rounded.to_integral() else rounded), rounded != value
+
+
 def _six(value: Decimal) -> tuple[Decimal, bool]:
-    rounded = value.quantize(SIX_PLACES, rounding=ROUND_HALF_EVEN)
-    return rounded.normalize() if rounded == rounded.to_integral() else rounded, rounded != value
+    return _rounded(value, 1_000_000)
 
 
 def _plain(value: Decimal) -> str:
@@ -150,111 +169,146 @@ def _plain(value: Decimal) -> str:
     return text
 
 
-def _translate_prices(model_price) -> tuple[dict, bool] | None:
-    """ModelPrice field values for one registry price set; None when priced only in units we do not model."""
+def price_map(model_price) -> tuple[dict[str, str], list[dict], bool, list[str]]:
+    """A registry price set → (registry price key → decimal string, tiers, rounded?, unknown price keys).
+
+    Tiers: one dict per distinct threshold holding every tiered price at that threshold (and the flat token
+    prices, so a tier is complete), keyed by the registry's price keys.
+    """
     from genai_prices import types as gp
 
-    values: dict = {}
-    tiered: dict[str, gp.TieredPrices] = {}
+    prices: dict[str, str] = {}
+    tiered: dict[str, object] = {}
     rounded_any = False
-    for key, target in TOKEN_PRICE_FIELDS.items():
-        value = getattr(model_price, key, None)
-        if value is None:
+    unknown = []
+    for key, value in vars(model_price).items():
+        if key.startswith("_") or value is None:
+            continue
+        unit = BY_PRICE_KEY.get(key)
+        if unit is None:
+            unknown.append(key)
             continue
         if isinstance(value, gp.TieredPrices):
-            tiered[target] = value
+            tiered[key] = value
             value = value.base
-        values[target], rounded = _six(value)
+        value, rounded = _rounded(Decimal(value), unit.per)
         rounded_any |= rounded
-    requests_kcount = getattr(model_price, "requests_kcount", None)
-    if requests_kcount is not None:
-        values["per_request_usd"] = (requests_kcount / 1000).quantize(TWELVE_PLACES, rounding=ROUND_HALF_EVEN)
-    if "input_mtok" not in values and "output_mtok" not in values and "per_request_usd" not in values:
-        if any(v is not None for k, v in vars(model_price).items() if not k.startswith("_")):
-            return None  # priced only in units events do not carry (audio hours, characters, pages)
-        # An empty price set is a free model (e.g. OpenRouter's ":free" variants): $0, not unpriced.
+        prices[key] = _plain(value)
+    tiers = []
+    for threshold in sorted({t.start for tp in tiered.values() for t in tp.tiers}):
+        tier: dict = {"above": threshold}
+        for key in prices:
+            if key in tiered:
+                price = tiered[key].base
+                for t in tiered[key].tiers:  # ascending: the last one at or below the threshold
+                    if t.start <= threshold:
+                        price = t.price
+                price, rounded = _rounded(Decimal(price), BY_PRICE_KEY[key].per)
+                rounded_any |= rounded
+                tier[key] = _plain(price)
+            elif key in TOKEN_KEYS:
+                tier[key] = prices[key]
+        tiers.append(tier)
+    return prices, tiers, rounded_any, unknown
+
+
+TOKEN_KEYS = frozenset(TOKEN_PRICE_FIELDS)
+
+
+def _translate_prices(model_price) -> tuple[dict, bool] | None:
+    """ModelPrice field values for one registry price set: token prices in their columns, a request price per
+    request, every other unit in `unit_prices`; None when it names a price key no unit defines."""
+    prices, tiers, rounded_any, unknown = price_map(model_price)
+    if unknown:
+        return None
+    values: dict = {}
+    unit_prices: dict[str, str] = {}
+    for key, text in prices.items():
+        if key in TOKEN_PRICE_FIELDS:
+            values[TOKEN_PRICE_FIELDS[key]] = Decimal(text)
+        elif key == "requests_kcount":
+            values["per_request_usd"] = (Decimal(text) / 1000).quantize(TWELVE_PLACES, rounding=ROUND_HALF_EVEN)
+        else:
+            unit_prices[key] = text
+    # An empty price set is a free model (e.g. OpenRouter's ":free" variants): $0, not unpriced.
     values.setdefault("input_mtok", Decimal(0))
     values.setdefault("output_mtok", Decimal(0))
-    if tiered:
-        tiers = []
-        thresholds = sorted({t.start for tp in tiered.values() for t in tp.tiers})
-        for threshold in thresholds:
-            tier: dict = {"above": threshold}
-            for target in TIERED_FIELDS:
-                if target in tiered:
-                    price = tiered[target].base
-                    for t in tiered[target].tiers:  # ascending: the last one at or below the threshold
-                        if t.start <= threshold:
-                            price = t.price
-                    price, rounded = _six(price)
-                    rounded_any |= rounded
-                    tier[target] = _plain(price)
-                elif target in values:
-                    tier[target] = _plain(values[target])
-            tiers.append(tier)
-        values["tiers"] = tiers
+    values["unit_prices"] = unit_prices
+    if tiers:
+        values["tiers"] = [{TOKEN_PRICE_FIELDS.get(k, k): v for k, v in tier.items()} for tier in tiers]
     return values, rounded_any
 
 
-def _window_minutes(constraint) -> int:
-    start = constraint.start_time.hour * 60 + constraint.start_time.minute
-    end = constraint.end_time.hour * 60 + constraint.end_time.minute
-    return (end - start) % (24 * 60)
+def _clock(value) -> str:
+    """A registry time of day (UTC-aware or naive UTC) → "HH:MM" or "HH:MM:SS" UTC."""
+    if value.tzinfo is not None:
+        value = datetime.combine(datetime(1970, 1, 1).date(), value).astimezone(dt_timezone.utc).time()
+    return value.strftime("%H:%M:%S" if value.second else "%H:%M")
 
 
-def dominant_time_of_day(model):
-    """The time-of-day price in force for more than half of each day (DeepSeek's daytime rate), if any.
+def _window(cp) -> tuple[dict, bool] | None:
+    prices, tiers, rounded, unknown = price_map(cp.prices)
+    if unknown:
+        return None
+    window = {"start": _clock(cp.constraint.start_time), "end": _clock(cp.constraint.end_time), "prices": prices}
+    if tiers:
+        window["tiers"] = tiers
+    return window, rounded
 
-    Our table has no time-of-day dimension, so such a price is synced as the model's price: the
-    price of most calls, rather than the discount that applies only for a minority of the day.
+
+def variants_translate(model) -> tuple[list[dict], bool, list[str]]:
+    """A model's `price_variants` → the row's `variants` (partial prices in registry price keys)."""
+    from genai_prices import types as gp
+
+    out: list[dict] = []
+    rounded_any = False
+    unknown_all: list[str] = []
+    for variant in model.price_variants or ():
+        prices, tiers, rounded, unknown = price_map(variant.prices)
+        unknown_all += unknown
+        rounded_any |= rounded
+        item: dict = {"when": dict(variant.when), "prices": prices}
+        if tiers:
+            item["tiers"] = tiers
+        if isinstance(variant.constraint, gp.StartDateConstraint):
+            item["from"] = variant.constraint.start_date.isoformat()
+        elif isinstance(variant.constraint, gp.TimeOfDateConstraint):
+            item["window"] = [_clock(variant.constraint.start_time), _clock(variant.constraint.end_time)]
+        out.append(item)
+    return out, rounded_any, unknown_all
+
+
+def _periods(model) -> list[tuple[datetime, object, list]]:
+    """[(effective_from, registry ModelPrice, [time-of-day ConditionalPrice, …])] as the registry chooses them.
+
+    The registry tries its conditional prices last to first and takes the first active one (else the first).
+    Within a period between start dates every start-date constraint is either active or not; only time-of-day
+    constraints vary, so a period is: the time windows met before the first price always active then (in that
+    order, first active wins), else that price.
     """
     from genai_prices import types as gp
 
     if isinstance(model.prices, gp.ModelPrice):
-        return None
-    minutes: dict[int, int] = {}
-    by_id: dict[int, object] = {}
-    for cp in model.prices:
-        if isinstance(cp.constraint, gp.TimeOfDateConstraint):
-            minutes[id(cp.prices)] = minutes.get(id(cp.prices), 0) + _window_minutes(cp.constraint)
-            by_id[id(cp.prices)] = cp
-    best = max(minutes, key=minutes.get, default=None)
-    return by_id[best] if best is not None and minutes[best] > 12 * 60 else None
-
-
-def registry_reference_time(model) -> time:
-    """A time of day at which the registry charges what we sync (for comparing with its calc_price)."""
-    dominant = dominant_time_of_day(model)
-    if dominant is None:
-        return time(23)  # outside DeepSeek's minority windows
-    start = dominant.constraint.start_time
-    return time((start.hour + 1) % 24, start.minute)
-
-
-def _periods(model) -> list[tuple[datetime, object]]:
-    """[(effective_from, registry ModelPrice)] as the registry would choose them by date."""
-    from genai_prices import types as gp
-
-    if isinstance(model.prices, gp.ModelPrice):
-        return [(EPOCH, model.prices)]
-    dated = [cp for cp in model.prices if not isinstance(cp.constraint, gp.TimeOfDateConstraint)]
-    dominant = dominant_time_of_day(model)
-    if dominant is not None:  # in force most of every day: it wins over the dated prices, as it does then
-        dated.append(gp.ConditionalPrice(constraint=None, prices=dominant.prices))
-    if not dated:
+        return [(EPOCH, model.prices, [])]
+    if not model.prices:
         return []
-    first = dated[0]
-    starts = sorted({cp.constraint.start_date for cp in dated if isinstance(cp.constraint, gp.StartDateConstraint)})
+    starts = sorted({cp.constraint.start_date for cp in model.prices
+                     if isinstance(cp.constraint, gp.StartDateConstraint)})
     instants = [EPOCH] + [datetime.combine(d, time(0), tzinfo=dt_timezone.utc) for d in starts]
-    periods: list[tuple[datetime, object]] = []
+    periods: list[tuple[datetime, object, list]] = []
     for instant in instants:
-        chosen = first.prices
-        for cp in reversed(dated):  # the last active price wins, as in ModelInfo.get_prices
-            if cp.constraint is None or cp.constraint.active(instant):
+        windows = []
+        chosen = model.prices[0].prices
+        for cp in reversed(model.prices):
+            if isinstance(cp.constraint, gp.TimeOfDateConstraint):
+                windows.append(cp)
+            elif cp.constraint is None or cp.constraint.active(instant):
                 chosen = cp.prices
                 break
-        if not periods or periods[-1][1] is not chosen:
-            periods.append((instant, chosen))
+        if periods and periods[-1][1] is chosen and [w.prices for w in periods[-1][2]] == [w.prices for w in windows] \
+                and [w.constraint for w in periods[-1][2]] == [w.constraint for w in windows]:
+            continue
+        periods.append((instant, chosen, windows))
     return periods
 
 
@@ -275,12 +329,29 @@ def registry_load() -> Registry:
                     continue
                 rules.append((kind, match))
             periods = []
-            for effective_from, model_price in _periods(model):
+            problem = None
+            variants, variants_rounded, unknown = variants_translate(model)
+            if unknown:
+                problem = f"unknown price keys {sorted(set(unknown))}"
+            for effective_from, model_price, windows in _periods(model):
                 translated = _translate_prices(model_price)
-                if translated is not None:
-                    periods.append((effective_from, translated))
-            if not periods:
-                skipped.append((provider.id, model.id, "priced only in units events do not carry"))
+                if translated is None:
+                    problem = "unknown price keys"
+                    break
+                values, rounded = translated
+                time_windows = []
+                for cp in windows:
+                    window = _window(cp)
+                    if window is None:
+                        problem = "unknown price keys in a time window"
+                        break
+                    time_windows.append(window[0])
+                    rounded |= window[1]
+                values["time_windows"] = time_windows
+                values["variants"] = variants
+                periods.append((effective_from, (values, rounded or variants_rounded)))
+            if problem or not periods:
+                skipped.append((provider.id, model.id, problem or "no prices"))
                 continue
             for kind, match in rules:
                 if (kind, match) in seen:

@@ -25,15 +25,19 @@ from django.utils import timezone
 from accounts.models import Organization
 
 from .models import EPOCH, ModelPrice
+from .price_text import (PriceTextError, time_windows_parse, time_windows_render, unit_prices_parse,
+                         unit_prices_render, variants_parse, variants_render)
+from .price_units import price_key_canonical
 from .pricing import entry_build, prices_changed
 
 CSV_COLUMNS = ["org", "provider", "match_kind", "model_match", "display_name", "input_mtok", "output_mtok",
                "cached_input_mtok", "cache_write_mtok", "cache_write_1h_mtok", "tiers", "per_request_usd",
-               "per_unit_usd", "unit_field", "effective_from", "source"]
+               "per_unit_usd", "unit_field", "effective_from", "source", "unit_prices", "time_windows", "variants"]
 TIER_KEYS = {"above", "input_mtok", "output_mtok", "cached_input_mtok", "cache_write_mtok", "cache_write_1h_mtok"}
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
 SYNC_FIELDS = ["display_name", "input_mtok", "output_mtok", "cached_input_mtok", "cache_write_mtok",
-               "cache_write_1h_mtok", "tiers", "per_request_usd", "per_unit_usd", "unit_field"]
+               "cache_write_1h_mtok", "tiers", "per_request_usd", "per_unit_usd", "unit_field", "unit_prices",
+               "time_windows", "variants"]
 
 
 # --- Validation (one set of rules for every writer) -------------------------------------------------
@@ -44,7 +48,7 @@ def _tiers_errors(tiers) -> str | None:
     for i, tier in enumerate(tiers, start=1):
         if not isinstance(tier, dict) or "above" not in tier:
             return f'Tier {i} needs an "above" threshold (input tokens).'
-        unknown = set(tier) - TIER_KEYS
+        unknown = {k for k in set(tier) - TIER_KEYS if price_key_canonical(k) is None}
         if unknown:
             return f"Tier {i} has unknown keys: {', '.join(sorted(unknown))}."
         if not isinstance(tier["above"], int) or isinstance(tier["above"], bool) or tier["above"] < 0:
@@ -60,6 +64,16 @@ def price_check(price: ModelPrice) -> None:
     errors: dict[str, str] = {}
     if (problem := _tiers_errors(price.tiers or [])) is not None:
         errors["tiers"] = problem
+    if not isinstance(price.unit_prices or {}, dict):
+        errors["unit_prices"] = 'Unit prices must be a JSON object, e.g. {"web_searches_kcount": "10"}.'
+    else:
+        unknown = sorted(k for k in (price.unit_prices or {}) if price_key_canonical(k) is None)
+        if unknown:
+            errors["unit_prices"] = f"Unknown price keys: {', '.join(unknown)} (docs/pricing.md lists them)."
+    for name in ("time_windows", "variants"):
+        value = getattr(price, name) or []
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            errors[name] = f"{name.replace('_', ' ').capitalize()} must be a JSON list of objects."
     if price.match_kind == ModelPrice.MatchKind.REGEX and price.model_match:
         try:
             re.compile(price.model_match)
@@ -69,8 +83,9 @@ def price_check(price: ModelPrice) -> None:
         raise ValidationError(errors)
     try:
         entry_build(price)
-    except (ValueError, ArithmeticError, TypeError, KeyError) as exc:
-        raise ValidationError(f"Cannot price exactly with these values: {exc}.") from exc
+    except (ValueError, ArithmeticError, TypeError, KeyError, AttributeError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise ValidationError(f"Cannot price exactly with these values: {message}.") from exc
 
 
 def price_normalize(price: ModelPrice) -> None:
@@ -78,6 +93,9 @@ def price_normalize(price: ModelPrice) -> None:
     price.model_match = (price.model_match or "").strip()
     price.unit_field = (price.unit_field or "").strip()
     price.tiers = price.tiers or []
+    price.unit_prices = price.unit_prices or {}
+    price.time_windows = price.time_windows or []
+    price.variants = price.variants or []
     price.effective_from = price.effective_from or EPOCH
 
 
@@ -115,8 +133,49 @@ def price_delete(*, prices: Iterable[ModelPrice]) -> int:
 
 # --- The form the admin and the CSV importer parse with ----------------------------------------------
 
+class _PriceTextField(forms.CharField):
+    """A JSON column edited as readable lines (`ingestion.price_text`); JSON is accepted too."""
+
+    def __init__(self, *, parse, render, empty, **kwargs):
+        self.parse, self.render, self.empty = parse, render, empty
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 4, "cols": 90, "class": "vLargeTextField mono"}))
+        super().__init__(required=False, strip=True, **kwargs)
+
+    def prepare_value(self, value):
+        if isinstance(value, (dict, list)):
+            return self.render(value)
+        if isinstance(value, str) and value.strip()[:1] in ("{", "["):
+            try:
+                return self.render(self.parse(value))
+            except PriceTextError:
+                return value
+        return value
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        if not text:
+            return self.empty()
+        try:
+            return self.parse(text)
+        except PriceTextError as exc:
+            raise ValidationError(str(exc)) from None
+
+
 class ModelPriceForm(forms.ModelForm):
     """Parses a row; the rules are `price_check`'s (and the model's)."""
+
+    unit_prices = _PriceTextField(
+        parse=unit_prices_parse, render=unit_prices_render, empty=dict, label="Other units",
+        help_text="One per line: <code>web_searches_kcount = 10</code> (USD per 1,000 searches), "
+                  "<code>input_audio_mtok = 40</code> (USD per 1M audio input tokens). docs/pricing.md § Units.")
+    time_windows = _PriceTextField(
+        parse=time_windows_parse, render=time_windows_render, empty=list, label="Time windows (UTC)",
+        help_text="One per line, first match wins, replaces every price: "
+                  "<code>00:30-16:30 | input_mtok=0.27 output_mtok=1.1</code>.")
+    variants = _PriceTextField(
+        parse=variants_parse, render=variants_render, empty=list, label="Variants",
+        help_text="One per line, first match per price wins: <code>processing=batch from 2026-10-14 | "
+                  "input_mtok=1.25 output_mtok=5</code>; a tier: <code>| @200000 input_mtok=2.5</code>.")
 
     class Meta:
         model = ModelPrice
@@ -222,6 +281,9 @@ def prices_import(*, upload) -> ImportResult:
             data = {k.strip(): (v or "").strip() for k, v in row.items() if k and k.strip() in CSV_COLUMNS}
             data["match_kind"] = data.get("match_kind") or ModelPrice.MatchKind.EXACT
             data["tiers"] = data.get("tiers") or "[]"
+            data["unit_prices"] = data.get("unit_prices") or "{}"
+            data["time_windows"] = data.get("time_windows") or "[]"
+            data["variants"] = data.get("variants") or "[]"
             form = _CsvRowForm(data=data)
             form.is_valid()
             cd = form.cleaned_data
@@ -270,6 +332,10 @@ class SyncResult:
     skipped: list[tuple[str, str, str]]
     seconds: float
     dry_run: bool
+    unit_prices: int = 0  # prices of units beyond the token columns, over the synced rows
+    variants: int = 0  # context variants (batch, service tiers, speed, …), over the synced rows
+    time_windows: int = 0  # time-of-day prices, over the synced rows
+    tiered: int = 0  # rows with long-context tiers
 
 
 def prices_sync(*, dry_run: bool = False, now: datetime | None = None) -> SyncResult:
@@ -307,6 +373,7 @@ def prices_sync(*, dry_run: bool = False, now: datetime | None = None) -> SyncRe
             existing.updated_at = now  # bulk_update does not apply auto_now
             to_update.append(existing)
     stale_ids = [p.pk for key, p in synced.items() if key not in wanted or key in manual_keys]
+    synced_rows = [row for key, row in wanted.items() if key not in manual_keys]
 
     if not dry_run:
         with transaction.atomic():
@@ -319,5 +386,7 @@ def prices_sync(*, dry_run: bool = False, now: datetime | None = None) -> SyncRe
         version=registry.version, total=len(wanted) - kept_manual, created=len(to_create),
         updated=len(to_update), removed=len(stale_ids), providers=len(registry.providers),
         kept_manual=kept_manual, rounded=sum(1 for r in registry.rows if r.rounded),
+        unit_prices=sum(len(r.unit_prices) for r in synced_rows), variants=sum(len(r.variants) for r in synced_rows),
+        time_windows=sum(len(r.time_windows) for r in synced_rows), tiered=sum(1 for r in synced_rows if r.tiers),
         skipped=list(registry.skipped), seconds=time.monotonic() - started, dry_run=dry_run,
     )

@@ -29,8 +29,9 @@ import threading
 import time
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone as dt_timezone
 from decimal import Decimal
+from fractions import Fraction
 from typing import Iterable, NamedTuple
 
 from django.db import IntegrityError, transaction
@@ -42,21 +43,62 @@ from accounts import metrics
 from accounts.tasking import enqueue_on_commit
 from ingestion.models import ModelPrice, PriceVersion
 from ingestion.money import usd_to_pico
+from ingestion.price_units import (BY_PRICE_KEY, CLASSIC_USAGE_KEYS, COLUMN_KEYS, COLUMN_PRICE_KEYS, UNITS,
+                                   pico_per_count, price_key_canonical)
 
 logger = logging.getLogger(__name__)
 
 VERSION_CHECK_SECONDS = 1.0
-_MTOK_TO_PICO_PER_TOKEN = Decimal(10**6)  # USD per 1M tokens × 10^12 / 10^6
-_TIER_PRICE_KEYS = ("input_mtok", "output_mtok", "cached_input_mtok", "cache_write_mtok")
 
 
 # --- Cost ------------------------------------------------------------------------------------
 
-class Entry(NamedTuple):
-    """One ModelPrice row, precomputed: integer pico-USD per token / per request / per unit.
+SOURCE_REGISTRY = "genai-prices"
 
-    `tiers` is sorted by threshold, highest first: (above, input, output, cache_read, cache_write,
-    cache_write_1h). `unit_field` is the metadata key holding the unit count ("" = "units").
+
+class Window(NamedTuple):
+    """A time-of-day price: [start, end) in microseconds of the UTC day (end < start wraps midnight)."""
+
+    start: int
+    end: int
+    entry: "Entry"
+
+    def active(self, tod: int) -> bool:
+        if self.end < self.start:
+            return tod >= self.start or tod < self.end
+        return self.start <= tod < self.end
+
+
+class Variant(NamedTuple):
+    """Partial prices selected by the call's context (`{"processing": "batch"}`), optionally from a date or in a
+    time-of-day window. `prices` and `tiers` are in the row's shape (registry price keys)."""
+
+    when: tuple[tuple[str, str], ...]
+    from_date: date | None
+    window: tuple[int, int] | None
+    prices: dict
+    tiers: tuple
+    name: str
+
+    def applies(self, at: datetime, context: dict) -> bool:
+        for key, value in self.when:
+            if context.get(key) != value:
+                return False
+        if self.from_date is not None and at.astimezone(dt_timezone.utc).date() < self.from_date:
+            return False
+        if self.window is not None and not Window(self.window[0], self.window[1], None).active(_tod(at)):
+            return False
+        return True
+
+
+class Entry(NamedTuple):
+    """One ModelPrice row (or one of its time windows / variants), precomputed for the hot path.
+
+    Classic fields: integer pico-USD per token / per request / per unit, every fallback resolved (a missing
+    cache price is the input price at the same tier, a missing 1-hour write price the 5-minute one); `tiers`
+    is sorted by threshold, highest first: (above, input, output, cache_read, cache_write, cache_write_1h).
+    `extra` names the usage keys priced beyond the classic ones; `plan` prices every priced unit by the
+    registry's leaf decomposition and is used only when a call reports one of `extra`.
     """
 
     price_id: int
@@ -69,14 +111,43 @@ class Entry(NamedTuple):
     per_unit: int
     cache_write_1h: int = 0
     unit_field: str = ""
+    extra: frozenset = frozenset()
+    plan: tuple = ()
+    windows: tuple = ()
+    variants: tuple = ()
+    source: str = ""  # registry | admin | override
+    label: str = ""  # which window / variant this is ("" = the row's own price)
+    maps: tuple = ({}, ())  # (prices by registry price key, tiers): what windows and variants start from
+    memo: dict | None = None
+
+
+def _tod(at: datetime) -> int:
+    t = at.astimezone(dt_timezone.utc) if at.utcoffset() else at
+    return ((t.hour * 60 + t.minute) * 60 + t.second) * 1_000_000 + t.microsecond
+
+
+def _clock(text: str) -> int:
+    """"HH:MM" or "HH:MM:SS" (UTC) → microseconds of the day."""
+    parts = [int(p) for p in str(text).split(":")]
+    if len(parts) not in (2, 3) or not 0 <= parts[0] <= 24 or not 0 <= parts[1] < 60:
+        raise ValueError(f"time {text!r} is not HH:MM")
+    seconds = parts[0] * 3600 + parts[1] * 60 + (parts[2] if len(parts) == 3 else 0)
+    if seconds > 86400:
+        raise ValueError(f"time {text!r} is past 24:00")
+    return seconds * 1_000_000
+
+
+def _clock_text(us: int) -> str:
+    minutes = us // 60_000_000
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def _pico_per_token(value) -> int:
     """USD per 1M tokens (≤ 6 decimals) → integer pico-USD per token. Refuses anything inexact."""
-    pico = Decimal(str(value)) * _MTOK_TO_PICO_PER_TOKEN
-    if pico != pico.to_integral_value():
+    pico = pico_per_count(value, 1_000_000)
+    if not isinstance(pico, int):  # pragma: no cover - a power of ten: pico_per_count refuses first
         raise ValueError(f"price {value} per 1M tokens has more than six decimals")
-    return int(pico)
+    return pico
 
 
 def _pico(value) -> int:
@@ -88,83 +159,342 @@ def _optional(value):
     return None if value is None or value == "" else value
 
 
-def entry_build(price: ModelPrice) -> Entry:
-    """Precompute a price row. A missing cache price is the input price (at the same tier); a missing
-    1-hour cache-write price is the 5-minute one (at the same tier)."""
-    base_in = _pico_per_token(price.input_mtok or 0)
-    base_out = _pico_per_token(price.output_mtok or 0)
-    base_cr = None if _optional(price.cached_input_mtok) is None else _pico_per_token(price.cached_input_mtok)
-    base_cw = None if _optional(price.cache_write_mtok) is None else _pico_per_token(price.cache_write_mtok)
-    base_cw1h = (None if _optional(price.cache_write_1h_mtok) is None
-                 else _pico_per_token(price.cache_write_1h_mtok))
-    tiers = []
-    for tier in price.tiers or []:
-        t_in = tier.get("input_mtok")
-        t_out = tier.get("output_mtok")
-        t_cr = _optional(tier.get("cached_input_mtok"))
-        t_cw = _optional(tier.get("cache_write_mtok"))
-        t_cw1h = _optional(tier.get("cache_write_1h_mtok"))
-        tin = base_in if _optional(t_in) is None else _pico_per_token(t_in)
-        tout = base_out if _optional(t_out) is None else _pico_per_token(t_out)
-        # A key a tier leaves out keeps the row's value; a cache price missing on both is the input price.
-        tcr = _pico_per_token(t_cr) if t_cr is not None else (base_cr if base_cr is not None else tin)
-        tcw = _pico_per_token(t_cw) if t_cw is not None else (base_cw if base_cw is not None else tin)
-        tcw1h = _pico_per_token(t_cw1h) if t_cw1h is not None else (base_cw1h if base_cw1h is not None else tcw)
-        tiers.append((int(tier["above"]), tin, tout, tcr, tcw, tcw1h))
-    tiers.sort(key=lambda t: t[0], reverse=True)
+def _canonical_prices(prices: dict, *, where: str) -> dict[str, object]:
+    out = {}
+    for key, value in (prices or {}).items():
+        canon = price_key_canonical(key)
+        if canon is None:
+            raise KeyError(f"{where}: unknown price key {key!r}")
+        if _optional(value) is not None:
+            out[canon] = value
+    return out
+
+
+def _canonical_tiers(tiers, *, where: str) -> tuple[dict, ...]:
+    out = []
+    for tier in tiers or ():
+        item = {"above": int(tier["above"])}
+        item.update(_canonical_prices({k: v for k, v in tier.items() if k != "above"}, where=where))
+        out.append(item)
+    return tuple(out)
+
+
+def row_maps(price: ModelPrice) -> tuple[dict, tuple]:
+    """A row's prices as (registry price key → value, tiers with registry keys): the typed columns mapped onto
+    units (`cached_input_mtok` → `cache_read_mtok`, `per_request_usd` → `requests_kcount`) plus `unit_prices`."""
+    prices: dict[str, object] = {"input_mtok": price.input_mtok or 0, "output_mtok": price.output_mtok or 0}
+    for column, key in COLUMN_PRICE_KEYS.items():
+        if column not in ("input_mtok", "output_mtok") and _optional(getattr(price, column)) is not None:
+            prices[key] = getattr(price, column)
+    if _optional(price.per_request_usd) is not None:
+        prices["requests_kcount"] = Decimal(str(price.per_request_usd)) * 1000
+    extra = _canonical_prices(price.unit_prices or {}, where="unit prices")
+    for key in extra:
+        if key in COLUMN_KEYS:
+            raise KeyError(f"unit prices: {key!r} has its own column")
+    prices.update(extra)
+    return prices, _canonical_tiers(price.tiers, where="tiers")
+
+
+def _source_kind(price: ModelPrice) -> str:
+    if price.org_id is not None:
+        return "override"
+    return "registry" if price.source == SOURCE_REGISTRY else "admin"
+
+
+def _compile(price_id: int, prices: dict, tiers: tuple, *, per_unit: int = 0, unit_field: str = "",
+             source: str = "", label: str = "", windows: tuple = (), variants: tuple = ()) -> Entry:
+    """(prices, tiers) in registry price keys → an Entry. A key a tier leaves out keeps the row's price; a cache
+    price missing from both the tier and the row is the tier's input price (the 1-hour write: the 5-minute one)."""
+    def get(src, key):
+        value = src.get(key)
+        return None if value is None else _pico_per_token(value)
+
+    base_in = get(prices, "input_mtok") or 0
+    base_out = get(prices, "output_mtok") or 0
+    base_cr, base_cw, base_cw1h = get(prices, "cache_read_mtok"), get(prices, "cache_write_mtok"), \
+        get(prices, "cache_write_1h_mtok")
+    classic_tiers = []
+    thresholds = sorted({t["above"] for t in tiers})
+    for above in thresholds:
+        tier: dict = {}
+        for t in tiers:
+            if t["above"] == above:
+                tier.update(t)
+        t_in, t_out = get(tier, "input_mtok"), get(tier, "output_mtok")
+        tin = base_in if t_in is None else t_in
+        tout = base_out if t_out is None else t_out
+        t_cr, t_cw, t_cw1h = get(tier, "cache_read_mtok"), get(tier, "cache_write_mtok"), \
+            get(tier, "cache_write_1h_mtok")
+        tcr = t_cr if t_cr is not None else (base_cr if base_cr is not None else tin)
+        tcw = t_cw if t_cw is not None else (base_cw if base_cw is not None else tin)
+        tcw1h = t_cw1h if t_cw1h is not None else (base_cw1h if base_cw1h is not None else tcw)
+        classic_tiers.append((above, tin, tout, tcr, tcw, tcw1h))
+    classic_tiers.sort(key=lambda t: t[0], reverse=True)
+    cache_read = base_in if base_cr is None else base_cr
     cache_write = base_in if base_cw is None else base_cw
+    cache_write_1h = cache_write if base_cw1h is None else base_cw1h
+    per_request = 0
+    if prices.get("requests_kcount") is not None:
+        per_request = pico_per_count(prices["requests_kcount"], 1000)
+        if not isinstance(per_request, int):  # pragma: no cover - per 1,000 is a power of ten
+            raise ValueError("request price is not a whole pico-USD")
+
+    # Units beyond the classic ones: the generic plan prices every priced unit (the classic ones with their
+    # fallbacks resolved, as above) by the registry's leaf decomposition.
+    classic_keys = set(COLUMN_PRICE_KEYS.values()) | {"requests_kcount"}
+    extra_keys = {k for k in prices if k not in classic_keys} | {k for t in tiers for k in t
+                                                                   if k != "above" and k not in classic_keys}
+    plan: tuple = ()
+    extra = frozenset()
+    if extra_keys:
+        specs: dict[str, tuple] = {}
+        rev = list(reversed(classic_tiers))  # ascending
+        for i, usage_key in enumerate(CLASSIC_USAGE_KEYS):
+            base = (base_in, base_out, cache_read, cache_write, cache_write_1h)[i]
+            specs[usage_key] = (base, tuple((t[0], t[1 + i]) for t in rev))
+        for key in sorted(extra_keys):
+            unit = BY_PRICE_KEY[key]
+            base = pico_per_count(prices[key], unit.per) if prices.get(key) is not None else 0
+            steps = tuple((t["above"], pico_per_count(t[key], unit.per)) for t in sorted(tiers, key=lambda t: t["above"])
+                          if t.get(key) is not None)
+            specs[unit.usage_key] = (base, steps)
+        priced = sorted((UNITS[k] for k in specs), key=lambda u: (-len(u.dimensions), u.usage_key))
+        plan = tuple((u.usage_key, tuple(d.usage_key for d in priced if u.contains(d)), *specs[u.usage_key])
+                     for u in priced)
+        extra = frozenset(BY_PRICE_KEY[k].usage_key for k in extra_keys)
     return Entry(
-        price_id=price.pk,
-        input=base_in,
-        output=base_out,
-        cache_read=base_in if base_cr is None else base_cr,
-        cache_write=cache_write,
-        tiers=tuple(tiers),
-        per_request=_pico(_optional(price.per_request_usd)),
-        per_unit=_pico(_optional(price.per_unit_usd)),
-        cache_write_1h=cache_write if base_cw1h is None else base_cw1h,
-        unit_field=(price.unit_field or "").strip(),
+        price_id=price_id, input=base_in, output=base_out, cache_read=cache_read, cache_write=cache_write,
+        tiers=tuple(classic_tiers), per_request=per_request, per_unit=per_unit, cache_write_1h=cache_write_1h,
+        unit_field=unit_field, extra=extra, plan=plan, windows=windows, variants=variants, source=source,
+        label=label, maps=(prices, tiers), memo={} if variants else None,
     )
 
 
+def _variant_name(when: dict) -> str:
+    names = []
+    for key, value in when.items():
+        if key == "processing":
+            names.append(value)
+        elif key == "service_tier":
+            names.append(f"{value} tier")
+        elif key == "speed":
+            names.append(f"{value} speed")
+        else:
+            names.append(f"{key} {value}")
+    return " ".join(names)
+
+
+def entry_build(price: ModelPrice) -> Entry:
+    """Precompute a price row with its time windows and variants (ValueError / KeyError on anything we cannot
+    price exactly)."""
+    prices, tiers = row_maps(price)
+    per_unit = _pico(_optional(price.per_unit_usd))
+    unit_field = (price.unit_field or "").strip()
+    source = _source_kind(price)
+    variants = []
+    for i, raw in enumerate(price.variants or [], start=1):
+        when = raw.get("when") or {}
+        if not when or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in when.items()):
+            raise ValueError(f"variant {i}: \"when\" must map context keys to values")
+        window = raw.get("window")
+        variant_prices = _canonical_prices(raw.get("prices") or {}, where=f"variant {i}")
+        variant_tiers = _canonical_tiers(raw.get("tiers"), where=f"variant {i}")
+        for key, value in variant_prices.items():
+            pico_per_count(value, BY_PRICE_KEY[key].per)  # refuses what cannot be priced exactly
+        variants.append(Variant(
+            when=tuple(sorted(when.items())),
+            from_date=date.fromisoformat(raw["from"]) if raw.get("from") else None,
+            window=(_clock(window[0]), _clock(window[1])) if window else None,
+            prices=variant_prices, tiers=variant_tiers, name=_variant_name(when),
+        ))
+    variants_t = tuple(variants)
+    windows = []
+    for i, raw in enumerate(price.time_windows or [], start=1):
+        start, end = _clock(raw["start"]), _clock(raw["end"])
+        w_prices = _canonical_prices(raw.get("prices") or {}, where=f"time window {i}")
+        w_tiers = _canonical_tiers(raw.get("tiers"), where=f"time window {i}")
+        w_entry = _compile(price.pk, w_prices, w_tiers, per_unit=per_unit, unit_field=unit_field, source=source,
+                           label=f"{_clock_text(start)}–{_clock_text(end)} UTC", variants=variants_t)
+        windows.append(Window(start, end, w_entry))
+    label = ""
+    if windows:
+        label = "outside " + ", ".join(w.entry.label.removesuffix(" UTC") for w in windows) + " UTC"
+    return _compile(price.pk, prices, tiers, per_unit=per_unit, unit_field=unit_field, source=source, label=label,
+                    windows=tuple(windows), variants=variants_t)
+
+
+MEMO_PER_ENTRY = 4096  # resolved (window, variants) price sets kept per row before its memo starts over
+
+
+def _pct(new, old) -> str:
+    if not old:
+        return ""
+    change = (Fraction(new) / Fraction(old) - 1) * 100
+    if change == 0:
+        return ""
+    rounded = round(change)
+    text = f"{abs(rounded)}%" if rounded == change or abs(change) >= 1 else f"{abs(float(change)):.1f}%"
+    return ("−" if change < 0 else "+") + text
+
+
+def entry_resolve(entry: Entry, at: datetime, context: dict | None) -> Entry:
+    """The prices in force for a call at `at` with `context`: the first active time window (else the row's own
+    prices), then, price key by price key, the first variant whose context matches (genai-prices' get_prices)."""
+    std = entry
+    if entry.windows:
+        tod = _tod(at)
+        for window in entry.windows:
+            if window.active(tod):
+                std = window.entry
+                break
+    if not context or not entry.variants:
+        return std
+    if at.utcoffset():
+        at = at.astimezone(dt_timezone.utc)
+    memo = entry.memo
+    # Variants depend on the context and (through `from`) the UTC day; one with a time window, on the time too.
+    day_key = None
+    if not any(v.window for v in entry.variants):
+        day_key = (std.label, tuple(sorted(context.items())), at.toordinal())
+        found = memo.get(day_key)
+        if found is not None:
+            return found
+    applied = tuple(i for i, v in enumerate(entry.variants) if v.applies(at, context))
+    if not applied:
+        if day_key is not None and len(memo) < MEMO_PER_ENTRY:
+            memo[day_key] = std
+        return std
+    memo_key = (std.label, applied)
+    found = memo.get(memo_key)
+    if found is not None:
+        if day_key is not None and len(memo) < MEMO_PER_ENTRY:
+            memo[day_key] = found
+        return found
+    base, tiers = std.maps
+    prices = dict(base)
+    tier_list = [dict(t) for t in tiers]
+    claimed: set[str] = set()
+    names = []
+    for i in applied:
+        variant = entry.variants[i]
+        keys = (set(variant.prices) | {k for t in variant.tiers for k in t if k != "above"}) - claimed
+        if not keys:
+            continue
+        claimed |= keys
+        first = next((k for k in ("input_mtok", "output_mtok") if k in keys and k in variant.prices), None)
+        change = _pct(Decimal(str(variant.prices[first])), Decimal(str(base.get(first, 0)))) if first else ""
+        names.append(f"{variant.name} {change}".strip())
+        for key in keys:
+            if key in variant.prices:
+                prices[key] = variant.prices[key]
+            else:
+                prices.pop(key, None)
+            for t in tier_list:
+                t.pop(key, None)
+        for t in variant.tiers:
+            extra = {k: v for k, v in t.items() if k in keys}
+            if extra:
+                tier_list.append({"above": t["above"], **extra})
+    label = " · ".join(x for x in (std.label, ", ".join(names)) if x)
+    tiers_t = tuple(t for t in tier_list if len(t) > 1)
+    resolved = _compile(entry.price_id, prices, tiers_t, per_unit=entry.per_unit, unit_field=entry.unit_field,
+                        source=entry.source, label=label)
+    if len(memo) >= MEMO_PER_ENTRY:
+        memo.clear()
+    memo[memo_key] = resolved
+    if day_key is not None:
+        memo[day_key] = resolved
+    return resolved
+
+
+def _unit_cost(per_unit_pico, units) -> int:
+    if isinstance(units, int) and isinstance(per_unit_pico, int):
+        return per_unit_pico * units
+    # Fractional units (e.g. seconds): exact, rounded half-even to the pico-USD.
+    return _round(Fraction(per_unit_pico) * Fraction(Decimal(str(units))))
+
+
+def _round(value) -> int:
+    """An exact amount (int or Fraction) → whole pico-USD, half to even."""
+    if isinstance(value, int):
+        return value
+    floor = value.numerator // value.denominator
+    rest = value - floor
+    if rest > Fraction(1, 2) or (rest == Fraction(1, 2) and floor % 2):
+        return floor + 1
+    return floor
+
+
 def _entry_cost(entry: Entry, input_tokens: int, output_tokens: int, cached_input_tokens: int,
-                cache_write_tokens: int, units, cache_write_1h_tokens: int = 0) -> int:
-    p_in, p_out, p_cr, p_cw, p_cw1h = entry.input, entry.output, entry.cache_read, entry.cache_write, \
-        entry.cache_write_1h
-    for above, t_in, t_out, t_cr, t_cw, t_cw1h in entry.tiers:  # highest threshold first
-        if input_tokens > above:
-            p_in, p_out, p_cr, p_cw, p_cw1h = t_in, t_out, t_cr, t_cw, t_cw1h
-            break
-    uncached = input_tokens - cached_input_tokens - cache_write_tokens
-    if uncached < 0:
-        uncached = 0
+                cache_write_tokens: int, units, cache_write_1h_tokens: int = 0, usage: dict | None = None) -> int:
     # The 1-hour writes are a part of the cache writes (Anthropic reports both, genai-prices counts so).
     one_hour = min(cache_write_1h_tokens, cache_write_tokens) if cache_write_1h_tokens > 0 else 0
-    cost = (uncached * p_in + cached_input_tokens * p_cr + (cache_write_tokens - one_hour) * p_cw
-            + one_hour * p_cw1h + output_tokens * p_out + entry.per_request)
+    if usage and entry.extra and not entry.extra.isdisjoint(usage):
+        cost = _plan_cost(entry, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, one_hour,
+                          usage)
+    else:
+        p_in, p_out, p_cr, p_cw, p_cw1h = entry.input, entry.output, entry.cache_read, entry.cache_write, \
+            entry.cache_write_1h
+        for above, t_in, t_out, t_cr, t_cw, t_cw1h in entry.tiers:  # highest threshold first
+            if input_tokens > above:
+                p_in, p_out, p_cr, p_cw, p_cw1h = t_in, t_out, t_cr, t_cw, t_cw1h
+                break
+        uncached = input_tokens - cached_input_tokens - cache_write_tokens
+        if uncached < 0:
+            uncached = 0
+        cost = (uncached * p_in + cached_input_tokens * p_cr + (cache_write_tokens - one_hour) * p_cw
+                + one_hour * p_cw1h + output_tokens * p_out + entry.per_request)
     if units and entry.per_unit:
         cost += _unit_cost(entry.per_unit, units)
     return cost
 
 
-def _unit_cost(per_unit_pico: int, units) -> int:
-    if isinstance(units, int):
-        return per_unit_pico * units
-    # Fractional units (e.g. seconds): exact Decimal, rounded half-even to the pico-USD.
-    return int((Decimal(per_unit_pico) * Decimal(str(units))).to_integral_value())
+def _plan_cost(entry: Entry, input_tokens: int, output_tokens: int, cached: int, cache_write: int, one_hour: int,
+               usage: dict) -> int:
+    """Every priced unit by the registry's leaf decomposition: a unit pays for its count minus what its priced
+    parts already paid for; each unit at the tier the call's input tokens reach."""
+    counts = dict(usage)
+    counts["input_tokens"] = input_tokens
+    counts["output_tokens"] = output_tokens
+    counts["cache_read_tokens"] = cached
+    counts["cache_write_tokens"] = cache_write
+    counts["cache_write_1h_tokens"] = one_hour
+    leaves: dict[str, int] = {}
+    total = entry.per_request
+    for key, parts, base, steps in entry.plan:
+        count = counts.get(key, 0)
+        for part in parts:
+            count -= leaves[part]
+        if count < 0:
+            count = 0  # more of the parts than the whole: the registry refuses such usage; nothing is charged twice
+        leaves[key] = count
+        if count:
+            price = base
+            for above, step in reversed(steps):
+                if input_tokens > above:
+                    price = step
+                    break
+            total += price * count
+    return _round(total)
 
 
 def cost_compute(*, price: ModelPrice, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0,
-                 cache_write_tokens: int = 0, units=None, cache_write_1h_tokens: int = 0) -> int:
+                 cache_write_tokens: int = 0, units=None, cache_write_1h_tokens: int = 0, usage: dict | None = None,
+                 at: datetime | None = None, context: dict | None = None) -> int:
     """The cost of one call in integer pico-USD.
 
     ((input − cached − cache_write) × in + cached × cache_read + (cache_write − 1h) × cache_write_price
     + 1h × cache_write_1h_price + output × out) / 10^6 at the request's tier (the highest tier whose
-    `above` the input exceeds prices every token), plus `per_request_usd` once and `per_unit_usd × units`.
-    `cache_write_1h_tokens` is the part of `cache_write_tokens` written to the 1-hour cache.
+    `above` the input exceeds prices every token), plus `per_request_usd` once and `per_unit_usd × units`;
+    with `usage` (further units: `web_searches`, `input_audio_tokens`, …) every unit the row prices, each token
+    once at its most specific priced unit. `at` and `context` select the time window and variants.
     """
-    return _entry_cost(entry_build(price), input_tokens, output_tokens, cached_input_tokens,
-                       cache_write_tokens, units, cache_write_1h_tokens)
+    entry = entry_build(price)
+    if at is not None:
+        entry = entry_resolve(entry, at, context)
+    return _entry_cost(entry, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, units,
+                       cache_write_1h_tokens, usage)
 
 
 # The metadata keys the collector reads usage from (docs/api.md, docs/pricing.md).
@@ -186,18 +516,23 @@ def _count(value, *, whole: bool):
     return None
 
 
-def metadata_usage(entry: Entry, metadata: dict | None) -> tuple[object, int]:
-    """(units, 1-hour cache-write tokens) an event's metadata carries for this price row.
+def metadata_usage(entry: Entry, metadata: dict | None, usage: dict | None = None) -> tuple[object, int]:
+    """(units, 1-hour cache-write tokens) an event carries for this price row: from its `usage`, else its metadata.
 
     Units are read from the row's `unit_field` (e.g. Pinecone `read_units`), or `units` when the
     row names none; anything but a non-negative number is ignored (the call is priced without it).
     """
-    if not metadata or not isinstance(metadata, dict):
-        return None, 0
     units = None
-    if entry.per_unit:
-        units = _count(metadata.get(entry.unit_field or META_UNITS), whole=False)
-    one_hour = _count(metadata.get(META_CACHE_WRITE_1H), whole=True) or 0
+    one_hour = 0
+    if usage:
+        if entry.per_unit:
+            units = usage.get(entry.unit_field or META_UNITS)
+        one_hour = usage.get(META_CACHE_WRITE_1H) or 0
+    if metadata and isinstance(metadata, dict):
+        if entry.per_unit and units is None:
+            units = _count(metadata.get(entry.unit_field or META_UNITS), whole=False)
+        if not one_hour:
+            one_hour = _count(metadata.get(META_CACHE_WRITE_1H), whole=True) or 0
     return units, one_hour
 
 
@@ -522,6 +857,7 @@ class PriceBook:
     """
 
     MEMO_LIMIT = 200_000  # distinct (org, provider, model) timelines kept before the memo starts over
+    version: int | None = None  # the price table's version it was loaded at (stored on the calls it prices)
 
     def __init__(self, rows: Iterable[ModelPrice]):
         self._index = _Index(rows)
@@ -545,13 +881,16 @@ class PriceBook:
     def resolve(self, *, org_id: int | None, provider: str, model: str, at: datetime) -> Entry | None:
         return _at(self._timeline(org_id, provider, model), at)
 
-    def price(self, *, org_id: int | None, provider: str, model: str, at: datetime, input_tokens: int,
-              output_tokens: int, cached_input_tokens: int = 0, cache_write_tokens: int = 0,
-              units=None, cache_write_1h_tokens: int = 0, metadata: dict | None = None) -> tuple[int, int] | None:
-        """(price_id, cost in pico-USD), or None when no price matches.
+    def quote(self, *, org_id: int | None, provider: str, model: str, at: datetime, input_tokens: int,
+              output_tokens: int, cached_input_tokens: int = 0, cache_write_tokens: int = 0, units=None,
+              cache_write_1h_tokens: int = 0, metadata: dict | None = None, usage: dict | None = None,
+              context: dict | None = None, reasoning_tokens: int = 0) -> Quote | None:
+        """What prices the call and what it costs, or None when no price matches.
 
-        With `metadata` (an event's), the units under the matched row's `unit_field` and the
-        1-hour cache writes (`cache_write_1h_tokens`) are read from it unless given explicitly.
+        `usage` holds the units beyond the token fields (`web_searches`, `input_audio_tokens`, …); `context`
+        the call's `service_tier` / `processing` / `speed` (variants); `at` also picks the time window. The
+        row's `unit_field` units and the 1-hour cache writes are read from `usage`, else from `metadata`,
+        unless given explicitly.
         """
         times, entries = self._timeline(org_id, provider, model)
         if not times:
@@ -560,14 +899,43 @@ class PriceBook:
         if i < 0:
             return None
         entry = entries[i]
-        if metadata:
-            meta_units, meta_1h = metadata_usage(entry, metadata)
+        if entry.windows or (context and entry.variants):
+            entry = entry_resolve(entry, at, context)
+        if metadata or usage:
+            meta_units, meta_1h = metadata_usage(entry, metadata, usage)
             units = meta_units if units is None else units
             cache_write_1h_tokens = cache_write_1h_tokens or meta_1h
-        if units is None and entry.per_unit and not (entry.input or entry.output or entry.per_request):
-            return None  # a row that prices only units cannot price a call reporting none: unpriced, not $0
-        return entry.price_id, _entry_cost(entry, input_tokens, output_tokens, cached_input_tokens,
-                                           cache_write_tokens, units, cache_write_1h_tokens)
+        if reasoning_tokens and entry.extra and "output_reasoning_tokens" in entry.extra:
+            usage = {**(usage or {}), "output_reasoning_tokens": reasoning_tokens}
+        if not (entry.input or entry.output or entry.per_request):
+            # A row that prices only units (Pinecone read units, audio hours) cannot price a call that reports
+            # none of them: unpriced, never $0. A row with no price at all is a free model.
+            has_units = units is not None and bool(entry.per_unit)
+            has_extra = bool(usage) and any(usage.get(k) for k in entry.extra)
+            if (entry.per_unit or entry.extra) and not (has_units or has_extra):
+                return None
+        cost = _entry_cost(entry, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, units,
+                           cache_write_1h_tokens, usage)
+        return Quote(entry.price_id, cost, entry.label, entry.source)
+
+    def price(self, *, org_id: int | None, provider: str, model: str, at: datetime, input_tokens: int,
+              output_tokens: int, cached_input_tokens: int = 0, cache_write_tokens: int = 0,
+              units=None, cache_write_1h_tokens: int = 0, metadata: dict | None = None, usage: dict | None = None,
+              context: dict | None = None) -> tuple[int, int] | None:
+        """(price_id, cost in pico-USD), or None when no price matches (see `quote`)."""
+        quote = self.quote(org_id=org_id, provider=provider, model=model, at=at, input_tokens=input_tokens,
+                           output_tokens=output_tokens, cached_input_tokens=cached_input_tokens,
+                           cache_write_tokens=cache_write_tokens, units=units,
+                           cache_write_1h_tokens=cache_write_1h_tokens, metadata=metadata, usage=usage,
+                           context=context)
+        return None if quote is None else (quote.price_id, quote.cost)
+
+
+class Quote(NamedTuple):
+    price_id: int
+    cost: int  # pico-USD
+    variant: str  # the time window / variant that priced the call ("" = the row's own price)
+    source: str  # registry | admin | override
 
 
 _book_lock = threading.Lock()
@@ -597,6 +965,7 @@ def price_book_get() -> PriceBook:
         version = price_version_get()  # read before the rows: a write in between is seen next time
         if _book is None or version != _book_version:
             _book = PriceBook.load()
+            _book.version = version
             _book_version = version
             metrics.price_book_reloaded()
         _book_checked_at = now

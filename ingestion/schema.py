@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from .price_units import REPORTABLE, UNIT_WIRE_FIELDS
+
 # Per field per event. The dearest price in the shipped registry is $600 per 1M tokens; at up to $1,000 per 1M
 # (10^9 pico-USD per token) one event's cost stays below 5 × 10^18 pico-USD (input, cache read and cache write
 # ≤ 10^9 each, output + reasoning ≤ 2 × 10^9), inside a signed 64-bit integer. docs/api.md § Limits.
@@ -25,6 +27,7 @@ MAX_STORED_TOKENS = 3 * MAX_TOKENS
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
 TOKENS_ERROR = f"must be an integer from 0 to {MAX_TOKENS}"
 MAX_COST_USD = Decimal(1_000_000)
+MAX_USAGE = MAX_TOKENS  # any unit's count in one call (tokens, searches, seconds, …)
 METADATA_MAX_BYTES = 8 * 1024
 METADATA_MAX_DEPTH = 32
 INT64 = 2**63
@@ -62,6 +65,11 @@ class EventIn(msgspec.Struct, omit_defaults=True):
     timestamp: datetime | None = None
     cost_usd: Annotated[str, Meta(max_length=40)] | float | None = None
     metadata: dict[str, Any] = {}
+    # Wire v1 additions (docs/api.md): what the provider billed beyond tokens, and the context that selects a price.
+    service_tier: Annotated[str, Meta(max_length=32)] | None = None  # the tier that served the call
+    processing: Literal["batch"] | None = None
+    speed: Annotated[str, Meta(max_length=32)] | None = None
+    usage: dict[str, Annotated[int, Meta(ge=0, le=MAX_USAGE)]] = {}
 
 
 class BatchIn(msgspec.Struct):
@@ -145,6 +153,19 @@ def _metadata_error(metadata: dict[str, Any]) -> str | None:
     return None
 
 
+def _usage_error(event: EventIn) -> str | None:
+    """A unit name neither the registry nor our price table defines; a classic token count sent twice, differently."""
+    for name, count in event.usage.items():
+        if name not in REPORTABLE:
+            if name == "requests":
+                return "unknown unit 'requests' (a request price is charged once per call)"
+            return f"unknown unit {name[:64]!r}"
+        field = UNIT_WIRE_FIELDS.get(name)
+        if field is not None and getattr(event, field) not in (0, count):
+            return f"{name} ({count}) differs from {field} ({getattr(event, field)})"
+    return None
+
+
 def _semantic_errors(event: EventIn, now: datetime) -> dict[str, str]:
     errors: dict[str, str] = {}
     for name in LABEL_FIELDS:
@@ -172,6 +193,12 @@ def _semantic_errors(event: EventIn, now: datetime) -> dict[str, str]:
                 raise InvalidOperation
         except (InvalidOperation, ValueError):
             errors["cost_usd"] = "must be a non-negative decimal string below 1000000"
+    if event.usage and (problem := _usage_error(event)):
+        errors["usage"] = problem
+    for name in ("service_tier", "speed"):
+        value = getattr(event, name)
+        if value and (problem := _label_error(value)):
+            errors[name] = problem
     if event.metadata:
         if problem := _metadata_error(event.metadata):
             errors["metadata"] = problem
@@ -198,6 +225,16 @@ def _normalise(event: EventIn, now: datetime) -> EventIn:
     elif event.section and not path:
         path = event.section
     event.section_path = path
+    if event.usage:
+        # The classic token fields are units too: a count sent in `usage` lands in its field, zeros are dropped.
+        usage = {}
+        for name, count in event.usage.items():
+            field = UNIT_WIRE_FIELDS.get(name)
+            if field is not None:
+                setattr(event, field, count)
+            elif count:
+                usage[name] = count
+        event.usage = usage
     # Anthropic's convention reports input without cache reads/writes; ours includes them.
     if event.cached_input_tokens + event.cache_write_tokens > event.input_tokens:
         event.input_tokens += event.cached_input_tokens + event.cache_write_tokens

@@ -11,7 +11,8 @@ from typing import Any, Iterable
 
 import msgspec
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts import metrics
@@ -64,32 +65,51 @@ _EVENT_COLUMNS = (
     "provider", "model", "endpoint", "input_tokens", "output_tokens", "cached_input_tokens",
     "cache_write_tokens", "reasoning_tokens", "latency_ms", "ttft_ms", "status", "http_status", "customer_id",
     "stream", "timestamp", "cost_pico", "cost_source", "price_id", "metadata", "api_key_id", "received_at",
+    "service_tier", "processing", "speed", "usage", "price_variant", "price_source", "price_version", "billed_cost_pico",
 )
-def _event_price(book, org_id: int, event: EventIn | TraceEvent) -> tuple[int, int] | None:
-    """(price_id, cost_pico) from the price table, or None: the one pricing of ingestion and re-pricing.
+def _event_context(event: EventIn | TraceEvent) -> dict[str, str] | None:
+    """The request context price variants are selected by (genai-prices' `price_context`)."""
+    if not (event.service_tier or event.processing or event.speed):
+        return None
+    context = {}
+    if event.service_tier:
+        context["service_tier"] = event.service_tier
+    if event.processing:
+        context["processing"] = event.processing
+    if event.speed:
+        context["speed"] = event.speed
+    return context
 
-    Usage the wire format has no field for is read from metadata by the matched price row
-    (`pricing.metadata_usage`): its `unit_field` units (Pinecone `read_units`, or `units`) and
-    `cache_write_1h_tokens`. A span with no model (a vector-DB query) is priced by a row that
-    matches the empty name (e.g. regex `.*` for provider `pinecone`).
+
+def _event_price(book, org_id: int, event: EventIn | TraceEvent):
+    """The price table's `Quote` (price_id, cost_pico, variant, source), or None: the one pricing of ingestion
+    and re-pricing.
+
+    Usage beyond the token fields comes from the event's `usage` (registry unit names); the matched row's
+    legacy `unit_field` units and `cache_write_1h_tokens` are also read from metadata (`pricing.metadata_usage`).
+    `service_tier` / `processing` / `speed` select the row's variants, the timestamp its time window. A span
+    with no model (a vector-DB query) is priced by a row that matches the empty name (e.g. regex `.*` for
+    provider `pinecone`).
     """
     if not event.provider:
         return None
-    return book.price(org_id=org_id, provider=event.provider, model=event.model or "", at=event.timestamp,
+    return book.quote(org_id=org_id, provider=event.provider, model=event.model or "", at=event.timestamp,
                       input_tokens=event.input_tokens, output_tokens=event.output_tokens,
                       cached_input_tokens=event.cached_input_tokens,
-                      cache_write_tokens=event.cache_write_tokens, metadata=event.metadata or {})
+                      cache_write_tokens=event.cache_write_tokens, metadata=event.metadata or None,
+                      usage=event.usage or None, context=_event_context(event),
+                      reasoning_tokens=event.reasoning_tokens)
 
 
-def _event_cost(book, org_id: int, event: EventIn) -> tuple[int | None, str, int | None]:
-    """(cost_pico, cost_source, price_id). The price table wins; a client cost only fills a gap."""
-    priced = _event_price(book, org_id, event)
-    if priced is not None:
-        price_id, cost = priced
-        return cost, "price", price_id
+def _event_cost(book, org_id: int, event: EventIn) -> tuple[int | None, str, int | None, str, str]:
+    """(cost_pico, cost_source, price_id, price_variant, price_source). The price table wins; a client cost
+    only fills a gap."""
+    quote = _event_price(book, org_id, event)
+    if quote is not None:
+        return quote.cost, "price", quote.price_id, quote.variant, quote.source
     if event.cost_usd is not None:
-        return usd_to_pico(event.cost_usd, exact=False), "client", None
-    return None, "", None
+        return usd_to_pico(event.cost_usd, exact=False), "client", None, "", "client"
+    return None, "", None, "", ""
 
 
 def _is_pg() -> bool:
@@ -169,6 +189,7 @@ def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]])
     pg = _is_pg()
     adapt = connection.ops.adapt_datetimefield_value
     encode = _json_encode
+    version = getattr(book, "version", None)
     seen: set[str] = set()
     rows = []
     sizes: list[tuple[datetime, int]] = []
@@ -179,7 +200,7 @@ def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]])
             if event.event_id in seen:
                 continue
             seen.add(event.event_id)
-            cost, source, price_id = _event_cost(book, org_id, event)
+            cost, source, price_id, variant, price_source = _event_cost(book, org_id, event)
             rows.append((
                 org_id, event.event_id, event.run_id, event.span_id, event.parent_span_id, event.section,
                 event.section_path, event.span_type, event.provider, event.model, event.endpoint,
@@ -187,6 +208,8 @@ def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]])
                 event.reasoning_tokens, event.latency_ms, event.ttft_ms, event.status, event.http_status,
                 event.customer_id, event.stream, adapt(event.timestamp), cost, source, price_id,
                 encode(event.metadata).decode(), api_key_id, received,
+                event.service_tier or "", event.processing or "", event.speed or "", encode(event.usage).decode(),
+                variant, price_source, version if price_id is not None else None, cost,
             ))
     if pg:
         rollups.lock_org(org_id, exclusive=False)
@@ -421,16 +444,19 @@ def _reprice(qs, *, chunk: int = 5000) -> int:
                 break
             last_id = events[-1].id
             for ev in events:
-                priced = _event_price(book, ev.org_id, ev)
-                if priced is None:
+                quote = _event_price(book, ev.org_id, ev)
+                if quote is None:
                     continue
-                price_id, cost = priced
-                if ev.cost_pico == cost and ev.price_id == price_id:
+                if (ev.cost_pico == quote.cost and ev.price_id == quote.price_id
+                        and ev.price_variant == quote.variant and ev.price_source == quote.source):
                     continue
                 if not days[ev.org_id]:
                     rollups.lock_org(ev.org_id, exclusive=True)  # before any change: no fold in flight
+                # The first cost computed stays as billed_cost_pico (an event priced only now is billed now).
                 updated = TraceEvent.objects.unscoped().filter(pk=ev.pk, cost_pico=ev.cost_pico).update(
-                    cost_pico=cost, cost_source="price", price_id=price_id)
+                    cost_pico=quote.cost, cost_source="price", price_id=quote.price_id, price_variant=quote.variant,
+                    price_source=quote.source, price_version=getattr(book, "version", None),
+                    billed_cost_pico=Coalesce(F("billed_cost_pico"), Value(quote.cost)))
                 if not updated:
                     continue
                 total += 1
@@ -460,3 +486,56 @@ def events_reprice_range(*, since: datetime, until: datetime, org_id: int | None
     if org_id is not None:
         qs = qs.filter(org_id=org_id)
     return _reprice(qs)
+
+
+@dataclass(frozen=True)
+class RepriceDiff:
+    """One (provider, model) of a re-pricing dry run: totals before and after, in pico-USD."""
+
+    provider: str
+    model: str
+    events: int
+    changed: int
+    old_pico: int
+    new_pico: int
+    newly_priced: int = 0
+
+    @property
+    def delta_pico(self) -> int:
+        return self.new_pico - self.old_pico
+
+
+def events_reprice_preview(*, since: datetime, until: datetime, org_id: int | None = None,
+                           limit: int = 200_000) -> tuple[list[RepriceDiff], int, bool]:
+    """What `events_reprice_range` would change, without writing: per (provider, model), events, events whose
+    cost or price would change, and the totals before and after. Reads at most `limit` events (oldest first);
+    returns (rows by |delta| then name, events read, truncated?)."""
+    book = price_book_get()
+    qs = (TraceEvent.objects.unscoped().filter(timestamp__gte=since, timestamp__lt=until).exclude(provider="")
+          .order_by("timestamp", "id"))
+    if org_id is not None:
+        qs = qs.filter(org_id=org_id)
+    sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    read = 0
+    for ev in qs.iterator(chunk_size=2000):
+        if read >= limit:
+            return _reprice_rows(sums), read, True
+        read += 1
+        quote = _event_price(book, ev.org_id, ev)
+        old = ev.cost_pico or 0
+        new = quote.cost if quote is not None else old
+        row = sums[(ev.provider, ev.model)]
+        row[0] += 1
+        if quote is not None and (ev.cost_pico != quote.cost or ev.price_id != quote.price_id
+                                  or ev.price_variant != quote.variant):
+            row[1] += 1
+            row[4] += ev.cost_pico is None
+        row[2] += old
+        row[3] += new
+    return _reprice_rows(sums), read, False
+
+
+def _reprice_rows(sums) -> list[RepriceDiff]:
+    rows = [RepriceDiff(provider=p, model=m, events=v[0], changed=v[1], old_pico=v[2], new_pico=v[3],
+                        newly_priced=v[4]) for (p, m), v in sums.items()]
+    return sorted(rows, key=lambda r: (-abs(r.delta_pico), r.provider, r.model))

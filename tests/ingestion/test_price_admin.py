@@ -216,3 +216,53 @@ def test_event_tables_are_read_only_and_listed(admin_client, org):
         assert admin_client.get(reverse(f"admin:ingestion_{name}_add")).status_code == 403
     assert admin_client.post(reverse("admin:ingestion_traceevent_change", args=[event.pk]),
                              {"model": "changed"}).status_code == 403
+
+
+@pytest.mark.django_db
+def test_units_windows_and_variants_are_edited_as_readable_lines(admin_client, prices):
+    price = prices[1]
+    url = reverse("admin:ingestion_modelprice_change", args=[price.pk])
+    form = {
+        "provider": "openai", "match_kind": "prefix", "model_match": "gpt-4o-mini",
+        "effective_from_0": "2000-01-01", "effective_from_1": "00:00:00", "source": "manual",
+        "input_mtok": "0.15", "output_mtok": "0.6", "tiers": "[]",
+        "unit_prices": "web_searches_kcount = 10\ninput_audio_mtok = 40",
+        "time_windows": "00:30-16:30 | input_mtok=0.3 output_mtok=1.2",
+        "variants": "processing=batch from 2026-10-14 | input_mtok=0.075 output_mtok=0.3 | @200000 input_mtok=0.15",
+    }
+    response = admin_client.post(url, form)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    price.refresh_from_db()
+    assert price.unit_prices == {"web_searches_kcount": "10", "input_audio_mtok": "40"}
+    assert price.time_windows == [{"start": "00:30", "end": "16:30",
+                                   "prices": {"input_mtok": "0.3", "output_mtok": "1.2"}}]
+    assert price.variants == [{"when": {"processing": "batch"}, "from": "2026-10-14",
+                               "prices": {"input_mtok": "0.075", "output_mtok": "0.3"},
+                               "tiers": [{"above": 200000, "input_mtok": "0.15"}]}]
+    page = admin_client.get(url).content.decode()
+    assert "web_searches_kcount = 10" in page and "processing=batch from 2026-10-14 | " in page
+    assert "00:30-16:30 | input_mtok=0.3 output_mtok=1.2" in page
+
+    bad = admin_client.post(url, {**form, "unit_prices": "web_searchez_kcount = 10",
+                                  "variants": "processing=batch | inputt_mtok=1"})
+    assert bad.status_code == 200
+    text = bad.content.decode()
+    assert "line 1: unknown price key &#x27;web_searchez_kcount&#x27;" in text
+    assert "unknown price key &#x27;inputt_mtok&#x27;" in text
+
+
+@pytest.mark.django_db
+def test_every_synced_row_reads_back_from_its_readable_lines():
+    from django.core.management import call_command
+
+    from ingestion.price_text import (time_windows_parse, time_windows_render, unit_prices_parse,
+                                      unit_prices_render, variants_parse, variants_render)
+
+    call_command("sync_prices", verbosity=0)
+    checked = 0
+    for row in ModelPrice.objects.unscoped().exclude(unit_prices={}, time_windows=[], variants=[]):
+        assert unit_prices_parse(unit_prices_render(row.unit_prices)) == row.unit_prices
+        assert time_windows_parse(time_windows_render(row.time_windows)) == row.time_windows
+        assert variants_parse(variants_render(row.variants)) == row.variants
+        checked += 1
+    assert checked > 500

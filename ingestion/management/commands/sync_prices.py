@@ -21,12 +21,13 @@ class Command(BaseCommand):
                 self.stderr.write(f"skipped {provider}/{model_id}: {reason}")
         if verbosity >= 1 and (result.skipped or result.rounded or result.kept_manual):
             self.stderr.write(
-                f"genai-prices {result.version}: {len(result.skipped)} models skipped (priced only in audio hours, "
-                f"characters or pages), {result.rounded} prices rounded to 6 decimals, {result.kept_manual} rules "
+                f"genai-prices {result.version}: {len(result.skipped)} models skipped (a price key no unit defines), "
+                f"{result.rounded} rows with prices rounded to a whole pico-USD per unit, {result.kept_manual} rules "
                 f"left to manual rows ({result.seconds:.1f}s)"
             )
         prefix = "sync_prices (dry run)" if dry_run else "sync_prices"
         self.stdout.write(
             f"{prefix}: {result.total} prices (created {result.created}, updated {result.updated}, "
-            f"removed {result.removed}) across {result.providers} providers"
+            f"removed {result.removed}) across {result.providers} providers; {result.unit_prices} unit prices, "
+            f"{result.variants} variants, {result.time_windows} time windows, {result.tiered} tiered rows"
         )
