@@ -14,9 +14,9 @@ if TYPE_CHECKING:
 _ACTIONS = ("converse", "converse-stream", "invoke", "invoke-with-response-stream")
 
 
-def usage(u: Dict[str, Any]) -> Tokens:
+def usage(u: Dict[str, Any], meta: Meta) -> Tokens:
     if "input_tokens" in u:  # invoke with an Anthropic body
-        return anthropic.usage(u, {})
+        return anthropic.usage(u, meta)
     t = zero()
     read = as_int(u.get("cacheReadInputTokens"))
     write = as_int(u.get("cacheWriteInputTokens"))
@@ -45,14 +45,14 @@ def model_from_path(path: str) -> str:
 
 def body(obj: Dict[str, Any], meta: Meta) -> Parsed:
     u = obj.get("usage")
-    return model_of(obj), usage(u) if isinstance(u, dict) else None
+    return model_of(obj), usage(u, meta) if isinstance(u, dict) else None
 
 
 def stream(tap: "StreamTap", meta: Meta) -> Parsed:
     """AWS event-stream framing is binary: the usage is JSON inside the final metadata frame."""
     source = tap.kept() or (tap.last or b"")
     u = find_json_after(source, b'"usage"')
-    return "", usage(u) if isinstance(u, dict) else None
+    return "", usage(u, meta) if isinstance(u, dict) else None
 
 
 FORMAT = Format(
