@@ -486,8 +486,10 @@ class ProviderHandler(BaseHTTPRequestHandler):
             return self._json(200, EMBEDDINGS)
         if path.endswith("/v1/messages"):
             if stream:
-                return self._stream(anthropic_stream(model == "delta-input", model == "thinking", model == "web-search"))
-            usage = {"thinking": ANTHROPIC_USAGE_THINKING, "web-search": ANTHROPIC_USAGE_WEB}.get(model, ANTHROPIC_USAGE)
+                return self._stream(anthropic_stream(model == "delta-input", model == "thinking",
+                                                     model == "web-search"))
+            usage = {"thinking": ANTHROPIC_USAGE_THINKING, "web-search": ANTHROPIC_USAGE_WEB}.get(
+                model, ANTHROPIC_USAGE)
             return self._json(200, anthropic_message(usage=usage))
         mm = "/gemini-multimodal:" in path
         if path.endswith(":streamGenerateContent"):
