@@ -94,15 +94,13 @@ def _event_id(call: "BatchCall", custom_id: str) -> str:
 class LineTap:
     """Fed the response bytes in order (the same surface as ``StreamTap``); splits JSONL lines."""
 
-    __slots__ = ("call", "_rest", "_decoder", "off", "lines", "held_max")
+    __slots__ = ("call", "_rest", "_decoder", "off")
 
     def __init__(self, call: "BatchCall", content_encoding: str = "") -> None:
         self.call = call
         self._rest = b""
         self._decoder: Optional["zlib._Decompress"] = None
         self.off = False  # not batch results after all (or a line too long): ignore the rest
-        self.lines = 0
-        self.held_max = 0  # the most bytes this tap ever held between two chunks
         self.set_encoding(content_encoding)
 
     def set_encoding(self, content_encoding: str) -> None:
@@ -135,19 +133,20 @@ class LineTap:
         if len(self._rest) > _MAX_LINE:
             self._rest = b""
             self.off = True
-        if len(self._rest) > self.held_max:
-            self.held_max = len(self._rest)
 
     def _line(self, raw: bytes) -> None:
         raw = raw.strip()
         if not raw:
             return
-        item = self.call.read_line(raw)
+        try:
+            item = self.call.read_line(raw)
+        except Exception:  # one odd line must not lose the lines after it
+            logger.debug("llmobserve: unreadable batch line", exc_info=True)
+            return
         if item is None:
             if self.call.verdict is False:
                 self.off = True
             return
-        self.lines += 1
         self.call.push_item(item)
 
     def close(self) -> None:
@@ -164,14 +163,13 @@ class BatchCall(Call):
     """A GET of batch results. ``verdict``: True once known to be batch results, False when the
     first line shows it is some other file (nothing is recorded), None until then."""
 
-    __slots__ = ("verdict", "run_id", "items", "line_tap")
+    __slots__ = ("verdict", "run_id", "line_tap")
 
     def __init__(self, provider: str, fmt: str, path: str, sure: bool) -> None:
         super().__init__(provider, fmt, "llm", path)
         self.verdict: Optional[bool] = True if sure else None
         self.run_id = self.frame.run_id or "batch-" + hashlib.sha256(
             f"{provider}\n{path}".encode("utf-8", "replace")).hexdigest()[:32]
-        self.items = 0
         self.line_tap: Optional[LineTap] = None
 
     # -- user thread ---------------------------------------------------------
@@ -195,7 +193,6 @@ class BatchCall(Call):
     def push_item(self, item: BatchItem) -> None:
         from ._buffer import BUFFER  # late: _buffer imports _providers
 
-        self.items += 1
         BUFFER.push(item)  # type: ignore[arg-type]
 
     def read_body(self, body: Optional[bytes], content_type: str) -> None:
@@ -254,5 +251,4 @@ class BatchCall(Call):
                 logger.debug("llmobserve: unreadable batch line", exc_info=True)
                 continue
             if item is not None:
-                self.items += 1
                 yield item.event()

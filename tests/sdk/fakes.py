@@ -15,7 +15,8 @@ Batch downloads (GET, JSONL served in chunks, generated line by line): OpenAI
 ``file-err-<n>`` (an error file), ``file-train`` (a fine-tuning file: not batch output);
 Anthropic ``/v1/messages/batches/msgbatch_<n>`` (the batch, with its ``results_url``) and
 ``…/results`` (n lines: succeeded, with every 7th errored, 11th canceled, 13th expired).
-``pad`` in a file id (``file-out-3000-pad``) makes each answer ~6 KB of text.
+``pad`` in a file id (``file-out-3000-pad``) makes each answer ~6 KB of text; ``-odd`` in an
+Anthropic batch id puts a broken line and a non-result line after the first result.
 """
 
 from __future__ import annotations
@@ -343,7 +344,7 @@ def chunked_lines(lines: Any, size: int = 65536) -> Any:
 
 
 def batch_count(name: str) -> int:
-    digits = "".join(ch for ch in name.split("-pad")[0] if ch.isdigit())
+    digits = "".join(ch for ch in name.replace("-pad", "").replace("-odd", "") if ch.isdigit())
     return int(digits) if digits else 3
 
 
@@ -440,7 +441,11 @@ class ProviderHandler(BaseHTTPRequestHandler):
             batch_id = parts[3]
             if len(parts) == 5 and parts[4] == "results":
                 lines = (anthropic_batch_line(i, batch_id.endswith("-pad")) for i in range(batch_count(batch_id)))
-                return self._stream(chunked_lines(jsonl(lines)), "application/binary")
+                data = jsonl(lines)
+                if "-odd" in batch_id:  # a broken line and a foreign one after the first result
+                    first = next(data)
+                    data = iter([first, b"{not json\n", b'{"hello": 1}\n', *data])
+                return self._stream(chunked_lines(data), "application/binary")
             return self._json(200, {
                 "id": batch_id, "type": "message_batch", "processing_status": "ended",
                 "request_counts": {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0},

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import tracemalloc
 
+import aiohttp
 import anthropic
 import openai
 import pytest
@@ -217,3 +218,15 @@ def test_a_download_that_fails_records_nothing(obs):
     r = requests.get(obs.url("openai") + "/v1/files/file-missing/content")
     assert r.status_code == 404
     assert obs.events() == []
+
+
+def test_aiohttp_download_and_a_broken_line_loses_only_itself(obs):
+    async def main():
+        url = obs.url("anthropic") + "/v1/messages/batches/msgbatch_6-odd/results"
+        async with aiohttp.ClientSession() as s:
+            async with s.get(url) as r:
+                return [line async for line in r.content]
+
+    lines = asyncio.run(main())
+    assert len(lines) == 8 and lines[1] == b"{not json\n"
+    assert sorted(by_custom_id(obs.events())) == [f"req-{i}" for i in range(6)]
