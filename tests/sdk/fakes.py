@@ -503,6 +503,10 @@ class ProviderHandler(BaseHTTPRequestHandler):
         if path.endswith(":generateContent"):
             return self._json(200, gemini_response(multimodal=mm))
         if path.endswith("/converse"):
+            if "cache-ttl" in path:  # Claude on Bedrock with 1-hour prompt caching
+                usage = dict(BEDROCK_CONVERSE["usage"], cacheDetails=[{"ttl": "5m", "inputTokens": 2},
+                                                                      {"ttl": "1h", "inputTokens": 3}])
+                return self._json(200, dict(BEDROCK_CONVERSE, usage=usage))
             return self._json(200, BEDROCK_CONVERSE)
         if path.endswith("/v2/chat"):
             return self._stream(cohere_chat_stream()) if stream else self._json(200, COHERE_CHAT)

@@ -183,6 +183,13 @@ def test_gemini_text_only_answer_sends_no_usage_object(obs):
     assert "usage" not in obs.one()
 
 
+def test_bedrock_converse_cache_writes_by_ttl(obs):
+    requests.post(obs.url("bedrock") + "/model/anthropic.claude-cache-ttl-v1%3A0/converse", json={})
+    ev = obs.one()
+    assert ev["usage"] == {"cache_write_5m_tokens": 2, "cache_write_1h_tokens": 3}
+    assert tokens(ev) == (30 + 10 + 5, 20, 10, 5, 0)
+
+
 def test_units_sent_are_registry_unit_names():
     """Every unit these tests see the SDK send is one the price registry knows (and prices)."""
     from genai_prices.data_units import unit_data

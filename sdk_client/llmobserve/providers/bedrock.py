@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 from urllib.parse import unquote
 
 from . import anthropic
-from ._base import Format, Meta, Parsed, Tokens, as_int, find_json_after, model_of, zero
+from ._base import Format, Meta, Parsed, Tokens, add_unit, as_int, find_json_after, model_of, zero
 
 if TYPE_CHECKING:
     from .._sse import StreamTap
@@ -24,6 +24,12 @@ def usage(u: Dict[str, Any], meta: Meta) -> Tokens:
     t["output_tokens"] = as_int(u.get("outputTokens"))
     t["cached_input_tokens"] = read
     t["cache_write_tokens"] = write
+    details = u.get("cacheDetails")  # the writes by time-to-live: [{"ttl": "1h", "inputTokens": n}, …]
+    if isinstance(details, list):
+        for d in details:
+            ttl = d.get("ttl") if isinstance(d, dict) else None
+            if ttl in ("5m", "1h"):
+                add_unit(meta, f"cache_write_{ttl}_tokens", d.get("inputTokens"))
     return t
 
 
