@@ -242,7 +242,7 @@ def begin(host: Any, method: str, path: str) -> Optional[Call]:
     method = method.upper()
     span_type = classify(spec[1], method, path)
     if span_type is None:
-        return _batch_download(spec, method, path) if method == "GET" else None
+        return _batch_download(spec, path) if method == "GET" else None
     if STATE.over_cap and STATE.config is not None and STATE.config.on_cap == "raise":
         raise _budget_error()(
             "LLMObserve: the organisation is over its spending cap; "
@@ -255,7 +255,7 @@ def begin(host: Any, method: str, path: str) -> Optional[Call]:
     return Call(spec[0], spec[1], span_type, path)
 
 
-def _batch_download(spec: Spec, method: str, path: str) -> Optional[Call]:
+def _batch_download(spec: Spec, path: str) -> Optional[Call]:
     """A download of batch results (already paid for: never refused over the cap)."""
     fmt = providers.get(spec[1])
     if fmt is None or fmt.batch_path is None:
