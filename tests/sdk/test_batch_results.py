@@ -116,10 +116,11 @@ def test_streamed_download_emits_each_line_as_it_is_read_and_holds_at_most_a_lin
     obs.observe(batch_size=1_000_000)  # nothing leaves the buffer while we measure
     n = 3000
     line_size = len(openai_batch_line(0, pad=True).__repr__())
+    client = oai(obs)  # held: a collected client closes its connection mid-download
     tracemalloc.start()
     try:
         read = newlines = largest = held = chunks = 0
-        with oai(obs).files.with_streaming_response.content(f"file-out-{n}-pad") as resp:
+        with client.files.with_streaming_response.content(f"file-out-{n}-pad") as resp:
             for chunk in resp.iter_bytes():
                 read += len(chunk)
                 chunks += 1
@@ -156,8 +157,9 @@ def test_async_openai_batch_download(obs):
 
 
 def test_anthropic_batch_results_one_event_per_line(obs):
+    client = ant(obs)  # held: a collected client closes its connection mid-download
     with section("agent:grader"):
-        results = list(ant(obs).messages.batches.results("msgbatch_30"))
+        results = list(client.messages.batches.results("msgbatch_30"))
     assert len(results) == 30
     evs = by_custom_id(obs.events())
     assert len(evs) == 30  # the batch lookup before the download recorded nothing
@@ -180,7 +182,7 @@ def test_anthropic_results_stream_line_by_line(obs):
     obs.observe(batch_size=1_000_000)
     n = 3000
     seen = 0
-    client = ant(obs)  # held: a collected client closes its connection mid-download
+    client = ant(obs)
     for result in client.messages.batches.results(f"msgbatch_{n}-pad"):
         seen += 1
         # The client's decoder may have read ahead of the result it hands out, never the SDK behind it.
