@@ -12,7 +12,8 @@ as the served one (``auto`` is served ``default``), as the API does.
 
 Batch downloads (GET, JSONL served in chunks, generated line by line): OpenAI
 ``/v1/files/file-out-<n>/content`` (a Batch output file of n lines; every 5th line a 400),
-``file-err-<n>`` (an error file), ``file-train`` (a fine-tuning file: not batch output);
+``file-err-<n>`` (an error file), ``file-in`` (a batch's input file) and ``file-train`` (a fine-tuning
+file): not batch output;
 Anthropic ``/v1/messages/batches/msgbatch_<n>`` (the batch, with its ``results_url``) and
 ``…/results`` (n lines: succeeded, with every 7th errored, 11th canceled, 13th expired).
 ``pad`` in a file id (``file-out-3000-pad``) makes each answer ~6 KB of text; ``-odd`` in an
@@ -431,6 +432,9 @@ class ProviderHandler(BaseHTTPRequestHandler):
                 lines = (openai_batch_line(i, pad) for i in range(batch_count(name)))
             elif name.startswith("file-err-"):
                 lines = (openai_error_line(i) for i in range(batch_count(name)))
+            elif name == "file-in":  # a batch's input file: requests, not results
+                lines = ({"custom_id": f"req-{i}", "method": "POST", "url": "/v1/chat/completions",
+                          "body": {"model": "gpt-4o", "messages": []}} for i in range(3))
             elif name == "file-train":
                 lines = ({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
                          for _ in range(3))

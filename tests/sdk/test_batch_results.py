@@ -95,6 +95,9 @@ def test_openai_batch_error_file_lines_are_errors(obs):
 def test_other_file_downloads_and_gets_record_nothing(obs):
     c = oai(obs)
     assert c.files.content("file-train").text.count("\n") == 3  # a fine-tuning file: not batch output
+    assert c.files.content("file-in").text.count("\n") == 3  # a batch's input: requests, not results
+    with c.files.with_streaming_response.content("file-in") as r:
+        assert sum(1 for _ in r.iter_lines()) == 3
     with pytest.raises(openai.NotFoundError):
         c.files.content("file-missing")
     c.models.list()
