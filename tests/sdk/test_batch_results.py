@@ -235,3 +235,19 @@ def test_aiohttp_download_and_a_broken_line_loses_only_itself(obs):
     lines = asyncio.run(main())
     assert len(lines) == 8 and lines[1] == b"{not json\n"
     assert sorted(by_custom_id(obs.events())) == [f"req-{i}" for i in range(6)]
+
+
+def test_sdk_failures_on_batch_lines_never_reach_user_code(obs, monkeypatch):
+    from llmobserve._batch import BatchCall
+
+    def boom(*a, **k):
+        raise RuntimeError("sdk bug")
+
+    monkeypatch.setattr(BatchCall, "read_line", boom)
+    client = oai(obs)
+    assert client.files.content("file-out-3").content.count(b"\n") == 3
+    with client.files.with_streaming_response.content("file-out-3") as r:
+        assert sum(1 for _ in r.iter_lines()) == 3
+    claude = ant(obs)
+    assert list(claude.messages.batches.results("msgbatch_2"))[1].custom_id == "req-1"
+    assert obs.events() == []
