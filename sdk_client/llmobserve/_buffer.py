@@ -120,7 +120,7 @@ class Buffer:
 
     def drain(self, deadline: Optional[float], stop: Optional[threading.Event] = None) -> bool:
         """Send everything buffered; True when the buffer ended up empty."""
-        from ._providers import build_event
+        from ._providers import build_events
 
         lock_timeout = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
         lock = self._flush_lock
@@ -136,32 +136,45 @@ class Buffer:
                 while self._dq and len(batch) < cfg.max_batch:
                     batch.append(self._dq.popleft())
                 events: List[Dict[str, Any]] = []
-                for i, call in enumerate(batch):
+                built = 0
+                for call in batch:
                     try:
-                        events.append(build_event(call))
+                        n = 0
+                        # One event per call, except a batch results file read whole: one per line.
+                        for event in build_events(call):
+                            n += 1
+                            events.append(event)
+                            built += 1
+                            if len(events) >= cfg.max_batch:
+                                self._send(cfg, events, deadline)
+                                events = []
+                            if built & 7 == 7:
+                                # Hand the GIL back often: a user thread whose response just
+                                # arrived must not wait out a whole switch interval (5 ms).
+                                time.sleep(0)
+                        if n > 1:
+                            self.captured += n - 1
                     except Exception:
                         logger.debug("llmobserve: dropped an unbuildable event", exc_info=True)
-                    if i & 7 == 7:
-                        # Hand the GIL back often: a user thread whose response just
-                        # arrived must not wait out a whole switch interval (5 ms).
-                        time.sleep(0)
-                if not events:
-                    continue
-                started = time.monotonic()
-                ok, resp = send_batch(cfg, events, deadline)
-                self.last_flush_ms = (time.monotonic() - started) * 1000
-                if ok:
-                    self.sent += len(events)
-                    _note_response(resp)
-                else:
-                    self.failed += len(events)
-                    self.failed_flushes += 1
+                if events:
+                    self._send(cfg, events, deadline)
                 if deadline is not None and time.monotonic() >= deadline:
                     break
             return not self._dq
         finally:
             _context.capturing.reset(token)
             lock.release()
+
+    def _send(self, cfg: Any, events: List[Dict[str, Any]], deadline: Optional[float]) -> None:
+        started = time.monotonic()
+        ok, resp = send_batch(cfg, events, deadline)
+        self.last_flush_ms = (time.monotonic() - started) * 1000
+        if ok:
+            self.sent += len(events)
+            _note_response(resp)
+        else:
+            self.failed += len(events)
+            self.failed_flushes += 1
 
 
 def _note_response(resp: Optional[Dict[str, Any]]) -> None:

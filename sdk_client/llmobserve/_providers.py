@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 from . import _context, providers
 from ._config import STATE, BudgetExceeded, host_key, logger
@@ -23,6 +23,7 @@ from ._sse import StreamTap
 from .providers import EXACT_HOSTS, FORMATS, MATCHERS, SUFFIX_HOSTS, Tokens
 from .providers._base import find_json_after as _find_json_after
 from .providers._base import loads as _loads
+from .providers._base import SERVICE_TIER, SPEED, USAGE
 from .providers._base import zero as _zero
 
 Spec = Tuple[str, str]  # (provider, format)
@@ -238,9 +239,10 @@ def begin(host: Any, method: str, path: str) -> Optional[Call]:
     spec = lookup(host)
     if spec is None:
         return None
-    span_type = classify(spec[1], method.upper(), path)
+    method = method.upper()
+    span_type = classify(spec[1], method, path)
     if span_type is None:
-        return None
+        return _batch_download(spec, path) if method == "GET" else None
     if STATE.over_cap and STATE.config is not None and STATE.config.on_cap == "raise":
         raise _budget_error()(
             "LLMObserve: the organisation is over its spending cap; "
@@ -251,6 +253,19 @@ def begin(host: Any, method: str, path: str) -> Optional[Call]:
     if routed is not None:
         return Call(routed[0], routed[1], span_type, path)
     return Call(spec[0], spec[1], span_type, path)
+
+
+def _batch_download(spec: Spec, path: str) -> Optional[Call]:
+    """A download of batch results (already paid for: never refused over the cap)."""
+    fmt = providers.get(spec[1])
+    if fmt is None or fmt.batch_path is None:
+        return None
+    sure = fmt.batch_path(path)
+    if sure is None:
+        return None
+    from ._batch import BatchCall  # late: _batch imports this module
+
+    return BatchCall(spec[0], spec[1], path, sure)
 
 
 def propagation_headers(host: str) -> Optional[Dict[str, str]]:
@@ -293,6 +308,11 @@ def _body_json(raw: bytes) -> Any:
         model = _find_json_after(part, b'"model"')
         if isinstance(model, str):
             obj["model"] = model
+            break
+    for part in (raw[-4096:], raw[:4096]):
+        tier = _find_json_after(part, b'"service_tier"')
+        if isinstance(tier, str):
+            obj["service_tier"] = tier
             break
     return obj
 
@@ -376,40 +396,94 @@ def build_event(call: Call) -> Dict[str, Any]:
             model = fmt.model_from_path(call.path)
         if not model:
             model = _request_model(call)
-    if not model and call.span_type in ("llm", "embedding"):
-        model = "unknown"
-    if tokens is None:
-        tokens = _zero()
-        if call.span_type in ("llm", "embedding") and call.status == "ok":
-            meta["usage_missing"] = True
+    if tokens is None and call.span_type in ("llm", "embedding") and call.status == "ok":
+        meta["usage_missing"] = True
     if call.partial:
         meta["partial"] = True
     if call.error:
         meta["error_type"] = call.error
     event_id = _context.new_id()
+    return assemble_event(
+        call,
+        event_id=event_id,
+        run_id=call.frame.run_id or event_id,
+        span_type=call.span_type,
+        model=model,
+        tokens=tokens,
+        meta=meta,
+        status=call.status,
+        http_status=call.http_status,
+        latency_ms=call.latency_ms,
+        stream=call.stream,
+        timestamp=call.start_wall,
+    )
+
+
+def build_events(call: Any) -> Iterator[Dict[str, Any]]:
+    """A call's events: one, or one per result line of a batch results file read whole."""
+    expand = getattr(call, "events", None)
+    if expand is not None:
+        return expand()  # type: ignore[no-any-return]
+    single = getattr(call, "event", None)
+    if single is not None:
+        return iter((single(),))
+    return iter((build_event(call),))
+
+
+def assemble_event(
+    call: Call,
+    *,
+    event_id: str,
+    run_id: str,
+    span_type: str,
+    model: str,
+    tokens: Optional[Tokens],
+    meta: Dict[str, Any],
+    status: str,
+    http_status: Optional[int],
+    latency_ms: Optional[float],
+    stream: bool,
+    timestamp: float,
+    processing: Optional[str] = None,
+) -> Dict[str, Any]:
+    """The wire event (design §4). ``meta``'s wire keys (``usage``, ``service_tier``, ``speed``,
+    set by the formats) become top-level fields, sent only when known."""
+    if not model and span_type in ("llm", "embedding"):
+        model = "unknown"
+    units = meta.pop(USAGE, None)
+    tier = meta.pop(SERVICE_TIER, None)
+    speed = meta.pop(SPEED, None)
     frame = call.frame
     event: Dict[str, Any] = {
         "event_id": event_id,
-        "run_id": _label(frame.run_id or event_id, 128),
+        "run_id": _label(run_id, 128),
         "span_id": _context.new_span_id(),
         "parent_span_id": frame.span_id,
         "section": _label(frame.section, 256),
         "section_path": _label(frame.path, 1024),
-        "span_type": call.span_type,
+        "span_type": span_type,
         "provider": _label(call.provider, 64),
         "model": _label(model, 256),
         "endpoint": _label(call.path, 256),
     }
-    event.update(tokens)
+    event.update(tokens if tokens is not None else _zero())
     event.update(
         {
-            "latency_ms": call.latency_ms,
-            "status": call.status,
-            "http_status": call.http_status,
+            "latency_ms": latency_ms,
+            "status": status,
+            "http_status": http_status,
             "customer_id": _label(call.customer, 256),
-            "stream": call.stream,
-            "timestamp": _rfc3339(call.start_wall),
+            "stream": stream,
+            "timestamp": _rfc3339(timestamp),
             "metadata": meta,
         }
     )
+    if units:
+        event["usage"] = units
+    if tier:
+        event["service_tier"] = tier
+    if speed:
+        event["speed"] = speed
+    if processing:
+        event["processing"] = processing
     return event

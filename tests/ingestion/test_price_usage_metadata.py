@@ -23,8 +23,9 @@ def _anthropic_event(event_id: str, model: str, usage: dict) -> dict:
     """The wire event the SDK builds from an Anthropic Messages response's `usage`."""
     meta: dict = {}
     tokens = sdk_anthropic.usage(usage, meta)
+    wire = {k: meta.pop(k) for k in ("usage", "service_tier", "speed") if k in meta}  # top-level fields
     event = {"event_id": event_id, "provider": "anthropic", "model": model, "endpoint": "/v1/messages",
-             "timestamp": "2025-11-20T12:00:00Z", **{k: v for k, v in tokens.items() if v}}
+             "timestamp": "2025-11-20T12:00:00Z", **{k: v for k, v in tokens.items() if v}, **wire}
     if meta:
         event["metadata"] = meta
     return event

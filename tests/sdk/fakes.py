@@ -4,7 +4,20 @@ Shapes follow the providers' API references (OpenAI chat/responses/embeddings,
 Anthropic messages, Gemini generateContent, Bedrock converse, Cohere v2 chat,
 Pinecone query), including their usage/cache/reasoning fields and SSE framing. A request's
 model picks a variant: ``cache-write`` (OpenAI cache writes), ``thinking`` (Anthropic thinking
-tokens), ``delta-input`` (Anthropic input counts in ``message_delta``), ``error-429``/``error-400``.
+tokens), ``delta-input`` (Anthropic input counts in ``message_delta``), ``error-429``/``error-400``,
+``audio`` (OpenAI audio token details), ``web-search`` (OpenAI Responses web search calls; Anthropic
+server tool use, 1 h cache writes, priority tier, fast speed), Gemini model ``gemini-multimodal``
+(modality details, tool-use prompt tokens, grounding). OpenAI echoes a requested ``service_tier``
+as the served one (``auto`` is served ``default``), as the API does.
+
+Batch downloads (GET, JSONL served in chunks, generated line by line): OpenAI
+``/v1/files/file-out-<n>/content`` (a Batch output file of n lines; every 5th line a 400),
+``file-err-<n>`` (an error file), ``file-in`` (a batch's input file) and ``file-train`` (a fine-tuning
+file): not batch output;
+Anthropic ``/v1/messages/batches/msgbatch_<n>`` (the batch, with its ``results_url``) and
+``…/results`` (n lines: succeeded, with every 7th errored, 11th canceled, 13th expired).
+``pad`` in a file id (``file-out-3000-pad``) makes each answer ~6 KB of text; ``-odd`` in an
+Anthropic batch id puts a broken line and a non-result line after the first result.
 """
 
 from __future__ import annotations
@@ -64,6 +77,38 @@ GEMINI_USAGE = {
 }
 
 
+OPENAI_USAGE_AUDIO = dict(
+    OPENAI_USAGE,
+    prompt_tokens_details={"cached_tokens": 0, "audio_tokens": 700, "image_tokens": 0},
+    completion_tokens_details={"reasoning_tokens": 0, "audio_tokens": 250, "accepted_prediction_tokens": 0,
+                               "rejected_prediction_tokens": 0},
+)
+ANTHROPIC_USAGE_WEB = {
+    "input_tokens": 50,
+    "cache_creation_input_tokens": 1000,
+    "cache_read_input_tokens": 2000,
+    "output_tokens": 120,
+    "cache_creation": {"ephemeral_5m_input_tokens": 400, "ephemeral_1h_input_tokens": 600},
+    "server_tool_use": {"web_search_requests": 3, "web_fetch_requests": 0},
+    "service_tier": "priority",
+    "speed": "fast",
+}
+GEMINI_USAGE_MULTIMODAL = {
+    "promptTokenCount": 1000,
+    "candidatesTokenCount": 300,
+    "cachedContentTokenCount": 200,
+    "toolUsePromptTokenCount": 150,
+    "totalTokenCount": 1450,
+    "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 400}, {"modality": "AUDIO", "tokenCount": 500},
+                            {"modality": "IMAGE", "tokenCount": 100}],
+    "cacheTokensDetails": [{"modality": "AUDIO", "tokenCount": 200}],
+    "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 100}, {"modality": "AUDIO", "tokenCount": 200}],
+    "toolUsePromptTokensDetails": [{"modality": "TEXT", "tokenCount": 150}],
+}
+GEMINI_GROUNDING = {"webSearchQueries": ["weather paris", "paris forecast"],
+                    "groundingChunks": [{"web": {"uri": "https://example.com", "title": "Example"}}]}
+
+
 def sse(event: Optional[str], data: Any, nl: str = "\n") -> bytes:
     text = ""
     if event:
@@ -73,8 +118,9 @@ def sse(event: Optional[str], data: Any, nl: str = "\n") -> bytes:
     return text.encode()
 
 
-def openai_chat(model: str = GPT, usage: Dict[str, Any] = OPENAI_USAGE) -> Dict[str, Any]:
-    return {
+def openai_chat(model: str = GPT, usage: Dict[str, Any] = OPENAI_USAGE,
+                tier: Optional[str] = None) -> Dict[str, Any]:
+    return {**({"service_tier": tier} if tier else {}),
         "id": "chatcmpl-1",
         "object": "chat.completion",
         "created": 1700000000,
@@ -93,9 +139,11 @@ def openai_chat(model: str = GPT, usage: Dict[str, Any] = OPENAI_USAGE) -> Dict[
 
 
 def openai_chat_stream(include_usage: bool, model: str = GPT,
-                       usage: Dict[str, Any] = OPENAI_USAGE) -> List[bytes]:
-    base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1700000000, "model": model,
-            "system_fingerprint": "fp_1"}
+                       usage: Dict[str, Any] = OPENAI_USAGE, tier: Optional[str] = None) -> List[bytes]:
+    base: Dict[str, Any] = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1700000000,
+                            "model": model, "system_fingerprint": "fp_1"}
+    if tier:
+        base["service_tier"] = tier
     chunks = []
     for i, piece in enumerate(TEXT_PIECES):
         delta: Dict[str, Any] = {"content": piece}
@@ -115,8 +163,15 @@ def openai_chat_stream(include_usage: bool, model: str = GPT,
     return chunks
 
 
-def responses_obj(status: str = "completed", usage: Any = RESPONSES_USAGE) -> Dict[str, Any]:
-    return {
+WEB_SEARCH_CALLS = [
+    {"type": "web_search_call", "id": f"ws_{i}", "status": "completed",
+     "action": {"type": "search", "query": q}} for i, q in enumerate(("llm prices", "batch api discount"))
+]
+
+
+def responses_obj(status: str = "completed", usage: Any = RESPONSES_USAGE, tier: Optional[str] = None,
+                  web_search: bool = False) -> Dict[str, Any]:
+    obj = {
         "id": "resp_1",
         "object": "response",
         "created_at": 1700000000,
@@ -136,11 +191,17 @@ def responses_obj(status: str = "completed", usage: Any = RESPONSES_USAGE) -> Di
         "tools": [],
         "usage": usage,
     }
+    if tier:
+        obj["service_tier"] = tier
+    if web_search and status == "completed":
+        obj["output"] = WEB_SEARCH_CALLS + obj["output"]
+    return obj
 
 
-def responses_stream(usage: Dict[str, Any] = RESPONSES_USAGE) -> List[bytes]:
+def responses_stream(usage: Dict[str, Any] = RESPONSES_USAGE, tier: Optional[str] = None,
+                     web_search: bool = False) -> List[bytes]:
     out = [sse("response.created", {"type": "response.created", "sequence_number": 0,
-                                      "response": responses_obj("in_progress", None)}),
+                                      "response": responses_obj("in_progress", None, tier)}),
            sse("response.output_item.added", {
                "type": "response.output_item.added", "output_index": 0, "sequence_number": 1,
                "item": {"type": "message", "id": "msg_1", "status": "in_progress", "role": "assistant",
@@ -154,7 +215,8 @@ def responses_stream(usage: Dict[str, Any] = RESPONSES_USAGE) -> List[bytes]:
             "type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0,
             "content_index": 0, "delta": piece, "sequence_number": i + 1}))
     out.append(sse("response.completed", {"type": "response.completed", "sequence_number": 99,
-                                            "response": responses_obj(usage=usage)}))
+                                            "response": responses_obj(usage=usage, tier=tier,
+                                                                      web_search=web_search)}))
     return out
 
 
@@ -171,8 +233,11 @@ def anthropic_message(model: str = CLAUDE, usage: Dict[str, Any] = ANTHROPIC_USA
     }
 
 
-def anthropic_stream(delta_updates_input: bool = False, thinking: bool = False) -> List[bytes]:
-    start_usage = dict(ANTHROPIC_USAGE, output_tokens=1)
+def anthropic_stream(delta_updates_input: bool = False, thinking: bool = False,
+                     web: bool = False) -> List[bytes]:
+    start_usage = dict(ANTHROPIC_USAGE_WEB if web else ANTHROPIC_USAGE, output_tokens=1)
+    if web:  # the searches run during the answer: message_start reports none yet
+        start_usage["server_tool_use"] = {"web_search_requests": 0, "web_fetch_requests": 0}
     if delta_updates_input:
         start_usage = {"input_tokens": 0, "cache_creation_input_tokens": 0,
                        "cache_read_input_tokens": 0, "output_tokens": 1}
@@ -190,6 +255,8 @@ def anthropic_stream(delta_updates_input: bool = False, thinking: bool = False) 
         delta_usage.update(input_tokens=50, cache_creation_input_tokens=1000, cache_read_input_tokens=2000)
     if thinking:
         delta_usage["output_tokens_details"] = ANTHROPIC_USAGE_THINKING["output_tokens_details"]
+    if web:  # cumulative, like output_tokens
+        delta_usage["server_tool_use"] = ANTHROPIC_USAGE_WEB["server_tool_use"]
     out.append(sse("message_delta", {"type": "message_delta",
                                       "delta": {"stop_reason": "end_turn", "stop_sequence": None},
                                       "usage": delta_usage}))
@@ -197,16 +264,89 @@ def anthropic_stream(delta_updates_input: bool = False, thinking: bool = False) 
     return out
 
 
-def gemini_response(final: bool = True) -> Dict[str, Any]:
+def gemini_response(final: bool = True, multimodal: bool = False) -> Dict[str, Any]:
     usage = GEMINI_USAGE if final else {"promptTokenCount": 100, "candidatesTokenCount": 3,
                                          "totalTokenCount": 103}
+    candidate: Dict[str, Any] = {"content": {"parts": [{"text": "".join(TEXT_PIECES)}], "role": "model"},
+                                 "finishReason": "STOP", "index": 0}
+    if multimodal:
+        usage = GEMINI_USAGE_MULTIMODAL if final else {"promptTokenCount": 1000, "candidatesTokenCount": 3}
+        if final:
+            candidate["groundingMetadata"] = GEMINI_GROUNDING
+        else:
+            candidate = {k: v for k, v in candidate.items() if k != "finishReason"}
     return {
-        "candidates": [{"content": {"parts": [{"text": "".join(TEXT_PIECES)}], "role": "model"},
-                        "finishReason": "STOP", "index": 0}],
+        "candidates": [candidate],
         "usageMetadata": usage,
         "modelVersion": GEMINI,
         "responseId": "resp-g1",
     }
+
+
+# -- batch results files ----------------------------------------------------------------------------
+
+_PAD = "x" * 6000
+
+
+def openai_batch_line(i: int, pad: bool = False) -> Dict[str, Any]:
+    """Line i of an OpenAI Batch output file: every 5th request failed with a 400."""
+    if i % 5 == 4:
+        return {"id": f"batch_req_{i}", "custom_id": f"req-{i}", "error": None,
+                "response": {"status_code": 400, "request_id": f"r{i}",
+                             "body": {"error": {"message": "bad", "type": "invalid_request_error"}}}}
+    usage = dict(OPENAI_USAGE, prompt_tokens=100 + i, completion_tokens=10 + i % 7,
+                 prompt_tokens_details={"cached_tokens": 0, "audio_tokens": 0},
+                 completion_tokens_details={"reasoning_tokens": 0, "audio_tokens": 0})
+    body = openai_chat(usage=usage, tier="default")
+    if pad:
+        body["choices"][0]["message"]["content"] = _PAD
+    return {"id": f"batch_req_{i}", "custom_id": f"req-{i}", "error": None,
+            "response": {"status_code": 200, "request_id": f"r{i}", "body": body}}
+
+
+def openai_error_line(i: int) -> Dict[str, Any]:
+    return {"id": f"batch_req_{i}", "custom_id": f"req-{i}", "response": None,
+            "error": {"code": "batch_expired", "message": "This request could not be executed before the "
+                                                          "completion window expired."}}
+
+
+ANTHROPIC_BATCH_KINDS = ((13, "expired"), (11, "canceled"), (7, "errored"))
+
+
+def anthropic_batch_line(i: int, pad: bool = False) -> Dict[str, Any]:
+    for every, kind in ANTHROPIC_BATCH_KINDS:
+        if i % every == every - 1:
+            result: Dict[str, Any] = {"type": kind}
+            if kind == "errored":
+                result["error"] = {"type": "error", "error": {"type": "invalid_request_error", "message": "bad"}}
+            return {"custom_id": f"req-{i}", "result": result}
+    usage = dict(ANTHROPIC_USAGE, input_tokens=50 + i, output_tokens=20 + i % 9, service_tier="batch")
+    message = anthropic_message(usage=usage)
+    if pad:
+        message["content"] = [{"type": "text", "text": _PAD}]
+    return {"custom_id": f"req-{i}", "result": {"type": "succeeded", "message": message}}
+
+
+def jsonl(lines: Any) -> Any:
+    for obj in lines:
+        yield json.dumps(obj).encode() + b"\n"
+
+
+def chunked_lines(lines: Any, size: int = 65536) -> Any:
+    """Lines regrouped into chunks of about ``size`` bytes (a line may straddle two chunks)."""
+    pending = b""
+    for line in lines:
+        pending += line
+        while len(pending) >= size:
+            yield pending[:size]
+            pending = pending[size:]
+    if pending:
+        yield pending
+
+
+def batch_count(name: str) -> int:
+    digits = "".join(ch for ch in name.replace("-pad", "").replace("-odd", "") if ch.isdigit())
+    return int(digits) if digits else 3
 
 
 BEDROCK_CONVERSE = {
@@ -261,7 +401,7 @@ class ProviderHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _stream(self, chunks: List[bytes], content_type: str = "text/event-stream") -> None:
+    def _stream(self, chunks: Any, content_type: str = "text/event-stream") -> None:
         self.send_response(200)
         self.send_header("Content-Type", content_type)
         self.send_header("Transfer-Encoding", "chunked")
@@ -282,6 +422,40 @@ class ProviderHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.requests.append(("GET", self.path, dict(self.headers.items()), b""))
+        path = self.path.split("?", 1)[0]
+        parts = path.strip("/").split("/")
+        if path.startswith("/v1/files/") and path.endswith("/content"):
+            name = parts[2]
+            pad = name.endswith("-pad")
+            lines: Any
+            if name.startswith("file-out-"):
+                lines = (openai_batch_line(i, pad) for i in range(batch_count(name)))
+            elif name.startswith("file-err-"):
+                lines = (openai_error_line(i) for i in range(batch_count(name)))
+            elif name == "file-in":  # a batch's input file: requests, not results
+                lines = ({"custom_id": f"req-{i}", "method": "POST", "url": "/v1/chat/completions",
+                          "body": {"model": "gpt-4o", "messages": []}} for i in range(3))
+            elif name == "file-train":
+                lines = ({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
+                         for _ in range(3))
+            else:
+                return self._json(404, {"error": {"message": "No such File object", "type": "invalid_request_error"}})
+            return self._stream(chunked_lines(jsonl(lines)), "application/octet-stream")
+        if path.startswith("/v1/messages/batches/") and len(parts) in (4, 5):
+            batch_id = parts[3]
+            if len(parts) == 5 and parts[4] == "results":
+                lines = (anthropic_batch_line(i, batch_id.endswith("-pad")) for i in range(batch_count(batch_id)))
+                data = jsonl(lines)
+                if "-odd" in batch_id:  # a broken line and a foreign one after the first result
+                    first = next(data)
+                    data = iter([first, b"{not json\n", b'{"hello": 1}\n', *data])
+                return self._stream(chunked_lines(data), "application/binary")
+            return self._json(200, {
+                "id": batch_id, "type": "message_batch", "processing_status": "ended",
+                "request_counts": {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0},
+                "ended_at": "2026-11-29T23:40:00Z", "created_at": "2026-11-29T12:00:00Z",
+                "expires_at": "2026-11-30T12:00:00Z", "archived_at": None, "cancel_initiated_at": None,
+                "results_url": f"{self.server.url}/v1/messages/batches/{batch_id}/results"})
         self._json(200, {"object": "list", "data": []})
 
     def do_POST(self) -> None:
@@ -303,29 +477,40 @@ class ProviderHandler(BaseHTTPRequestHandler):
         if model == "slow":
             time.sleep(1.0)
         stream = bool(body.get("stream")) if isinstance(body, dict) else False
+        tier = body.get("service_tier") if isinstance(body, dict) else None
+        tier = "default" if tier == "auto" else tier
         if path.endswith("/chat/completions"):
-            usage = OPENAI_USAGE_CACHE_WRITE if model == "cache-write" else OPENAI_USAGE
+            usage = {"cache-write": OPENAI_USAGE_CACHE_WRITE, "audio": OPENAI_USAGE_AUDIO}.get(model, OPENAI_USAGE)
             if stream:
                 include = bool((body.get("stream_options") or {}).get("include_usage"))
-                return self._stream(openai_chat_stream(include, usage=usage))
-            return self._json(200, openai_chat(usage=usage))
+                return self._stream(openai_chat_stream(include, usage=usage, tier=tier))
+            return self._json(200, openai_chat(usage=usage, tier=tier))
         if path.endswith("/responses"):
             usage = RESPONSES_USAGE_CACHE_WRITE if model == "cache-write" else RESPONSES_USAGE
+            web = model == "web-search"
             if stream:
-                return self._stream(responses_stream(usage))
-            return self._json(200, responses_obj(usage=usage))
+                return self._stream(responses_stream(usage, tier, web))
+            return self._json(200, responses_obj(usage=usage, tier=tier, web_search=web))
         if path.endswith("/embeddings"):
             return self._json(200, EMBEDDINGS)
         if path.endswith("/v1/messages"):
             if stream:
-                return self._stream(anthropic_stream(model == "delta-input", model == "thinking"))
-            return self._json(200, anthropic_message(
-                usage=ANTHROPIC_USAGE_THINKING if model == "thinking" else ANTHROPIC_USAGE))
+                return self._stream(anthropic_stream(model == "delta-input", model == "thinking",
+                                                     model == "web-search"))
+            usage = {"thinking": ANTHROPIC_USAGE_THINKING, "web-search": ANTHROPIC_USAGE_WEB}.get(
+                model, ANTHROPIC_USAGE)
+            return self._json(200, anthropic_message(usage=usage))
+        mm = "/gemini-multimodal:" in path
         if path.endswith(":streamGenerateContent"):
-            return self._stream([sse(None, gemini_response(False), "\r\n"), sse(None, gemini_response(True), "\r\n")])
+            return self._stream([sse(None, gemini_response(False, mm), "\r\n"),
+                                 sse(None, gemini_response(True, mm), "\r\n")])
         if path.endswith(":generateContent"):
-            return self._json(200, gemini_response())
+            return self._json(200, gemini_response(multimodal=mm))
         if path.endswith("/converse"):
+            if "cache-ttl" in path:  # Claude on Bedrock with 1-hour prompt caching
+                usage = dict(BEDROCK_CONVERSE["usage"], cacheDetails=[{"ttl": "5m", "inputTokens": 2},
+                                                                      {"ttl": "1h", "inputTokens": 3}])
+                return self._json(200, dict(BEDROCK_CONVERSE, usage=usage))
             return self._json(200, BEDROCK_CONVERSE)
         if path.endswith("/v2/chat"):
             return self._stream(cohere_chat_stream()) if stream else self._json(200, COHERE_CHAT)

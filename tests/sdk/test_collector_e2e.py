@@ -99,3 +99,36 @@ def test_labels_with_control_characters_are_cleaned_not_lost(obs, live_server, p
     event = TraceEvent.objects.for_org(org).get()
     assert (event.section_path, event.customer_id) == ("agent:re searcher", "acme corp  ")
     assert event.cost_pico == 176 * 2_500_000 + 1024 * 1_250_000 + 300 * 10_000_000
+
+
+def test_batch_results_reach_the_collector_once_however_often_downloaded(obs, live_server, prices):
+    """One stored event per result line, with its custom_id; a second download of the same results is
+    a repeat the collector drops (the SDK derives each line's event_id). The new optional fields
+    (processing, service_tier, usage) are accepted alongside."""
+    from accounts.services import api_key_create
+    from ingestion.models import TraceEvent
+
+    from ..factories import OrganizationFactory
+
+    org = OrganizationFactory()
+    obs.observe(collector_url=live_server.url, api_key=api_key_create(org=org).raw_key)
+    oai = openai.OpenAI(base_url=obs.url("openai") + "/v1", api_key="sk-test", max_retries=0)
+    claude = anthropic.Anthropic(base_url=obs.url("anthropic"), api_key="sk-ant-test", max_retries=0)
+
+    with section("batch:nightly"):
+        oai.files.content("file-out-10")
+        results = list(claude.messages.batches.results("msgbatch_20"))
+    claude.messages.create(model="web-search", max_tokens=50, messages=[{"role": "user", "content": "hi"}])
+    assert llmobserve.flush(timeout=10)
+    oai.files.content("file-out-10")
+    assert llmobserve.flush(timeout=10)
+    assert obs.collector.events() == []  # all went to the live server, none was refused
+    assert llmobserve.stats()["failed"] == 0
+
+    stored = TraceEvent.objects.for_org(org)
+    assert stored.filter(provider="openai").count() == 10
+    assert stored.filter(provider="anthropic", section_path="batch:nightly").count() == len(results) == 20
+    assert sorted(e.metadata["custom_id"] for e in stored.filter(provider="openai")) == sorted(
+        f"req-{i}" for i in range(10))
+    web = stored.get(provider="anthropic", section_path="")
+    assert (web.input_tokens, web.cache_write_tokens) == (3050, 1000)

@@ -17,6 +17,14 @@ if TYPE_CHECKING:
 Tokens = Dict[str, int]
 Parsed = Tuple[str, Optional[Tokens]]  # (model, tokens); tokens None when usage is unknown
 Meta = Dict[str, Any]
+# One line of a batch results file, read: (custom_id, status, http_status, the result's response
+# body or None). ``status`` is a wire status: "ok" for a result that was served (and billed).
+BatchLine = Tuple[str, str, Optional[int], Optional[Dict[str, Any]]]
+
+# Keys a format sets in ``meta`` that become wire fields, not metadata (``build_event`` moves them).
+USAGE = "usage"  # {registry unit name: count}: usage beyond the five classic token fields
+SERVICE_TIER = "service_tier"  # the tier that served the call, as the provider reported it
+SPEED = "speed"
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,11 @@ class Format:
     sse_final: FrozenSet[bytes] = frozenset()
     # named SSE events that end the stream when their payload says so
     sse_final_if: Dict[bytes, Callable[[bytes], bool]] = field(default_factory=dict)
+    # GET path -> True: batch results (one event per JSONL line); False: maybe, when the first
+    # line has the batch shape (``batch_line`` answers it); None: not a batch download
+    batch_path: Optional[Callable[[str], Optional[bool]]] = None
+    # a decoded JSONL line -> its result, or None when the line is not a batch result
+    batch_line: Optional[Callable[[Any], Optional[BatchLine]]] = None
 
 
 def loads(raw: Optional[bytes]) -> Any:
@@ -92,6 +105,21 @@ def subsets(t: Tokens) -> Tokens:
     t["cache_write_tokens"] = min(t["cache_write_tokens"], t["input_tokens"] - t["cached_input_tokens"])
     t["reasoning_tokens"] = min(t["reasoning_tokens"], t["output_tokens"])
     return t
+
+
+def add_unit(meta: Meta, unit: str, count: Any) -> None:
+    """Add ``count`` of a registry usage unit (``genai_prices`` names: ``web_searches``,
+    ``input_audio_tokens``, ``cache_write_1h_tokens``, …); zero counts are not sent."""
+    n = as_int(count)
+    if n:
+        units = meta.setdefault(USAGE, {})
+        units[unit] = units.get(unit, 0) + n
+
+
+def set_str(meta: Meta, key: str, value: Any) -> None:
+    """A served tier or speed, when the provider reported one (bounded, as the wire allows)."""
+    if isinstance(value, str) and value:
+        meta[key] = value[:32]
 
 
 def model_of(obj: Dict[str, Any], key: str = "model") -> str:

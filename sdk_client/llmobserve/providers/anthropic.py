@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
-from ._base import Format, Meta, Parsed, Tokens, as_int, dig, loads, model_of, subsets, zero
+from ._base import (SERVICE_TIER, SPEED, BatchLine, Format, Meta, Parsed, Tokens, add_unit, as_int, dig, loads,
+                    model_of, set_str, subsets, zero)
 
 if TYPE_CHECKING:
     from .._sse import StreamTap
@@ -24,7 +25,13 @@ def usage(u: Dict[str, Any], meta: Meta) -> Tokens:
     t["reasoning_tokens"] = as_int(dig(u, "output_tokens_details", "thinking_tokens"))
     one_hour = as_int(dig(u, "cache_creation", "ephemeral_1h_input_tokens"))
     if one_hour:
-        meta["cache_write_1h_tokens"] = one_hour
+        meta["cache_write_1h_tokens"] = one_hour  # the pre-``usage`` spelling, for older collectors
+    # Subsets of cache_creation_input_tokens by time-to-live, priced apart (1 h writes cost 2x input).
+    add_unit(meta, "cache_write_1h_tokens", one_hour)
+    add_unit(meta, "cache_write_5m_tokens", dig(u, "cache_creation", "ephemeral_5m_input_tokens"))
+    add_unit(meta, "web_searches", dig(u, "server_tool_use", "web_search_requests"))
+    set_str(meta, SERVICE_TIER, u.get("service_tier"))
+    set_str(meta, SPEED, u.get("speed"))
     return subsets(t)
 
 
@@ -53,6 +60,26 @@ def stream(tap: "StreamTap", meta: Meta) -> Parsed:
     return model, usage(u, meta) if u else None
 
 
+def batch_path(path: str) -> Optional[bool]:
+    """``GET /v1/messages/batches/{id}/results``: always a Message Batch's results (JSONL)."""
+    return True if path.endswith("/results") and "/messages/batches/" in path else None
+
+
+_BATCH_STATUS = {"succeeded": "ok", "errored": "error", "canceled": "cancelled", "expired": "timeout"}
+
+
+def batch_line(obj: Any) -> Optional[BatchLine]:
+    """``{"custom_id", "result": {"type": "succeeded", "message": {…}}}``; errored, canceled and
+    expired results were not served (nor billed): recorded with their status and no usage."""
+    if not isinstance(obj, dict) or "custom_id" not in obj:
+        return None
+    result = obj.get("result")
+    kind = result.get("type") if isinstance(result, dict) else None
+    status = _BATCH_STATUS.get(kind if isinstance(kind, str) else "", "error")
+    message = result.get("message") if isinstance(result, dict) and status == "ok" else None
+    return str(obj.get("custom_id") or ""), status, None, message if isinstance(message, dict) else None
+
+
 def delta_stops(payload: bytes) -> bool:
     """A ``message_delta`` whose ``delta.stop_reason`` is set carries the final usage: the
     message is over (LiteLLM closes the response here, before ``message_stop``)."""
@@ -76,4 +103,6 @@ FORMAT = Format(
     sse_events=frozenset({b"message_start", b"message_delta"}),
     sse_final=frozenset({b"message_stop"}),
     sse_final_if={b"message_delta": delta_stops},
+    batch_path=batch_path,
+    batch_line=batch_line,
 )

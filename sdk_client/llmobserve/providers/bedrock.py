@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 from urllib.parse import unquote
 
 from . import anthropic
-from ._base import Format, Meta, Parsed, Tokens, as_int, find_json_after, model_of, zero
+from ._base import Format, Meta, Parsed, Tokens, add_unit, as_int, find_json_after, model_of, zero
 
 if TYPE_CHECKING:
     from .._sse import StreamTap
@@ -14,9 +14,9 @@ if TYPE_CHECKING:
 _ACTIONS = ("converse", "converse-stream", "invoke", "invoke-with-response-stream")
 
 
-def usage(u: Dict[str, Any]) -> Tokens:
+def usage(u: Dict[str, Any], meta: Meta) -> Tokens:
     if "input_tokens" in u:  # invoke with an Anthropic body
-        return anthropic.usage(u, {})
+        return anthropic.usage(u, meta)
     t = zero()
     read = as_int(u.get("cacheReadInputTokens"))
     write = as_int(u.get("cacheWriteInputTokens"))
@@ -24,6 +24,12 @@ def usage(u: Dict[str, Any]) -> Tokens:
     t["output_tokens"] = as_int(u.get("outputTokens"))
     t["cached_input_tokens"] = read
     t["cache_write_tokens"] = write
+    details = u.get("cacheDetails")  # the writes by time-to-live: [{"ttl": "1h", "inputTokens": n}, …]
+    if isinstance(details, list):
+        for d in details:
+            ttl = d.get("ttl") if isinstance(d, dict) else None
+            if ttl in ("5m", "1h"):
+                add_unit(meta, f"cache_write_{ttl}_tokens", d.get("inputTokens"))
     return t
 
 
@@ -45,14 +51,14 @@ def model_from_path(path: str) -> str:
 
 def body(obj: Dict[str, Any], meta: Meta) -> Parsed:
     u = obj.get("usage")
-    return model_of(obj), usage(u) if isinstance(u, dict) else None
+    return model_of(obj), usage(u, meta) if isinstance(u, dict) else None
 
 
 def stream(tap: "StreamTap", meta: Meta) -> Parsed:
     """AWS event-stream framing is binary: the usage is JSON inside the final metadata frame."""
     source = tap.kept() or (tap.last or b"")
     u = find_json_after(source, b'"usage"')
-    return "", usage(u) if isinstance(u, dict) else None
+    return "", usage(u, meta) if isinstance(u, dict) else None
 
 
 FORMAT = Format(

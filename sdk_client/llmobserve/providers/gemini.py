@@ -4,14 +4,57 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
-from ._base import Format, Meta, Parsed, Tokens, as_int, loads, model_of, zero
+from ._base import Format, Meta, Parsed, Tokens, add_unit, as_int, loads, model_of, zero
 
 if TYPE_CHECKING:
     from .._sse import StreamTap
 
 
-def usage(u: Dict[str, Any]) -> Tokens:
+# ``*TokensDetails`` lists ({"modality", "tokenCount"}) -> the registry's units, as genai-prices'
+# own Gemini extractor maps them (DOCUMENT tokens are priced as image tokens; TEXT is the rest).
+_INPUT = {"AUDIO": "input_audio_tokens", "IMAGE": "input_image_tokens", "DOCUMENT": "input_image_tokens",
+          "VIDEO": "input_video_tokens"}
+_MODALITY_UNITS = {
+    "promptTokensDetails": _INPUT,
+    "toolUsePromptTokensDetails": _INPUT,
+    "cacheTokensDetails": {"AUDIO": "cache_audio_read_tokens", "IMAGE": "cache_image_read_tokens",
+                           "DOCUMENT": "cache_image_read_tokens", "VIDEO": "cache_video_read_tokens"},
+    "candidatesTokensDetails": {"AUDIO": "output_audio_tokens", "IMAGE": "output_image_tokens",
+                                "DOCUMENT": "output_image_tokens", "VIDEO": "output_video_tokens"},
+}
+
+
+def units(u: Dict[str, Any], meta: Meta) -> None:
+    for key, by_modality in _MODALITY_UNITS.items():
+        details = u.get(key)
+        if not isinstance(details, list):
+            continue
+        for d in details:
+            if isinstance(d, dict):
+                unit = by_modality.get(str(d.get("modality") or ""))
+                if unit is not None:
+                    add_unit(meta, unit, d.get("tokenCount"))
+    # Tool-use prompt tokens (e.g. search results fed back to the model) are input, and a unit of their own.
+    add_unit(meta, "input_tool_tokens", u.get("toolUsePromptTokenCount"))
+
+
+def grounding(obj: Dict[str, Any], meta: Meta) -> None:
+    """Grounding with Google Search: the queries the model ran (``webSearchQueries``), one
+    ``web_searches`` each, summed over the candidates."""
+    candidates = obj.get("candidates")
+    if not isinstance(candidates, list):
+        return
+    for c in candidates:
+        gm = c.get("groundingMetadata") if isinstance(c, dict) else None
+        queries = gm.get("webSearchQueries") if isinstance(gm, dict) else None
+        if isinstance(queries, list):
+            add_unit(meta, "web_searches", len(queries))
+
+
+def usage(u: Dict[str, Any], meta: Optional[Meta] = None) -> Tokens:
     """Gemini reports thoughts outside ``candidatesTokenCount``: output is the sum."""
+    if meta is not None:
+        units(u, meta)
     t = zero()
     thoughts = as_int(u.get("thoughtsTokenCount"))
     t["input_tokens"] = as_int(u.get("promptTokenCount")) + as_int(u.get("toolUsePromptTokenCount"))
@@ -42,14 +85,15 @@ def model_from_path(path: str) -> str:
 
 def body(obj: Dict[str, Any], meta: Meta) -> Parsed:
     u = obj.get("usageMetadata")
-    return model_of(obj, "modelVersion"), usage(u) if isinstance(u, dict) else None
+    grounding(obj, meta)
+    return model_of(obj, "modelVersion"), usage(u, meta) if isinstance(u, dict) else None
 
 
 def stream(tap: "StreamTap", meta: Meta) -> Parsed:
     last = loads(tap.last)
     if isinstance(last, list) and last:
         last = last[-1]
-    if isinstance(last, dict):
+    if isinstance(last, dict):  # the final chunk: usage, and the grounding of the whole answer
         return body(last, meta)
     return "", None
 
