@@ -101,18 +101,39 @@ def otlp_spans_process(*, org_id: int, book, group: list[tuple[RawBatch, list[Sp
 
     Runs inside the caller's transaction. A span already stored (a re-sent export) is left as it is.
     """
+    adapt = connection.ops.adapt_datetimefield_value
+    seen = adapt(now)
     rows = []
+    known: dict[tuple[str, str], EventIn] = {}
     for raw, spans in group:
+        api_key_id, received = raw.api_key_id, adapt(raw.received_at)
         for span in spans:
-            rows.append(OtlpSpan(
-                org_id=org_id, trace_id=span.trace_id, span_id=span.span_id, parent_span_id=span.parent_span_id,
-                label=span.label, section_path=span.section_path, customer_id=span.customer_id,
-                is_call=span.call is not None, response_id=span.response_id, rank=span.rank, source=span.source,
-                call=call_encode(span.call) if span.call is not None else None, api_key_id=raw.api_key_id,
-                received_at=raw.received_at, first_seen_at=now))
-    OtlpSpan.objects.unscoped().bulk_create(rows, ignore_conflicts=True, batch_size=1000)
-    traces = sorted({row.trace_id for row in rows})
-    return _resolve(org_id=org_id, book=book, trace_ids=traces, now=now, store=store)
+            call = span.call
+            if call is not None:
+                known[(span.trace_id, span.span_id)] = call
+            rows.append((org_id, span.trace_id, span.span_id, span.parent_span_id, span.label, span.section_path,
+                         span.customer_id, call is not None, span.response_id, span.rank, span.source,
+                         call_encode(call) if call is not None else None, api_key_id, received, seen, ""))
+    _spans_insert(rows)
+    traces = sorted({row[1] for row in rows})
+    return _resolve(org_id=org_id, book=book, trace_ids=traces, now=now, store=store, known=known)
+
+
+_INSERT_COLUMNS = ("org_id", "trace_id", "span_id", "parent_span_id", "label", "section_path", "customer_id", "is_call",
+                   "response_id", "rank", "source", "call", "api_key_id", "received_at", "first_seen_at", "outcome")
+
+
+def _spans_insert(rows: list[tuple]) -> None:
+    """INSERT … ON CONFLICT DO NOTHING in chunks (the ORM's bulk_create costs more than the database here)."""
+    table = OtlpSpan._meta.db_table
+    cols = ", ".join(_INSERT_COLUMNS)
+    placeholders = "(" + ", ".join(["%s"] * len(_INSERT_COLUMNS)) + ")"
+    chunk = max(1, 30000 // len(_INSERT_COLUMNS))
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), chunk):
+            part = rows[start:start + chunk]
+            cursor.execute(f"INSERT INTO {table} ({cols}) VALUES {', '.join([placeholders] * len(part))} "
+                           f"ON CONFLICT (org_id, trace_id, span_id) DO NOTHING", [v for row in part for v in row])
 
 
 _SPAN_FIELDS = ("pk", "trace_id", "span_id", "parent_span_id", "label", "section_path", "customer_id", "is_call",
@@ -178,8 +199,11 @@ def _customer(span: SimpleNamespace, chain: list[SimpleNamespace], call: EventIn
     return None
 
 
-def _resolve(*, org_id: int, book, trace_ids: list[str], now: datetime, store: StoreGroup) -> int:
+def _resolve(*, org_id: int, book, trace_ids: list[str], now: datetime, store: StoreGroup,
+             known: dict[tuple[str, str], EventIn] | None = None) -> int:
     """Emit the call spans of these traces that are ready; mark the ones another span counts for.
+
+    `known`: the calls of the spans just stored (decoded already), so only older calls are read back.
 
     Innermost wins: a call span with a call below it is not counted, nor one below an already counted
     call. One response id, one call: among its pending spans the best ranked (the provider SDK's own
@@ -211,11 +235,12 @@ def _resolve(*, org_id: int, book, trace_ids: list[str], now: datetime, store: S
         elif span.response_id:
             waiting_responses.add(span.response_id)
     ready = _one_per_response(org_id, ready, superseded, waiting_responses)
-    calls = _calls_of([span.pk for span, _ in ready])
+    known = known or {}
+    calls = _calls_of([span.pk for span, _ in ready if (span.trace_id, span.span_id) not in known])
     events_by_key: dict[tuple[int, datetime], list[EventIn]] = defaultdict(list)
     sources: dict[str, tuple[str, int | None]] = {}
     for span, chain in ready:
-        event = calls[span.pk]
+        event = known.get((span.trace_id, span.span_id)) or calls[span.pk]
         event.event_id = event_id_for(trace_id=span.trace_id, span_id=span.span_id, provider=event.provider,
                                       response_id=span.response_id)
         event.run_id, event.span_id = span.trace_id, span.span_id
