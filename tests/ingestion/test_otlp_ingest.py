@@ -79,6 +79,17 @@ def test_protobuf_export_becomes_a_priced_call_with_its_section_path(org, ingest
     assert RawBatch.objects.for_org(org).get().kind == "otlp"
 
 
+def test_an_accept_header_does_not_matter(org, ingest_key, post_otlp):
+    body = protobuf([chat(new_trace_id(), start=datetime.now(timezone.utc), input_tokens=1)])
+    response = post_otlp(ingest_key, body, HTTP_ACCEPT="application/x-protobuf")
+    assert response.status_code == 200
+    ExportTraceServiceResponse.FromString(response.content)
+    assert post_otlp(ingest_key, b"\xff", HTTP_ACCEPT="application/x-protobuf").status_code == 400
+    other = protobuf([chat(new_trace_id(), start=datetime.now(timezone.utc), input_tokens=1)])
+    assert post_otlp(ingest_key, other, content_type="application/protobuf").status_code == 200
+    assert TraceEvent.objects.for_org(org).count() == 2
+
+
 def test_otlp_json_export_gzip_answers_json(org, ingest_key, prices, post_otlp):
     trace = new_trace_id()
     call = chat(trace, start=datetime.now(timezone.utc) - timedelta(minutes=1), model="gpt-4o-mini",
