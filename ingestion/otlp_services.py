@@ -126,8 +126,7 @@ def otlp_spans_process(*, org_id: int, book, group: list[tuple[RawBatch, list[Sp
     _spans_insert([
         (org_id, n.trace_id, n.span_id, n.parent_span_id, n.label, n.section_path, n.customer_id, n.is_call,
          n.response_id, n.rank, n.source, call_encode(n.call) if n.call is not None and not n.outcome else None,
-         n.api_key_id,
-         adapt(n.received_at), seen, n.outcome, seen if n.outcome else None)
+         n.api_key_id, adapt(n.received_at), seen, n.outcome, seen if n.outcome else None)
         for n in fresh])
     return new_events
 
