@@ -374,8 +374,10 @@ WIRE_FIELDS = (
     "event_id", "run_id", "span_id", "parent_span_id", "section", "section_path", "span_type", "provider", "model",
     "endpoint", "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens",
     "latency_ms", "ttft_ms", "status", "http_status", "customer_id", "stream", "timestamp", "cost_usd",
-    "metadata", "service_tier", "processing", "speed", "usage",
+    "metadata", "service_tier", "processing", "speed", "usage", "source", "reported_cost_usd",
 )
+# `source`: "sdk", or "otlp:<instrumentation scope>"; `reported_cost_usd`: what an OTLP instrumentation reported
+# (kept beside our price; null when none was reported).
 # After the wire fields: the first cost computed (kept when a re-price changes cost_usd) and what priced the call.
 PRICED_FIELDS = ("billed_cost_usd", "price")
 
@@ -389,13 +391,16 @@ def event_as_api(values: dict[str, Any], rows: dict | None = None) -> dict[str, 
     for name in ("service_tier", "processing", "speed"):
         out[name] = values.get(name) or None
     out["usage"] = values.get("usage") or {}
-    out["billed_cost_usd"] = pico_to_usd(values.get("billed_cost_pico"))
+    out["reported_cost_usd"] = pico_to_usd(values.get("reported_cost_pico"))
+    out["billed_cost_usd"] = pico_to_usd(values.get("billed_cost_pico",
+    "reported_cost_pico"))
     out["price"] = price_provenance(values=values, row=(rows or {}).get(values.get("price_id")))
     return out
 
 
-_EVENT_VALUES = tuple(f for f in WIRE_FIELDS if f != "cost_usd") + (
-    "cost_pico", "cost_source", "price_id", "price_source", "price_variant", "price_version", "billed_cost_pico")
+_EVENT_VALUES = tuple(f for f in WIRE_FIELDS if f not in ("cost_usd", "reported_cost_usd")) + (
+    "cost_pico", "cost_source", "price_id", "price_source", "price_variant", "price_version", "billed_cost_pico",
+    "reported_cost_pico")
 
 
 def events_iter(*, org: Organization, window: Window, filters: RunFilters = RunFilters(),

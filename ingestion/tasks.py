@@ -24,6 +24,15 @@ def batches_sweep() -> int:
     return services.batches_sweep()
 
 
+@house_task(name="ingestion.tasks.otlp_resolve", max_retries=0)
+def otlp_resolve() -> int:
+    """Beat, every 10 s: OTLP call spans whose ancestors did not arrive within the wait, and pruning.
+
+    Not retried itself: the next run starts over (emitting is idempotent).
+    """
+    return services.otlp_resolve_due()
+
+
 @house_task(name="ingestion.tasks.events_reprice")
 def events_reprice(org_id: int | None = None) -> int:
     """After a price is added or changed: price the events that had none."""

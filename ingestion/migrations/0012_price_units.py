@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ingestion', '0009_traceevent_ttft_ms'),
+        ('ingestion', '0010_otlp'),
     ]
 
     operations = [

@@ -210,3 +210,36 @@ def test_a_batch_the_sweeper_processes_late_is_observed_with_its_lag(org, ingest
         pytest.approx(135)
     assert after.value("llmobserve_events_processed_total") - before.value("llmobserve_events_processed_total") == 3
     assert after.value("llmobserve_batches_pending") == 0
+
+
+def test_otlp_requests_refused_spans_and_resolved_calls_are_counted(org, ingest_key, client, scrape, prices,
+                                                                    django_capture_on_commit_callbacks):
+    from datetime import datetime, timezone
+
+    from tests.ingestion.otlp_export import S, new_trace_id, protobuf
+
+    trace = new_trace_id()
+    start = datetime.now(timezone.utc) - timedelta(minutes=1)
+    agent = S("invoke_agent", trace, start=start, attrs={"gen_ai.operation.name": "invoke_agent",
+                                                         "gen_ai.agent.name": "planner"})
+    chat = S("chat gpt-4o", trace, parent=agent.span_id, start=start, attrs={
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.response.model": "gpt-4o",
+        "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10})
+    bad = S("chat", trace, span_id="abcd", parent=agent.span_id, start=start)  # a 2-byte span id is refused
+    url = "/v1/otlp/v1/traces"
+    before = scrape()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.generic("POST", url, protobuf([chat, agent, bad]), content_type="application/x-protobuf",
+                                  headers={"Authorization": f"Bearer {ingest_key}"})
+    assert response.status_code == 200
+    assert client.generic("POST", url, b"", content_type="application/x-protobuf").status_code == 401
+    after = scrape()
+
+    def delta(name, **labels):
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    assert delta(REQ, endpoint="otlp", status=200) == 1
+    assert delta(REQ, endpoint="otlp", status=401) == 1
+    assert delta("llmobserve_events_rejected_total", reason="otlp_span") == 1
+    assert delta("llmobserve_events_accepted_total") == 0  # spans are not events
+    assert delta("llmobserve_events_processed_total") == 1  # the one call they resolve into
