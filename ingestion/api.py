@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import logging
 import zlib
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse
 from django.http.request import RawPostDataException
 from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException, ParseError, UnsupportedMediaType
+from rest_framework.exceptions import APIException, ParseError, PermissionDenied, UnsupportedMediaType
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from accounts.authentication import HasApiKey
+from accounts.models import ApiKey
+
+from .chunked import DECODED as chunked_decoded
+from .otlp import OtlpDecodeError, response_encode
+from .otlp_services import otlp_ingest
 from .schema import BatchDecodeError, BatchShapeError, batch_decode, events_validate
 from .services import events_ingest
+
+logger = logging.getLogger(__name__)
 
 
 class PayloadTooLarge(APIException):
@@ -62,13 +73,24 @@ def _decompressed(body: bytes, limit: int) -> bytes:
     return out
 
 
-def read_json_body(request, *, limit: int) -> bytes:
-    if request.META.get("CONTENT_LENGTH") in (None, "", "0") and not request.META.get("HTTP_TRANSFER_ENCODING"):
-        raise ParseError('Body is empty: send a JSON array of events or {"events": [...]}.')
+def read_body(request, *, limit: int, media_types: tuple[str, ...], hint: str) -> tuple[bytes, str]:
+    """The request body, inflated, within `limit` bytes, and its media type (one of `media_types`).
+
+    A chunked body (no Content-Length) is readable only when `ingestion.chunked` decoded it for the
+    server in use; otherwise the request is refused (400), never taken as empty.
+    """
+    meta = request.META
+    chunked = "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if chunked and not meta.get("CONTENT_LENGTH"):
+        raise ParseError("The chunked request body could not be read by this server: send a Content-Length.")
+    if meta.get(chunked_decoded) == "truncated":
+        raise PayloadTooLarge(f"Body exceeds {limit // (1024 * 1024)} MB.")
+    if meta.get("CONTENT_LENGTH") in (None, "", "0") and not chunked:
+        raise ParseError(f"Body is empty: {hint}")
     content_type = request.content_type.split(";")[0].strip().lower()
-    if content_type != "application/json":
+    if content_type not in media_types:
         raise UnsupportedMediaType(request.content_type or "(none)",
-                                   detail="Send Content-Type: application/json (optionally gzip-encoded).")
+                                   detail=f"Send Content-Type: {' or '.join(media_types)} (optionally gzip-encoded).")
     try:
         body = request.body
     except RequestDataTooBig:
@@ -82,7 +104,12 @@ def read_json_body(request, *, limit: int) -> bytes:
         raise UnsupportedMediaType(encoding, detail="Content-Encoding must be gzip or identity.")
     if len(body) > limit:
         raise PayloadTooLarge(f"Body exceeds {limit // (1024 * 1024)} MB.")
-    return body
+    return body, content_type
+
+
+def read_json_body(request, *, limit: int) -> bytes:
+    return read_body(request, limit=limit, media_types=("application/json",),
+                     hint='send a JSON array of events or {"events": [...]}.')[0]
 
 
 _ingest_response = inline_serializer("IngestResponse", {
@@ -126,3 +153,57 @@ class EventsIngestView(APIView):
 @extend_schema_view(post=extend_schema(exclude=True))
 class EventsIngestAliasView(EventsIngestView):
     """`POST /events`: the same endpoint, kept out of the schema."""
+
+
+# --- OTLP/HTTP traces --------------------------------------------------------------------------
+
+OTLP_MEDIA_TYPES = ("application/x-protobuf", "application/json")
+OTLP_RETRY_AFTER_SECONDS = 5
+
+
+class ProtobufBodyParser(JsonBodyParser):
+    media_type = "application/x-protobuf"
+
+
+class HasIngestScopeKey(HasApiKey):
+    """OTLP exporters run inside the user's services: they get an ingest-scope key, never a read key."""
+
+    message = "OTLP export needs an ingest-scope key: a read key is refused here."
+
+    def has_permission(self, request, view) -> bool:
+        if not super().has_permission(request, view):
+            return False
+        if request.auth.scope != ApiKey.Scope.INGEST:
+            raise PermissionDenied(self.message)
+        return True
+
+
+class OtlpTracesView(APIView):
+    """`POST /v1/otlp/v1/traces`: OTLP/HTTP trace exports, protobuf or JSON (docs/api.md § OTLP)."""
+
+    throttle_classes = [ApiKeyThrottle]
+    parser_classes = [ProtobufBodyParser, JsonBodyParser]
+    permission_classes = [HasIngestScopeKey]
+
+    @extend_schema(
+        operation_id="otlp_traces_ingest", summary="Ingest an OTLP/HTTP trace export (ExportTraceServiceRequest)",
+        request={"application/x-protobuf": OpenApiTypes.BINARY, "application/json": OpenApiTypes.OBJECT},
+        responses={200: OpenApiResponse(description="ExportTraceServiceResponse, in the request's encoding"),
+                   400: OpenApiResponse(description="Not an ExportTraceServiceRequest"), 401: None, 403: None,
+                   413: None, 415: None, 429: None, 503: None},
+    )
+    def post(self, request):
+        body, media_type = read_body(request, limit=settings.LLMOBSERVE_MAX_BODY_BYTES, media_types=OTLP_MEDIA_TYPES,
+                                     hint="send an OTLP ExportTraceServiceRequest.")
+        json_body = media_type == "application/json"
+        try:
+            result = otlp_ingest(api_key=request.auth, body=body, json_body=json_body)
+        except OtlpDecodeError as exc:
+            raise ParseError(str(exc)) from None
+        except (OperationalError, InterfaceError):
+            logger.warning("otlp: the export could not be stored", exc_info=True)
+            return Response({"detail": "Storage is unavailable; retry later."},
+                            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                            headers={"Retry-After": str(OTLP_RETRY_AFTER_SECONDS)})
+        payload = response_encode(rejected=result.rejected, message=result.error_message, json_body=json_body)
+        return HttpResponse(payload, content_type=media_type, status=200)

@@ -80,11 +80,17 @@ class PriceVersion(models.Model):
 class RawBatch(TenantModel):
     """An accepted request's valid events, stored in one write before the 202; processed by a task."""
 
+    class Kind(models.TextChoices):
+        EVENTS = "events", "Events (/v1/events)"
+        OTLP = "otlp", "OTLP spans (/v1/otlp/v1/traces)"
+
     org = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.EVENTS,
+                            help_text="events: a list of EventIn; otlp: a list of OTLP span records.")
     api_key_id = models.BigIntegerField(default=0)
     received_at = models.DateTimeField(default=timezone.now)
-    payload = models.BinaryField(help_text="msgspec-encoded list of validated events (JSON).")
-    event_count = models.PositiveIntegerField()
+    payload = models.BinaryField(help_text="msgspec-encoded list of validated events or span records (JSON).")
+    event_count = models.PositiveIntegerField(help_text="Events, or spans for an OTLP batch.")
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
@@ -144,6 +150,9 @@ class TraceEvent(TenantModel):
     metadata = models.JSONField(default=dict, blank=True)
     api_key_id = models.BigIntegerField(default=0)
     received_at = models.DateTimeField(default=timezone.now)
+    source = models.CharField(max_length=160, default="sdk", help_text="sdk, or otlp:<instrumentation scope name>")
+    reported_cost_pico = models.BigIntegerField(null=True, blank=True,
+                                                help_text="The cost the instrumentation reported (OTLP), kept beside ours.")
 
     objects = TenantManager()
 
@@ -154,6 +163,52 @@ class TraceEvent(TenantModel):
             models.Index(fields=["org", "run_id"], name="traceevent_org_run_idx"),
             models.Index(fields=["org", "timestamp"], condition=models.Q(cost_pico__isnull=True),
                          name="traceevent_unpriced_idx"),
+        ]
+
+
+class OtlpSpan(TenantModel):
+    """An OTLP span kept while the trace it belongs to is resolved into calls (`ingestion.otlp_services`).
+
+    Every span is kept (non-GenAI ones only for the hierarchy); a call span (`is_call`) becomes one
+    event once its ancestors have arrived or it has waited LLMOBSERVE_OTLP_RESOLVE_WAIT; `emitted_at`
+    is set in the transaction that stores the event. Rows are pruned a day after they arrived.
+    """
+
+    class Outcome(models.TextChoices):
+        PENDING = "", "Pending"
+        EVENT = "event", "Stored as an event"
+        SUPERSEDED = "superseded", "Not counted (an inner span or another span of the response is)"
+
+    id = models.BigAutoField(primary_key=True)
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
+    trace_id = models.CharField(max_length=32)
+    span_id = models.CharField(max_length=16)
+    parent_span_id = models.CharField(max_length=16, blank=True)
+    label = models.CharField(max_length=256, blank=True, help_text="This span's section, e.g. agent:planner.")
+    section_path = models.CharField(max_length=1024, null=True, blank=True,
+                                    help_text="An explicit llmobserve.section_path attribute.")
+    customer_id = models.CharField(max_length=256, null=True, blank=True)
+    is_call = models.BooleanField(default=False)
+    response_id = models.CharField(max_length=256, blank=True)
+    rank = models.PositiveSmallIntegerField(default=0, help_text="Among spans of one response: lowest is counted.")
+    source = models.CharField(max_length=160, blank=True)
+    call = models.BinaryField(null=True, blank=True, help_text="The call's mapped fields (msgspec JSON EventIn).")
+    api_key_id = models.BigIntegerField(default=0)
+    received_at = models.DateTimeField(default=timezone.now)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    emitted_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, default="", blank=True)
+
+    objects = TenantManager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "trace_id", "span_id"], name="otlpspan_unique")]
+        indexes = [
+            models.Index(fields=["first_seen_at"], name="otlpspan_pending_idx",
+                         condition=models.Q(is_call=True, emitted_at__isnull=True)),
+            models.Index(fields=["org", "response_id"], name="otlpspan_response_idx",
+                         condition=~models.Q(response_id="")),
+            models.Index(fields=["first_seen_at"], name="otlpspan_seen_idx"),
         ]
 
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.models import ApiKey
 from accounts.tasking import TRANSIENT_ERRORS, enqueue_on_commit
 
-from . import rollups
+from . import otlp_services, rollups
 from .models import RawBatch, TraceEvent
 from .money import usd_to_pico
 from .pricing import price_book_get
@@ -59,7 +59,9 @@ _EVENT_COLUMNS = (
     "provider", "model", "endpoint", "input_tokens", "output_tokens", "cached_input_tokens",
     "cache_write_tokens", "reasoning_tokens", "latency_ms", "ttft_ms", "status", "http_status", "customer_id",
     "stream", "timestamp", "cost_pico", "cost_source", "price_id", "metadata", "api_key_id", "received_at",
+    "source", "reported_cost_pico",
 )
+SDK_SOURCE = ("sdk", None)
 def _event_price(book, org_id: int, event: EventIn | TraceEvent) -> tuple[int, int] | None:
     """(price_id, cost_pico) from the price table, or None: the one pricing of ingestion and re-pricing.
 
@@ -155,12 +157,14 @@ def _pg_session_setup() -> None:
         cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
-def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]]) -> int:
+def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]],
+                 sources: dict[str, tuple[str, int | None]] | None = None) -> int:
     """Price, insert and fold the events of `group` (batches of one org, with their decoded events).
 
     Returns the number of new events: rows already stored (re-sent, or a retry) are skipped and
-    never folded twice.
+    never folded twice. `sources`: event id → (source, reported cost) for events not from the SDK (OTLP).
     """
+    sources = sources or {}
     pg = _is_pg()
     adapt = connection.ops.adapt_datetimefield_value
     encode = _json_encode
@@ -179,7 +183,7 @@ def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]])
                 event.input_tokens, event.output_tokens, event.cached_input_tokens, event.cache_write_tokens,
                 event.reasoning_tokens, event.latency_ms, event.ttft_ms, event.status, event.http_status,
                 event.customer_id, event.stream, adapt(event.timestamp), cost, source, price_id,
-                encode(event.metadata).decode(), api_key_id, received,
+                encode(event.metadata).decode(), api_key_id, received, *sources.get(event.event_id, SDK_SOURCE),
             ))
     if pg:
         rollups.lock_org(org_id, exclusive=False)
@@ -236,7 +240,7 @@ def _batches_process_together(*, batch_id: int, now: datetime) -> int | None:
             _pg_session_setup()
             budget = COALESCE_MAX_EVENTS - batch.event_count
             more = (_processable(RawBatch.objects.unscoped().select_for_update(skip_locked=True).defer("payload"))
-                    .filter(org_id=batch.org_id, attempts=0, event_count__lte=budget)
+                    .filter(org_id=batch.org_id, kind=batch.kind, attempts=0, event_count__lte=budget)
                     .exclude(pk=batch_id).order_by("pk")[:8])
             for other in more:
                 if other.event_count <= budget:
@@ -244,8 +248,13 @@ def _batches_process_together(*, batch_id: int, now: datetime) -> int | None:
                     budget -= other.event_count
         payloads = dict(RawBatch.objects.unscoped().filter(pk__in=[b.pk for b in batches])
                         .values_list("pk", "payload"))
-        group = [(raw, events_decode(bytes(payloads[raw.pk]))) for raw in batches]
-        new_events = _store_group(batch.org_id, price_book_get(), group)
+        if batch.kind == RawBatch.Kind.OTLP:
+            group = [(raw, otlp_services.spans_decode(bytes(payloads[raw.pk]))) for raw in batches]
+            new_events = otlp_services.otlp_spans_process(org_id=batch.org_id, book=price_book_get(), group=group,
+                                                          now=now)
+        else:
+            group = [(raw, events_decode(bytes(payloads[raw.pk]))) for raw in batches]
+            new_events = _store_group(batch.org_id, price_book_get(), group)
         # Every batch here is on its first attempt (`attempts=0` above): one UPDATE marks them all.
         RawBatch.objects.unscoped().filter(pk__in=[raw.pk for raw in batches]).update(processed_at=now, attempts=1)
     return new_events
@@ -260,6 +269,8 @@ def _batch_process_alone(*, batch_id: int, now: datetime) -> int:
         if _is_pg():
             _pg_session_setup()
         book = price_book_get()
+        if batch.kind == RawBatch.Kind.OTLP:
+            return _otlp_batch_process_alone(batch, book=book, now=now)
         events, failures = _events_decode_each(bytes(batch.payload))
         new_events = None
         if not failures:
@@ -286,6 +297,25 @@ def _batch_process_alone(*, batch_id: int, now: datetime) -> int:
         else:
             RawBatch.objects.unscoped().filter(pk=batch.pk).update(
                 processed_at=now, attempts=batch.attempts + 1, next_attempt_at=None, failed_events=0)
+    return new_events
+
+
+def _otlp_batch_process_alone(batch: RawBatch, *, book, now: datetime) -> int:
+    """An OTLP batch that failed in a group: alone, as a whole (its spans were validated by the request,
+    so a failure here is a bug or an outage); a failure is recorded with the same backoff and quarantine."""
+    try:
+        with transaction.atomic():
+            spans = otlp_services.spans_decode(bytes(batch.payload))
+            new_events = otlp_services.otlp_spans_process(org_id=batch.org_id, book=book, group=[(batch, spans)],
+                                                          now=now)
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("OTLP batch %s failed alone", batch.pk, exc_info=True)
+        _batch_attempt_failed(batch, now=now, failures=[f"spans: {exc!r}"], failed_events=batch.event_count)
+        return 0
+    RawBatch.objects.unscoped().filter(pk=batch.pk).update(
+        processed_at=now, attempts=batch.attempts + 1, next_attempt_at=None, failed_events=0)
     return new_events
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from accounts.tasking import house_task
 
-from . import services
+from . import otlp_services, services
 
 
 @house_task(name="ingestion.tasks.batch_process")
@@ -22,6 +22,15 @@ def batches_sweep() -> int:
     Not retried itself: the next minute's sweep starts over.
     """
     return services.batches_sweep()
+
+
+@house_task(name="ingestion.tasks.otlp_resolve", max_retries=0)
+def otlp_resolve() -> int:
+    """Beat, every 10 s: OTLP call spans whose ancestors did not arrive within the wait, and pruning.
+
+    Not retried itself: the next run starts over (emitting is idempotent).
+    """
+    return otlp_services.otlp_resolve_due()
 
 
 @house_task(name="ingestion.tasks.events_reprice")

@@ -183,6 +183,7 @@ CELERY_TASK_PUBLISH_RETRY = False
 CELERY_DB_REUSE_MAX = 500
 CELERY_BEAT_SCHEDULE = {
     "ingestion-sweep-pending": {"task": "ingestion.tasks.batches_sweep", "schedule": 60.0},
+    "ingestion-otlp-resolve": {"task": "ingestion.tasks.otlp_resolve", "schedule": 10.0},
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -305,6 +306,8 @@ LLMOBSERVE_INGEST_RATE = int(os.environ.get("LLMOBSERVE_INGEST_RATE", "1200"))
 LLMOBSERVE_READ_RATE = int(os.environ.get("LLMOBSERVE_READ_RATE", "600"))
 LLMOBSERVE_MAX_EVENTS_PER_REQUEST = 1000
 LLMOBSERVE_MAX_BODY_BYTES = 5 * 1024 * 1024
+# OTLP: seconds a call span waits for its ancestors before its section path is built from what has arrived.
+LLMOBSERVE_OTLP_RESOLVE_WAIT = float(os.environ.get("LLMOBSERVE_OTLP_RESOLVE_WAIT", "30"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = LLMOBSERVE_MAX_BODY_BYTES + 1024
 ANTHROPIC_API_KEY = os.environ.get("ANTHROPIC_API_KEY", "")
 

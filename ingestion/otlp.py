@@ -1,0 +1,482 @@
+"""OTLP/HTTP trace exports → compact span records (pure functions; docs/architecture.md § OTLP).
+
+`export_decode` reads an `ExportTraceServiceRequest` (protobuf, with the published
+`opentelemetry-proto` classes, or OTLP/JSON) and keeps, per span, only what the ingest reads: the
+ids, the instrumentation scope name, and the attributes of the alias table (`/work/shared/OTLP.md`).
+Everything else (prompts, completions, request headers, events, links, resource attributes) is
+dropped here, before anything is stored. `span_record` maps those attributes onto a `SpanIn`: the
+span's own section label, an explicit path or customer, and, for a billable provider call, the call
+as an `EventIn` validated by the wire format's rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, Iterator
+
+import msgspec
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from .schema import MAX_TOKENS, EventIn, _normalise, _semantic_errors
+
+# --- the alias table (first present wins) -------------------------------------------------------
+
+PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system", "ai.model.provider")
+MODEL_KEYS = ("gen_ai.response.model", "llm.model_name", "ai.response.model", "gen_ai.request.model", "ai.model.id")
+INPUT_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt",
+              "ai.usage.inputTokens", "ai.usage.promptTokens")
+CACHE_READ_KEYS = ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens",
+                   "llm.token_count.prompt_details.cache_read", "gen_ai.usage.details.cache_read_tokens",
+                   "ai.usage.inputTokenDetails.cacheReadTokens", "ai.usage.cachedInputTokens")
+CACHE_WRITE_KEYS = ("gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_write.input_tokens",
+                    "gen_ai.usage.cache_creation_input_tokens", "llm.token_count.prompt_details.cache_write",
+                    "gen_ai.usage.details.cache_write_tokens", "ai.usage.inputTokenDetails.cacheWriteTokens")
+OUTPUT_KEYS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion",
+               "ai.usage.outputTokens", "ai.usage.completionTokens")
+REASONING_KEYS = ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens",
+                  "llm.token_count.completion_details.reasoning", "gen_ai.usage.details.reasoning_tokens",
+                  "ai.usage.outputTokenDetails.reasoningTokens", "ai.usage.reasoningTokens")
+STREAM_KEYS = ("gen_ai.request.stream", "gen_ai.is_streaming")
+CUSTOMER_KEYS = ("llmobserve.customer_id", "enduser.id", "user.id", "langfuse.user.id",
+                 "ai.telemetry.metadata.userId", "gen_ai.request.user")
+COST_KEYS = ("gen_ai.usage.cost", "llm.cost.total", "operation.cost")
+OPERATION, OPERATION_ID, SPAN_KIND = "gen_ai.operation.name", "ai.operationId", "openinference.span.kind"
+AGENT, TOOL, WORKFLOW, FUNCTION_ID = "gen_ai.agent.name", "gen_ai.tool.name", "gen_ai.workflow.name", \
+    "ai.telemetry.functionId"
+SECTION_PATH, RESPONSE_ID, TTFT, TIER = "llmobserve.section_path", "gen_ai.response.id", \
+    "gen_ai.response.time_to_first_chunk", "openai.response.service_tier"
+ERROR_TYPE, HTTP_STATUS, SERVER_ADDRESS = "error.type", "http.response.status_code", "server.address"
+COST_AMOUNT, COST_CURRENCY = "gen_ai.usage.cost.amount", "gen_ai.usage.cost.currency"
+
+KEPT_KEYS = frozenset(PROVIDER_KEYS + MODEL_KEYS + INPUT_KEYS + CACHE_READ_KEYS + CACHE_WRITE_KEYS + OUTPUT_KEYS
+                      + REASONING_KEYS + STREAM_KEYS + CUSTOMER_KEYS + COST_KEYS + (
+                          OPERATION, OPERATION_ID, SPAN_KIND, AGENT, TOOL, WORKFLOW, FUNCTION_ID, SECTION_PATH,
+                          RESPONSE_ID, TTFT, TIER, ERROR_TYPE, HTTP_STATUS, SERVER_ADDRESS, COST_AMOUNT,
+                          COST_CURRENCY))
+USAGE_KEYS = INPUT_KEYS + OUTPUT_KEYS
+
+CALL_OPERATIONS = frozenset({"chat", "generate_content", "text_completion", "embeddings"})
+NEVER_CALL_OPERATIONS = frozenset({"invoke_agent", "create_agent", "execute_tool", "invoke_workflow",
+                                   "fetch_response", "retrieval"})
+VERCEL_CALL_SUFFIXES = (".doGenerate", ".doStream", ".doEmbed")
+
+# OTel GenAI provider names (and the Vercel AI SDK's "<provider>.<api>" ids) → the price table's providers.
+PROVIDERS = {
+    "openai": "openai", "anthropic": "anthropic", "aws.bedrock": "bedrock", "amazon-bedrock": "bedrock",
+    "bedrock": "bedrock", "azure.ai.openai": "azure_openai", "azure-openai": "azure_openai", "azure": "azure_openai",
+    "azure.ai.inference": "azure_ai", "gcp.gemini": "google", "gcp.gen_ai": "google", "gcp.vertex_ai": "vertex_ai",
+    "google": "google", "vertex": "vertex_ai", "gemini": "google", "cohere": "cohere", "deepseek": "deepseek",
+    "groq": "groq", "ibm.watsonx.ai": "ibm", "mistral_ai": "mistral", "mistral": "mistral",
+    "mistralai": "mistral", "moonshot_ai": "moonshotai", "perplexity": "perplexity", "x_ai": "x-ai", "xai": "x-ai",
+    "openrouter": "openrouter", "together": "together", "fireworks": "fireworks",
+}
+HOSTS = (  # server.address → provider, when no provider attribute is present
+    ("api.openai.com", "openai"), ("api.anthropic.com", "anthropic"),
+    ("generativelanguage.googleapis.com", "google"), ("aiplatform.googleapis.com", "vertex_ai"),
+    (".openai.azure.com", "azure_openai"), ("bedrock-runtime.", "bedrock"), ("api.mistral.ai", "mistral"),
+    ("api.cohere.", "cohere"), ("api.groq.com", "groq"), ("api.deepseek.com", "deepseek"), ("api.x.ai", "x-ai"),
+    ("openrouter.ai", "openrouter"),
+)
+# Instrumentations whose spans are second choice when a provider SDK traced the same response itself
+# (Traceloop's Anthropic stream output count is one too high).
+_SECOND_CHOICE_SCOPES = ("opentelemetry.instrumentation.", "traceloop", "openinference.", "openlit")
+
+TRACE_ID_HEX, SPAN_ID_HEX = 32, 16
+LABEL_MAX, PATH_MAX, SOURCE_MAX = 256, 1024, 160
+_UNSENDABLE = re.compile("[\x00-\x1f\ud800-\udfff]")
+
+
+class SpanIn(msgspec.Struct, omit_defaults=True):
+    """One span as stored in an OTLP RawBatch: nothing of its content, only what the ingest reads."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str = ""
+    label: str = ""
+    section_path: str | None = None
+    customer_id: str | None = None
+    source: str = ""
+    response_id: str = ""
+    rank: int = 0
+    call: EventIn | None = None
+
+
+spans_encode = msgspec.json.Encoder().encode
+spans_decode = msgspec.json.Decoder(list[SpanIn]).decode
+call_encode = msgspec.json.Encoder().encode
+call_decode = msgspec.json.Decoder(EventIn).decode
+
+
+class OtlpDecodeError(ValueError):
+    """The body is not an ExportTraceServiceRequest in the declared encoding."""
+
+
+@dataclass
+class RawSpan:
+    """A span as decoded, before mapping: ids as lower-case hex, only the kept attributes."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    scope: str
+    start_ns: int
+    end_ns: int
+    status_code: int
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+# --- decoding -------------------------------------------------------------------------------------
+
+def _pb_value(value) -> Any:
+    kind = value.WhichOneof("value")
+    if kind in ("string_value", "bool_value", "int_value", "double_value"):
+        return getattr(value, kind)
+    return None  # arrays, maps and bytes carry nothing the ingest reads
+
+
+def _decode_protobuf(body: bytes) -> Iterator[RawSpan]:
+    try:
+        request = ExportTraceServiceRequest.FromString(body)
+    except (DecodeError, RecursionError, ValueError) as exc:
+        raise OtlpDecodeError(f"Body is not a protobuf ExportTraceServiceRequest: {exc}") from None
+    kept = KEPT_KEYS
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            scope = scope_spans.scope.name
+            for span in scope_spans.spans:
+                attrs = {kv.key: _pb_value(kv.value) for kv in span.attributes if kv.key in kept}
+                yield RawSpan(span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex(), scope,
+                              span.start_time_unix_nano, span.end_time_unix_nano, span.status.code, attrs)
+
+
+def _get(obj: dict, camel: str, snake: str, default: Any = None) -> Any:
+    value = obj.get(camel, default)
+    return obj.get(snake, default) if value is default else value
+
+
+def _json_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) <= 24:
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError(f"not an integer: {str(value)[:40]!r}")
+
+
+def _json_value(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return None
+    if "stringValue" in value or "string_value" in value:
+        text = _get(value, "stringValue", "string_value")
+        return text if isinstance(text, str) else None
+    if "boolValue" in value or "bool_value" in value:
+        flag = _get(value, "boolValue", "bool_value")
+        return flag if isinstance(flag, bool) else None
+    if "intValue" in value or "int_value" in value:
+        try:
+            return _json_int(_get(value, "intValue", "int_value"))
+        except ValueError:
+            return None
+    if "doubleValue" in value or "double_value" in value:
+        number = _get(value, "doubleValue", "double_value")
+        if isinstance(number, (int, float)) and not isinstance(number, bool):
+            return float(number)
+        if isinstance(number, str):  # "NaN", "Infinity" and decimal strings are valid OTLP/JSON
+            try:
+                return float(number)
+            except ValueError:
+                return None
+    return None
+
+
+def _json_list(obj: Any, camel: str, snake: str) -> list:
+    value = _get(obj, camel, snake, []) if isinstance(obj, dict) else None
+    if not isinstance(value, list):
+        raise OtlpDecodeError(f"{camel} must be a list.")
+    return value
+
+
+def _hex_id(value: Any) -> str:
+    return value.lower() if isinstance(value, str) else "?"
+
+
+def _decode_json(body: bytes) -> Iterator[RawSpan]:
+    try:
+        request = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise OtlpDecodeError(f"Body is not valid OTLP/JSON: {exc}") from None
+    if not isinstance(request, dict):
+        raise OtlpDecodeError("Body must be a JSON object (ExportTraceServiceRequest).")
+    kept = KEPT_KEYS
+    for resource_spans in _json_list(request, "resourceSpans", "resource_spans"):
+        for scope_spans in _json_list(resource_spans, "scopeSpans", "scope_spans"):
+            scope = _get(scope_spans, "scope", "scope") or {}
+            name = scope.get("name", "") if isinstance(scope, dict) else ""
+            for span in _json_list(scope_spans, "spans", "spans"):
+                if not isinstance(span, dict):
+                    raise OtlpDecodeError("Each span must be a JSON object.")
+                attrs = {}
+                for kv in _json_list(span, "attributes", "attributes"):
+                    if isinstance(kv, dict) and kv.get("key") in kept:
+                        attrs[kv["key"]] = _json_value(kv.get("value"))
+                status = span.get("status") or {}
+                try:
+                    start = _json_int(_get(span, "startTimeUnixNano", "start_time_unix_nano", 0))
+                    end = _json_int(_get(span, "endTimeUnixNano", "end_time_unix_nano", 0))
+                    code = _json_int(status.get("code", 0)) if isinstance(status, dict) else 0
+                except ValueError as exc:
+                    raise OtlpDecodeError(f"Span times and status codes must be integers: {exc}") from None
+                yield RawSpan(_hex_id(_get(span, "traceId", "trace_id", "")), _hex_id(_get(span, "spanId", "span_id", "")),
+                              _hex_id(_get(span, "parentSpanId", "parent_span_id", "")), name if isinstance(name, str)
+                              else "", start, end, code, attrs)
+
+
+def export_decode(body: bytes, *, json_body: bool) -> list[RawSpan]:
+    """Every span of the export, decoded; raises OtlpDecodeError for a body that is not an export."""
+    return list(_decode_json(body) if json_body else _decode_protobuf(body))
+
+
+def response_encode(*, rejected: int, message: str, json_body: bool) -> bytes:
+    """The ExportTraceServiceResponse, in the request's encoding (partial_success only when spans were refused)."""
+    if json_body:
+        if not rejected:
+            return b"{}"
+        return json.dumps({"partialSuccess": {"rejectedSpans": str(rejected), "errorMessage": message}}).encode()
+    response = ExportTraceServiceResponse()
+    if rejected:
+        response.partial_success.rejected_spans = rejected
+        response.partial_success.error_message = message
+    return response.SerializeToString()
+
+
+# --- mapping --------------------------------------------------------------------------------------
+
+def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _text(value: Any, limit: int) -> str:
+    """A label as the SDK sends it: C0 controls become spaces, lone surrogates U+FFFD, cut to `limit`."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    if _UNSENDABLE.search(text):
+        text = _UNSENDABLE.sub(lambda m: " " if m.group() < "\x20" else "\ufffd", text)
+    return text.strip()[:limit]
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or value is None:
+        return 0
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return -1
+        value = int(value)
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            return 0
+    return value if isinstance(value, int) else 0
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
+
+
+def provider_normalise(value: Any, server_address: Any = None) -> str:
+    name = _text(value, 64).lower()
+    if name:
+        if name in PROVIDERS:
+            return PROVIDERS[name]
+        head = name.split(".", 1)[0]
+        return PROVIDERS.get(head, PROVIDERS.get(head.replace("-", "_"), name))
+    host = _text(server_address, 253).lower()
+    for pattern, provider in HOSTS:
+        if pattern in host:
+            return provider
+    return ""
+
+
+def _segment(prefix: str, name: Any) -> str:
+    text = _text(name, LABEL_MAX - len(prefix)).replace("/", "_")
+    return f"{prefix}{text}" if text else ""
+
+
+def span_label(attrs: dict[str, Any]) -> str:
+    """The section this span contributes to the spans below it ('' for most spans)."""
+    op = attrs.get(OPERATION)
+    if op in ("invoke_agent", "create_agent") and attrs.get(AGENT):
+        return _segment("agent:", attrs[AGENT])
+    if op == "execute_tool" and attrs.get(TOOL):
+        return _segment("tool:", attrs[TOOL])
+    if attrs.get(WORKFLOW):
+        return _segment("workflow:", attrs[WORKFLOW])
+    if attrs.get(FUNCTION_ID):
+        return _segment("agent:", attrs[FUNCTION_ID])
+    return ""
+
+
+def span_is_call(attrs: dict[str, Any]) -> bool:
+    """A billable provider call; wrappers (agents, tools, Vercel's outer spans, aggregates) never are."""
+    op = attrs.get(OPERATION)
+    if op in NEVER_CALL_OPERATIONS:
+        return False
+    operation_id = attrs.get(OPERATION_ID)
+    if isinstance(operation_id, str) and operation_id:
+        return operation_id.endswith(VERCEL_CALL_SUFFIXES)
+    if op in CALL_OPERATIONS:
+        return True
+    kind = attrs.get(SPAN_KIND)
+    if kind is not None:
+        return kind in ("LLM", "EMBEDDING") and _first(attrs, USAGE_KEYS) is not None
+    if op or attrs.get(AGENT) or attrs.get(TOOL):
+        return False
+    return _first(attrs, USAGE_KEYS) is not None
+
+
+def _reported_cost(attrs: dict[str, Any]) -> str | None:
+    amount = attrs.get(COST_AMOUNT)
+    if amount is not None and str(attrs.get(COST_CURRENCY) or "USD").upper() != "USD":
+        amount = None
+    if amount is None:
+        amount = _first(attrs, COST_KEYS)
+    if amount is None or isinstance(amount, bool):
+        return None
+    try:
+        cost = Decimal(str(amount))
+    except InvalidOperation:
+        return None
+    if not cost.is_finite() or cost < 0 or cost >= 1_000_000:
+        return None
+    return format(cost, "f")
+
+
+def _status(span: RawSpan, attrs: dict[str, Any]) -> tuple[str, int | None]:
+    http_status = _count(attrs.get(HTTP_STATUS)) or None
+    if http_status is not None and not 100 <= http_status <= 599:
+        http_status = None
+    error_type = _text(attrs.get(ERROR_TYPE), 256).lower()
+    if http_status == 429 or "ratelimit" in error_type.replace("_", "") or "rate_limit" in error_type:
+        return "rate_limited", http_status
+    if span.status_code == 2 or error_type or (http_status or 0) >= 400:
+        if "timeout" in error_type or "timedout" in error_type.replace("_", ""):
+            return "timeout", http_status
+        if "cancel" in error_type:
+            return "cancelled", http_status
+        return "error", http_status
+    return "ok", http_status
+
+
+def _call(span: RawSpan, attrs: dict[str, Any], now: datetime) -> tuple[EventIn | None, dict[str, str]]:
+    operation_id = attrs.get(OPERATION_ID) or ""
+    embedding = attrs.get(OPERATION) == "embeddings" or str(operation_id).endswith(".doEmbed") \
+        or attrs.get(SPAN_KIND) == "EMBEDDING"
+    tokens = {
+        "input_tokens": _count(_first(attrs, INPUT_KEYS)),
+        "output_tokens": _count(_first(attrs, OUTPUT_KEYS)),
+        "cached_input_tokens": _count(_first(attrs, CACHE_READ_KEYS)),
+        "cache_write_tokens": _count(_first(attrs, CACHE_WRITE_KEYS)),
+        "reasoning_tokens": _count(_first(attrs, REASONING_KEYS)),
+    }
+    errors = {name: f"must be an integer from 0 to {MAX_TOKENS}" for name, value in tokens.items()
+              if not 0 <= value <= MAX_TOKENS}
+    if errors:
+        return None, errors
+    status, http_status = _status(span, attrs)
+    metadata: dict[str, Any] = {}
+    if tier := _text(attrs.get(TIER), 64):
+        metadata["service_tier"] = tier
+    if _first(attrs, USAGE_KEYS) is None and status == "ok":
+        metadata["usage_missing"] = True
+    if status != "ok" and (error_type := _text(attrs.get(ERROR_TYPE), 256)):
+        metadata["error_type"] = error_type
+    ttft = attrs.get(TTFT)
+    ttft_ms = float(ttft) * 1000 if isinstance(ttft, (int, float)) and not isinstance(ttft, bool) \
+        and 0 <= ttft < 1e7 else None
+    latency_ms = (span.end_ns - span.start_ns) / 1e6 if span.end_ns >= span.start_ns > 0 else None
+    stream = _flag(_first(attrs, STREAM_KEYS)) or str(operation_id).endswith(".doStream")
+    try:
+        timestamp = datetime.fromtimestamp(span.start_ns / 1e9, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None, {"timestamp": "start time out of range"}
+    event = EventIn(
+        span_type="embedding" if embedding else "llm",
+        provider=provider_normalise(_first(attrs, PROVIDER_KEYS), attrs.get(SERVER_ADDRESS)) or "unknown",
+        model=_text(_first(attrs, MODEL_KEYS), 256) or "unknown",
+        latency_ms=latency_ms if latency_ms is None or latency_ms <= 1e10 else None,
+        ttft_ms=ttft_ms, status=status, http_status=http_status,
+        customer_id=_text(_first(attrs, CUSTOMER_KEYS), 256) or None,
+        stream=stream, timestamp=timestamp, cost_usd=_reported_cost(attrs), metadata=metadata, **tokens,
+    )
+    errors = _semantic_errors(event, now)
+    if errors:
+        return None, errors
+    return _normalise(event, now), {}
+
+
+def _rank(scope: str) -> int:
+    scope = scope.lower()
+    return 1 if any(part in scope for part in _SECOND_CHOICE_SCOPES) else 0
+
+
+def span_record(span: RawSpan, *, now: datetime) -> tuple[SpanIn | None, str]:
+    """(record, '') or (None, why the span is refused)."""
+    if len(span.trace_id) != TRACE_ID_HEX or span.trace_id.strip("0") == "" or not _is_hex(span.trace_id):
+        return None, f"span {span.span_id[:16]!r}: trace_id must be 16 bytes (32 hex digits), not all zero"
+    if len(span.span_id) != SPAN_ID_HEX or span.span_id.strip("0") == "" or not _is_hex(span.span_id):
+        return None, f"span {span.span_id[:16]!r}: span_id must be 8 bytes (16 hex digits), not all zero"
+    parent = span.parent_span_id
+    if parent and (len(parent) != SPAN_ID_HEX or not _is_hex(parent)):
+        return None, f"span {span.span_id}: parent_span_id must be empty or 8 bytes (16 hex digits)"
+    if parent.strip("0") == "":
+        parent = ""
+    attrs = span.attrs
+    source = _text(f"otlp:{span.scope}" if span.scope else "otlp", SOURCE_MAX)
+    record = SpanIn(trace_id=span.trace_id, span_id=span.span_id, parent_span_id=parent, label=span_label(attrs),
+                    source=source)
+    if path := attrs.get(SECTION_PATH):
+        record.section_path = "/".join(s for s in (_text(p, LABEL_MAX) for p in str(path).split("/")) if s)[:PATH_MAX]
+    if customer := _first(attrs, CUSTOMER_KEYS):
+        record.customer_id = _text(customer, 256) or None
+    if span_is_call(attrs):
+        call, errors = _call(span, attrs, now)
+        if call is None:
+            detail = "; ".join(f"{k}: {v}" for k, v in sorted(errors.items()))
+            return None, f"span {span.span_id}: {detail}"
+        record.call = call
+        record.response_id = _text(attrs.get(RESPONSE_ID), 256) if call.status == "ok" else ""
+        record.rank = _rank(span.scope)
+    return record, ""
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _is_hex(value: str) -> bool:
+    return _HEX.issuperset(value)
+
+
+def event_id_for(*, trace_id: str, span_id: str, provider: str, response_id: str) -> str:
+    """One call per provider response: spans sharing a response id share the event id (≤ 64 chars)."""
+    if response_id:
+        return "resp:" + hashlib.sha1(f"{provider}\x1f{response_id}".encode()).hexdigest()
+    return trace_id + span_id

@@ -1,0 +1,317 @@
+"""OTLP ingest: store an export durably, then resolve its spans into calls exactly once.
+
+The request (`otlp_ingest`) decodes the export, keeps only what `ingestion.otlp` reads, and stores
+the span records as one `RawBatch` (kind "otlp") before answering: the batch machinery (retries,
+quarantine, sweeper, /health backlog) covers OTLP as it covers /v1/events. The worker
+(`otlp_spans_process`) upserts the spans into `OtlpSpan` and resolves the traces they touch: a call
+span becomes an event once its ancestor chain reaches a root, or after LLMOBSERVE_OTLP_RESOLVE_WAIT
+seconds with the path known by then (`otlp_resolve_due`, every few seconds from beat). Events go
+through the same `_store_group` as the SDK's (price, insert ON CONFLICT DO NOTHING, fold only the
+inserted rows), and the spans are marked in the same transaction. docs/architecture.md § OTLP.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+from typing import Iterable
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import ApiKey
+from accounts.tasking import enqueue_on_commit
+
+from . import services
+from .models import OtlpSpan, RawBatch
+from .money import usd_to_pico
+from .otlp import (
+    PATH_MAX, SpanIn, call_decode, call_encode, event_id_for, export_decode, span_record, spans_decode,
+    spans_encode,
+)
+from .pricing import price_book_get
+from .schema import EventIn
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["otlp_ingest", "otlp_spans_process", "otlp_resolve_due", "spans_decode"]
+
+PRUNE_AFTER = timedelta(days=1)  # spans are kept this long for late children and re-sent exports
+MAX_ERRORS_IN_RESPONSE = 5
+_CHUNK = 500  # ids per IN (…) list: within SQLite's variable limit
+
+
+@dataclass
+class OtlpIngestResult:
+    accepted: int
+    rejected: int
+    error_message: str
+    batch_id: int | None = None
+
+
+def otlp_ingest(*, api_key: ApiKey, body: bytes, json_body: bool, now: datetime | None = None) -> OtlpIngestResult:
+    """Decode an export and store its span records in one write; queue their processing after commit.
+
+    Raises `OtlpDecodeError` for a body that is not an export. Spans with bad ids or whose call breaks
+    the wire format's rules are refused (counted, with the first few reasons); the rest are stored.
+    """
+    now = now or timezone.now()
+    records: list[SpanIn] = []
+    errors: list[str] = []
+    rejected = 0
+    for span in export_decode(body, json_body=json_body):
+        record, error = span_record(span, now=now)
+        if record is None:
+            rejected += 1
+            if len(errors) < MAX_ERRORS_IN_RESPONSE:
+                errors.append(error)
+        else:
+            records.append(record)
+    batch_id = None
+    if records:
+        batch = RawBatch.objects.create(org=api_key.org, api_key_id=api_key.pk, kind=RawBatch.Kind.OTLP,
+                                        payload=spans_encode(records), event_count=len(records))
+        batch_id = batch.pk
+        enqueue_on_commit("ingestion.tasks.batch_process", batch.pk)
+    message = ""
+    if rejected:
+        message = f"{rejected} span(s) refused: " + "; ".join(errors)
+        if rejected > len(errors):
+            message += "; …"
+    return OtlpIngestResult(accepted=len(records), rejected=rejected, error_message=message[:2000],
+                            batch_id=batch_id)
+
+
+# --- processing ---------------------------------------------------------------------------------
+
+def _wait() -> timedelta:
+    return timedelta(seconds=float(settings.LLMOBSERVE_OTLP_RESOLVE_WAIT))
+
+
+def otlp_spans_process(*, org_id: int, book, group: list[tuple[RawBatch, list[SpanIn]]], now: datetime) -> int:
+    """Upsert the spans of `group` (OTLP batches of one org), then resolve their traces; new events stored.
+
+    Runs inside the caller's transaction. A span already stored (a re-sent export) is left as it is.
+    """
+    rows = []
+    for raw, spans in group:
+        for span in spans:
+            rows.append(OtlpSpan(
+                org_id=org_id, trace_id=span.trace_id, span_id=span.span_id, parent_span_id=span.parent_span_id,
+                label=span.label, section_path=span.section_path, customer_id=span.customer_id,
+                is_call=span.call is not None, response_id=span.response_id, rank=span.rank, source=span.source,
+                call=call_encode(span.call) if span.call is not None else None, api_key_id=raw.api_key_id,
+                received_at=raw.received_at, first_seen_at=now))
+    OtlpSpan.objects.unscoped().bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+    traces = sorted({row.trace_id for row in rows})
+    return _resolve(org_id=org_id, book=book, trace_ids=traces, now=now)
+
+
+_SPAN_FIELDS = ("pk", "trace_id", "span_id", "parent_span_id", "label", "section_path", "customer_id", "is_call",
+                "response_id", "rank", "source", "api_key_id", "received_at", "first_seen_at", "outcome")
+
+
+def _spans_of(org_id: int, trace_ids: list[str]) -> dict[str, dict[str, SimpleNamespace]]:
+    """trace id → span id → the span (without its call blob)."""
+    by_trace: dict[str, dict[str, SimpleNamespace]] = defaultdict(dict)
+    for start in range(0, len(trace_ids), _CHUNK):
+        qs = OtlpSpan.objects.unscoped().filter(org_id=org_id, trace_id__in=trace_ids[start:start + _CHUNK])
+        for values in qs.values_list(*_SPAN_FIELDS):
+            span = SimpleNamespace(**dict(zip(_SPAN_FIELDS, values)))
+            by_trace[span.trace_id][span.span_id] = span
+    return by_trace
+
+
+def _ancestors(span: SimpleNamespace, spans: dict[str, SimpleNamespace]) -> tuple[list[SimpleNamespace], bool]:
+    """The span's ancestors, nearest first, and whether the chain reaches a root (complete)."""
+    chain: list[SimpleNamespace] = []
+    seen = {span.span_id}
+    parent = span.parent_span_id
+    while parent:
+        node = spans.get(parent)
+        if node is None or parent in seen:  # not arrived yet (or a cycle: treat as incomplete)
+            return chain, False
+        seen.add(parent)
+        chain.append(node)
+        parent = node.parent_span_id
+    return chain, True
+
+
+def _path(span: SimpleNamespace, chain: list[SimpleNamespace]) -> str:
+    """Root first: the nearest explicit llmobserve.section_path, then the labels below it; duplicates in a
+    row collapse; cut at whole segments to the wire limit."""
+    labels: list[str] = []
+    prefix = ""
+    for node in [span, *chain]:
+        if node.section_path:
+            prefix = node.section_path
+            break
+        if node.label:
+            labels.append(node.label)
+    segments: list[str] = []
+    for segment in [*(prefix.split("/") if prefix else []), *reversed(labels)]:
+        if segment and (not segments or segments[-1] != segment):
+            segments.append(segment)
+    path = ""
+    for segment in segments:
+        candidate = f"{path}/{segment}" if path else segment
+        if len(candidate) > PATH_MAX:
+            break
+        path = candidate
+    return path
+
+
+def _customer(span: SimpleNamespace, chain: list[SimpleNamespace], call: EventIn) -> str | None:
+    if call.customer_id:
+        return call.customer_id
+    for node in [span, *chain]:
+        if node.customer_id:
+            return node.customer_id
+    return None
+
+
+def _resolve(*, org_id: int, book, trace_ids: list[str], now: datetime, force: bool = False) -> int:
+    """Emit the call spans of these traces that are ready; mark the ones another span counts for.
+
+    Innermost wins: a call span with a call below it is not counted, nor one below an already counted
+    call. One response id, one call: among its pending spans the best ranked (the provider SDK's own
+    span before an instrumentation library's) is counted, under an event id derived from the response id.
+    """
+    by_trace = _spans_of(org_id, trace_ids)
+    pending: list[tuple[SimpleNamespace, list[SimpleNamespace], bool]] = []
+    has_call_below: set[int] = set()
+    for spans in by_trace.values():
+        for span in spans.values():
+            if not span.is_call:
+                continue
+            chain, complete = _ancestors(span, spans)
+            for node in chain:
+                has_call_below.add(node.pk)
+            if span.outcome == OtlpSpan.Outcome.PENDING:
+                pending.append((span, chain, complete))
+    if not pending:
+        return 0
+    deadline = now - _wait()
+    superseded: list[int] = []
+    ready: list[tuple[SimpleNamespace, list[SimpleNamespace]]] = []
+    waiting_responses: set[str] = set()
+    for span, chain, complete in pending:
+        if span.pk in has_call_below or any(n.is_call and n.outcome == OtlpSpan.Outcome.EVENT for n in chain):
+            superseded.append(span.pk)
+        elif complete or force or span.first_seen_at <= deadline:
+            ready.append((span, chain))
+        elif span.response_id:
+            waiting_responses.add(span.response_id)
+    ready = _one_per_response(org_id, ready, superseded, waiting_responses)
+    calls = _calls_of([span.pk for span, _ in ready])
+    events_by_key: dict[tuple[int, datetime], list[EventIn]] = defaultdict(list)
+    sources: dict[str, tuple[str, int | None]] = {}
+    for span, chain in ready:
+        event = calls[span.pk]
+        event.event_id = event_id_for(trace_id=span.trace_id, span_id=span.span_id, provider=event.provider,
+                                      response_id=span.response_id)
+        event.run_id, event.span_id = span.trace_id, span.span_id
+        event.parent_span_id = span.parent_span_id or None
+        event.section_path = _path(span, chain)
+        event.section = event.section_path.rsplit("/", 1)[-1] if event.section_path else ""
+        event.customer_id = _customer(span, chain, event)
+        reported = usd_to_pico(event.cost_usd, exact=False) if event.cost_usd is not None else None
+        sources[event.event_id] = (span.source or "otlp", reported)
+        events_by_key[(span.api_key_id, span.received_at)].append(event)
+    new_events = 0
+    if events_by_key:
+        group = [(SimpleNamespace(api_key_id=key_id, received_at=received), events)
+                 for (key_id, received), events in events_by_key.items()]
+        new_events = services._store_group(org_id, book, group, sources)
+    _mark(org_id, [span.pk for span, _ in ready], OtlpSpan.Outcome.EVENT, now)
+    _mark(org_id, superseded, OtlpSpan.Outcome.SUPERSEDED, now)
+    return new_events
+
+
+def _one_per_response(org_id: int, ready: list[tuple[SimpleNamespace, list[SimpleNamespace]]],
+                      superseded: list[int], waiting: set[str]) -> list[tuple[SimpleNamespace, list[SimpleNamespace]]]:
+    """Keep one ready span per response id: the best ranked of all its pending spans (any trace).
+
+    If that one is still waiting for its ancestors, the whole response waits with it.
+    """
+    by_response: dict[str, list[tuple[SimpleNamespace, list[SimpleNamespace]]]] = defaultdict(list)
+    keep = []
+    for item in ready:
+        if item[0].response_id:
+            by_response[item[0].response_id].append(item)
+        else:
+            keep.append(item)
+    if not by_response:
+        return keep
+    others: dict[str, list[tuple[int, int, datetime]]] = defaultdict(list)  # pending spans not ready here
+    ready_pks = {item[0].pk for items in by_response.values() for item in items}
+    response_ids = sorted(by_response)
+    for start in range(0, len(response_ids), _CHUNK):
+        for pk, response_id, rank, seen in (
+                OtlpSpan.objects.unscoped().filter(org_id=org_id, response_id__in=response_ids[start:start + _CHUNK],
+                                                   is_call=True, outcome=OtlpSpan.Outcome.PENDING)
+                .values_list("pk", "response_id", "rank", "first_seen_at")):
+            if pk not in ready_pks:
+                others[response_id].append((pk, rank, seen))
+    for response_id, items in by_response.items():
+        items.sort(key=lambda item: (item[0].rank, item[0].first_seen_at, item[0].span_id))
+        best = items[0]
+        rivals = others.get(response_id, [])
+        if response_id in waiting or any(rank < best[0].rank for _, rank, _ in rivals):
+            continue  # a better span of this response has not resolved yet: decide when it does
+        keep.append(best)
+        superseded.extend(item[0].pk for item in items[1:])
+        superseded.extend(pk for pk, _, _ in rivals)
+    return keep
+
+
+def _calls_of(pks: list[int]) -> dict[int, EventIn]:
+    calls: dict[int, EventIn] = {}
+    for start in range(0, len(pks), _CHUNK):
+        for pk, blob in OtlpSpan.objects.unscoped().filter(pk__in=pks[start:start + _CHUNK]).values_list("pk", "call"):
+            calls[pk] = call_decode(bytes(blob))
+    return calls
+
+
+def _mark(org_id: int, pks: Iterable[int], outcome: str, now: datetime) -> None:
+    pks = sorted(set(pks))
+    for start in range(0, len(pks), _CHUNK):
+        OtlpSpan.objects.unscoped().filter(org_id=org_id, pk__in=pks[start:start + _CHUNK]).update(
+            outcome=outcome, emitted_at=now)
+
+
+def otlp_resolve_due(*, now: datetime | None = None, limit: int = 2000) -> int:
+    """Beat: emit the call spans that waited LLMOBSERVE_OTLP_RESOLVE_WAIT for their ancestors, with the path
+    built from what has arrived; then prune spans older than PRUNE_AFTER. Returns the new events."""
+    now = now or timezone.now()
+    due: dict[int, set[str]] = defaultdict(set)
+    for org_id, trace_id in (OtlpSpan.objects.unscoped()
+                             .filter(is_call=True, emitted_at__isnull=True, first_seen_at__lte=now - _wait())
+                             .order_by("first_seen_at").values_list("org_id", "trace_id")[:limit]):
+        due[org_id].add(trace_id)
+    new_events = 0
+    book = price_book_get() if due else None
+    for org_id, trace_ids in sorted(due.items()):
+        with transaction.atomic():
+            if services._is_pg():
+                services._pg_session_setup()
+            new_events += _resolve(org_id=org_id, book=book, trace_ids=sorted(trace_ids), now=now)
+    otlp_spans_prune(now=now)
+    return new_events
+
+
+def otlp_spans_prune(*, now: datetime) -> int:
+    """Spans resolved (or never calls) and older than PRUNE_AFTER: the hierarchy no longer needs them."""
+    old = OtlpSpan.objects.unscoped().filter(first_seen_at__lt=now - PRUNE_AFTER).filter(
+        Q(emitted_at__isnull=False) | Q(is_call=False))
+    pks = list(old.values_list("pk", flat=True)[:20000])
+    deleted = 0
+    for start in range(0, len(pks), _CHUNK):
+        deleted += OtlpSpan.objects.unscoped().filter(pk__in=pks[start:start + _CHUNK]).delete()[0]
+    return deleted
+
