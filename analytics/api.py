@@ -124,7 +124,8 @@ class TimeseriesView(ReadView):
 
 # Numbers in the export: never rewritten by the CSV formula guard (a negative number is not a formula).
 EXPORT_NUMERIC_COLUMNS = frozenset({"input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
-                                    "reasoning_tokens", "latency_ms", "ttft_ms", "http_status", "cost_usd"})
+                                    "reasoning_tokens", "latency_ms", "ttft_ms", "http_status", "cost_usd",
+                                    "reported_cost_usd"})
 
 
 def export_response(*, org, window, filters, fmt: str) -> StreamingHttpResponse:

@@ -373,18 +373,22 @@ WIRE_FIELDS = (
     "event_id", "run_id", "span_id", "parent_span_id", "section", "section_path", "span_type", "provider", "model",
     "endpoint", "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens",
     "latency_ms", "ttft_ms", "status", "http_status", "customer_id", "stream", "timestamp", "cost_usd",
-    "metadata",
+    "metadata", "source", "reported_cost_usd",
 )
+# `source`: "sdk", or "otlp:<instrumentation scope>"; `reported_cost_usd`: what an OTLP instrumentation reported
+# (kept beside our price; null when none was reported).
 
 
 def event_as_api(values: dict[str, Any]) -> dict[str, Any]:
     out = {name: values.get(name) for name in WIRE_FIELDS}
     out["timestamp"] = values["timestamp"].isoformat().replace("+00:00", "Z")
     out["cost_usd"] = pico_to_usd(values["cost_pico"])
+    out["reported_cost_usd"] = pico_to_usd(values.get("reported_cost_pico"))
     return out
 
 
-_EVENT_VALUES = tuple(f for f in WIRE_FIELDS if f != "cost_usd") + ("cost_pico",)
+_EVENT_VALUES = tuple(f for f in WIRE_FIELDS if f not in ("cost_usd", "reported_cost_usd")) + (
+    "cost_pico", "reported_cost_pico")
 
 
 def events_iter(*, org: Organization, window: Window, filters: RunFilters = RunFilters(),

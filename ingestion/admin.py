@@ -282,9 +282,9 @@ class BatchStateFilter(admin.SimpleListFilter):
 class RawBatchAdmin(ReadOnlyAdmin):
     """Accepted requests as stored; a batch that keeps failing is quarantined here with its error."""
 
-    list_display = ["id", "org", "received_at", "event_count", "state", "attempts", "failed_events",
+    list_display = ["id", "org", "kind", "received_at", "event_count", "state", "attempts", "failed_events",
                     "next_attempt_at", "short_error"]
-    list_filter = [BatchStateFilter]
+    list_filter = [BatchStateFilter, "kind"]
     list_select_related = ["org"]
     show_full_result_count = False
     ordering = ["-id"]

@@ -6,7 +6,7 @@ quarantine, sweeper, /health backlog) covers OTLP as it covers /v1/events. The w
 (`otlp_spans_process`) upserts the spans into `OtlpSpan` and resolves the traces they touch: a call
 span becomes an event once its ancestor chain reaches a root, or after LLMOBSERVE_OTLP_RESOLVE_WAIT
 seconds with the path known by then (`otlp_resolve_due`, every few seconds from beat). Events go
-through the same `_store_group` as the SDK's (price, insert ON CONFLICT DO NOTHING, fold only the
+through the same `services._store_group` as the SDK's (passed in as `store`: services imports this module) (price, insert ON CONFLICT DO NOTHING, fold only the
 inserted rows), and the spans are marked in the same transaction. docs/architecture.md § OTLP.
 """
 
@@ -17,17 +17,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
-from typing import Iterable
+from typing import Callable, Iterable
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import ApiKey
 from accounts.tasking import enqueue_on_commit
 
-from . import services
 from .models import OtlpSpan, RawBatch
 from .money import usd_to_pico
 from .otlp import (
@@ -93,7 +92,11 @@ def _wait() -> timedelta:
     return timedelta(seconds=float(settings.LLMOBSERVE_OTLP_RESOLVE_WAIT))
 
 
-def otlp_spans_process(*, org_id: int, book, group: list[tuple[RawBatch, list[SpanIn]]], now: datetime) -> int:
+StoreGroup = Callable[..., int]  # services._store_group(org_id, book, group, sources) -> new events
+
+
+def otlp_spans_process(*, org_id: int, book, group: list[tuple[RawBatch, list[SpanIn]]], now: datetime,
+                       store: StoreGroup) -> int:
     """Upsert the spans of `group` (OTLP batches of one org), then resolve their traces; new events stored.
 
     Runs inside the caller's transaction. A span already stored (a re-sent export) is left as it is.
@@ -109,7 +112,7 @@ def otlp_spans_process(*, org_id: int, book, group: list[tuple[RawBatch, list[Sp
                 received_at=raw.received_at, first_seen_at=now))
     OtlpSpan.objects.unscoped().bulk_create(rows, ignore_conflicts=True, batch_size=1000)
     traces = sorted({row.trace_id for row in rows})
-    return _resolve(org_id=org_id, book=book, trace_ids=traces, now=now)
+    return _resolve(org_id=org_id, book=book, trace_ids=traces, now=now, store=store)
 
 
 _SPAN_FIELDS = ("pk", "trace_id", "span_id", "parent_span_id", "label", "section_path", "customer_id", "is_call",
@@ -175,7 +178,7 @@ def _customer(span: SimpleNamespace, chain: list[SimpleNamespace], call: EventIn
     return None
 
 
-def _resolve(*, org_id: int, book, trace_ids: list[str], now: datetime, force: bool = False) -> int:
+def _resolve(*, org_id: int, book, trace_ids: list[str], now: datetime, store: StoreGroup) -> int:
     """Emit the call spans of these traces that are ready; mark the ones another span counts for.
 
     Innermost wins: a call span with a call below it is not counted, nor one below an already counted
@@ -203,7 +206,7 @@ def _resolve(*, org_id: int, book, trace_ids: list[str], now: datetime, force: b
     for span, chain, complete in pending:
         if span.pk in has_call_below or any(n.is_call and n.outcome == OtlpSpan.Outcome.EVENT for n in chain):
             superseded.append(span.pk)
-        elif complete or force or span.first_seen_at <= deadline:
+        elif complete or span.first_seen_at <= deadline:
             ready.append((span, chain))
         elif span.response_id:
             waiting_responses.add(span.response_id)
@@ -227,7 +230,7 @@ def _resolve(*, org_id: int, book, trace_ids: list[str], now: datetime, force: b
     if events_by_key:
         group = [(SimpleNamespace(api_key_id=key_id, received_at=received), events)
                  for (key_id, received), events in events_by_key.items()]
-        new_events = services._store_group(org_id, book, group, sources)
+        new_events = store(org_id, book, group, sources)
     _mark(org_id, [span.pk for span, _ in ready], OtlpSpan.Outcome.EVENT, now)
     _mark(org_id, superseded, OtlpSpan.Outcome.SUPERSEDED, now)
     return new_events
@@ -285,10 +288,10 @@ def _mark(org_id: int, pks: Iterable[int], outcome: str, now: datetime) -> None:
             outcome=outcome, emitted_at=now)
 
 
-def otlp_resolve_due(*, now: datetime | None = None, limit: int = 2000) -> int:
+def otlp_resolve_due(*, now: datetime, store: StoreGroup, session_setup: Callable[[], None], limit: int = 2000
+                     ) -> int:
     """Beat: emit the call spans that waited LLMOBSERVE_OTLP_RESOLVE_WAIT for their ancestors, with the path
     built from what has arrived; then prune spans older than PRUNE_AFTER. Returns the new events."""
-    now = now or timezone.now()
     due: dict[int, set[str]] = defaultdict(set)
     for org_id, trace_id in (OtlpSpan.objects.unscoped()
                              .filter(is_call=True, emitted_at__isnull=True, first_seen_at__lte=now - _wait())
@@ -298,9 +301,9 @@ def otlp_resolve_due(*, now: datetime | None = None, limit: int = 2000) -> int:
     book = price_book_get() if due else None
     for org_id, trace_ids in sorted(due.items()):
         with transaction.atomic():
-            if services._is_pg():
-                services._pg_session_setup()
-            new_events += _resolve(org_id=org_id, book=book, trace_ids=sorted(trace_ids), now=now)
+            if connection.vendor == "postgresql":
+                session_setup()
+            new_events += _resolve(org_id=org_id, book=book, trace_ids=sorted(trace_ids), now=now, store=store)
     otlp_spans_prune(now=now)
     return new_events
 

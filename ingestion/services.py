@@ -251,7 +251,7 @@ def _batches_process_together(*, batch_id: int, now: datetime) -> int | None:
         if batch.kind == RawBatch.Kind.OTLP:
             group = [(raw, otlp_services.spans_decode(bytes(payloads[raw.pk]))) for raw in batches]
             new_events = otlp_services.otlp_spans_process(org_id=batch.org_id, book=price_book_get(), group=group,
-                                                          now=now)
+                                                          now=now, store=_store_group)
         else:
             group = [(raw, events_decode(bytes(payloads[raw.pk]))) for raw in batches]
             new_events = _store_group(batch.org_id, price_book_get(), group)
@@ -307,7 +307,7 @@ def _otlp_batch_process_alone(batch: RawBatch, *, book, now: datetime) -> int:
         with transaction.atomic():
             spans = otlp_services.spans_decode(bytes(batch.payload))
             new_events = otlp_services.otlp_spans_process(org_id=batch.org_id, book=book, group=[(batch, spans)],
-                                                          now=now)
+                                                          now=now, store=_store_group)
     except TRANSIENT_ERRORS:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -390,6 +390,12 @@ def batches_sweep(*, now: datetime | None = None) -> int:
             logger.exception("sweep: batch %s failed", batch_id)
             batch_failed(batch_id=batch_id, error=repr(exc), now=now)
     return done
+
+
+def otlp_resolve_due(*, now: datetime | None = None) -> int:
+    """Beat: OTLP call spans that waited long enough for their ancestors are stored (ingestion.otlp_services)."""
+    return otlp_services.otlp_resolve_due(now=now or timezone.now(), store=_store_group,
+                                          session_setup=_pg_session_setup)
 
 
 def batches_retry(*, batch_ids: Iterable[int]) -> int:

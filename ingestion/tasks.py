@@ -6,7 +6,7 @@ from datetime import datetime
 
 from accounts.tasking import house_task
 
-from . import otlp_services, services
+from . import services
 
 
 @house_task(name="ingestion.tasks.batch_process")
@@ -30,7 +30,7 @@ def otlp_resolve() -> int:
 
     Not retried itself: the next run starts over (emitting is idempotent).
     """
-    return otlp_services.otlp_resolve_due()
+    return services.otlp_resolve_due()
 
 
 @house_task(name="ingestion.tasks.events_reprice")

@@ -1,0 +1,221 @@
+"""OTLP traces arrive out of order and in pieces: each call is counted once, with the path of its ancestors."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from io import StringIO
+
+import pytest
+import time_machine
+from django.core.management import call_command
+
+from ingestion.models import ROLLUP_GRAINS, OtlpSpan, RunFacet, RunSummary, TraceEvent
+from ingestion.tasks import otlp_resolve
+
+from .otlp_export import S, chat, new_trace_id, protobuf
+from .test_otlp_ingest import post_otlp  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 12, 31, 23, 40, 0, tzinfo=timezone.utc)  # 23:40 UTC on the year's last day
+FOLDED = [m for _, hourly, daily in ROLLUP_GRAINS.values() for m in (hourly, daily)] + [RunSummary, RunFacet]
+
+
+def _snapshot() -> dict:
+    return {model.__name__: sorted(tuple(row) for row in model.objects.unscoped().values_list(
+        *[f.attname for f in model._meta.concrete_fields if f.attname != "id"])) for model in FOLDED}
+
+
+def _assert_rollups_equal_rebuild():
+    incremental = _snapshot()
+    call_command("rebuild_rollups", stdout=StringIO())
+    assert _snapshot() == incremental
+
+
+def _agent_tree(trace, start):
+    workflow = S("workflow", trace, start=start, ms=9000, scope="traceloop",
+                 attrs={"gen_ai.workflow.name": "support"})
+    agent = S("invoke_agent triage", trace, parent=workflow.span_id, start=start, ms=8000, scope="pydantic-ai",
+              attrs={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "triage"})
+    http = S("POST /search", trace, parent=agent.span_id, start=start, ms=4000, scope="requests",
+             attrs={"http.request.method": "POST"})
+    tool = S("execute_tool lookup", trace, parent=http.span_id, start=start, ms=3000, scope="pydantic-ai",
+             attrs={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup"})
+    call = chat(trace, parent=tool.span_id, start=start + timedelta(seconds=1), input_tokens=100, output_tokens=20)
+    return workflow, agent, http, tool, call
+
+
+def test_children_exported_before_their_parents_are_resolved_once_the_root_arrives(org, ingest_key, prices,
+                                                                                     post_otlp):
+    trace = new_trace_id()
+    with time_machine.travel(T0, tick=False):
+        workflow, agent, http, tool, call = _agent_tree(trace, T0 - timedelta(seconds=30))
+        second = chat(trace, parent=agent.span_id, start=T0 - timedelta(seconds=20), input_tokens=7, output_tokens=1)
+        post_otlp(ingest_key, protobuf([call]))
+        post_otlp(ingest_key, protobuf([tool, second]))
+        assert not TraceEvent.objects.for_org(org).exists()  # waiting for the ancestors
+        post_otlp(ingest_key, protobuf([http, agent]))
+        assert not TraceEvent.objects.for_org(org).exists()
+        post_otlp(ingest_key, protobuf([workflow]))
+
+    events = {e.span_id: e for e in TraceEvent.objects.for_org(org)}
+    assert events[call.span_id].section_path == "workflow:support/agent:triage/tool:lookup"
+    assert events[second.span_id].section_path == "workflow:support/agent:triage"
+    assert RunSummary.objects.for_org(org).get().calls == 2
+    assert set(OtlpSpan.objects.for_org(org).exclude(outcome="").values_list("span_id", flat=True)) == {
+        call.span_id, second.span_id}
+    _assert_rollups_equal_rebuild()
+
+
+def test_after_the_wait_the_path_is_built_from_what_has_arrived(org, ingest_key, prices, post_otlp, settings):
+    trace = new_trace_id()
+    with time_machine.travel(T0, tick=False) as clock:
+        workflow, agent, http, tool, call = _agent_tree(trace, T0 - timedelta(seconds=5))
+        post_otlp(ingest_key, protobuf([call, tool, http]))  # the agent and the workflow never arrive
+        clock.shift(timedelta(seconds=29))
+        otlp_resolve.delay()
+        assert not TraceEvent.objects.for_org(org).exists()
+        clock.shift(timedelta(seconds=2))
+        otlp_resolve.delay()
+        [event] = TraceEvent.objects.for_org(org)
+        assert event.section_path == "tool:lookup"
+        # The late root changes nothing: the call was counted, once.
+        post_otlp(ingest_key, protobuf([agent, workflow]))
+        otlp_resolve.delay()
+    assert TraceEvent.objects.for_org(org).count() == 1
+    assert RunSummary.objects.for_org(org).get().calls == 1
+    _assert_rollups_equal_rebuild()
+
+
+def test_the_wait_is_a_setting(org, ingest_key, post_otlp, settings):
+    settings.LLMOBSERVE_OTLP_RESOLVE_WAIT = 300
+    trace = new_trace_id()
+    with time_machine.travel(T0, tick=False) as clock:
+        orphan = chat(trace, parent="00000000000000aa", start=T0, input_tokens=3)
+        post_otlp(ingest_key, protobuf([orphan]))
+        clock.shift(timedelta(seconds=200))
+        otlp_resolve.delay()
+        assert not TraceEvent.objects.for_org(org).exists()
+        clock.shift(timedelta(seconds=101))
+        otlp_resolve.delay()
+    assert TraceEvent.objects.for_org(org).get().section_path == ""
+
+
+def test_a_re_sent_export_is_counted_once(org, ingest_key, prices, post_otlp):
+    trace = new_trace_id()
+    spans = list(_agent_tree(trace, datetime.now(timezone.utc) - timedelta(minutes=1)))
+    body = protobuf(spans)
+    for _ in range(3):
+        assert post_otlp(ingest_key, body).status_code == 200
+    # Even after the spans were pruned (a day later), a re-sent export is not counted again.
+    with time_machine.travel(datetime.now(timezone.utc) + timedelta(days=2), tick=False) as clock:
+        otlp_resolve.delay()
+        assert not OtlpSpan.objects.for_org(org).exists()
+        post_otlp(ingest_key, body)
+        clock.shift(timedelta(seconds=31))
+        otlp_resolve.delay()
+    assert TraceEvent.objects.for_org(org).count() == 1
+    assert RunSummary.objects.for_org(org).get().calls == 1
+    _assert_rollups_equal_rebuild()
+
+
+def test_two_spans_with_one_response_id_count_once_preferring_the_provider_sdks_own(org, ingest_key, prices,
+                                                                                   post_otlp):
+    """The anthropic SDK traces itself and Traceloop adds its own span for the same response: siblings here,
+    and across two separate root traces."""
+    start = datetime.now(timezone.utc) - timedelta(minutes=1)
+    trace = new_trace_id()
+    parent = S("handler", trace, start=start, scope="app", attrs={})
+    common = {"gen_ai.response.id": "msg_01", "gen_ai.request.model": "claude-sonnet-4-5"}
+    sdk = chat(trace, parent=parent.span_id, provider="anthropic", model="claude-sonnet-4-5", input_tokens=1000,
+               output_tokens=50, start=start, **common, **{"gen_ai.usage.cache_write.input_tokens": 400})
+    sdk.scope = "anthropic"
+    traceloop = chat(trace, parent=parent.span_id, provider="anthropic", model="claude-sonnet-4-5",
+                     input_tokens=1000, output_tokens=51, start=start, **common,
+                     **{"gen_ai.usage.cache_creation.input_tokens": 400})
+    traceloop.scope = "opentelemetry.instrumentation.anthropic"
+    post_otlp(ingest_key, protobuf([traceloop, sdk, parent]))
+
+    [event] = TraceEvent.objects.for_org(org)
+    assert (event.span_id, event.output_tokens, event.cache_write_tokens) == (sdk.span_id, 50, 400)
+    assert event.source == "otlp:anthropic"
+    # 600 × $3 + 400 × $3.75 + 50 × $15 per 1M
+    assert event.cost_pico == 600 * 3_000_000 + 400 * 3_750_000 + 50 * 15_000_000
+
+    # Two root traces, one per instrumentation, in separate requests: still one call.
+    other = {"gen_ai.response.id": "msg_02"}
+    a = chat(new_trace_id(), provider="anthropic", model="claude-sonnet-4-5", input_tokens=10, start=start, **other)
+    a.scope = "opentelemetry.instrumentation.anthropic"
+    b = chat(new_trace_id(), provider="anthropic", model="claude-sonnet-4-5", input_tokens=10, start=start, **other)
+    b.scope = "anthropic"
+    post_otlp(ingest_key, protobuf([a]))
+    post_otlp(ingest_key, protobuf([b]))
+    assert TraceEvent.objects.for_org(org).count() == 2
+    _assert_rollups_equal_rebuild()
+
+
+def test_error_spans_have_no_response_id_and_each_counts(org, ingest_key, post_otlp):
+    start = datetime.now(timezone.utc)
+    trace = new_trace_id()
+    e1 = chat(trace, start=start, **{"error.type": "RateLimitError", "http.response.status_code": 429})
+    e2 = chat(trace, start=start, **{"error.type": "APITimeoutError"})
+    e3 = chat(trace, start=start)
+    e3.error = True
+    post_otlp(ingest_key, protobuf([e1, e2, e3]))
+    statuses = {e.span_id: (e.status, e.http_status) for e in TraceEvent.objects.for_org(org)}
+    assert statuses == {e1.span_id: ("rate_limited", 429), e2.span_id: ("timeout", None),
+                        e3.span_id: ("error", None)}
+    assert RunSummary.objects.for_org(org).get().errors == 3
+
+
+def test_vercel_outer_wrapper_and_aggregates_are_not_counted(org, ingest_key, prices, post_otlp):
+    start = datetime.now(timezone.utc) - timedelta(minutes=1)
+    trace = new_trace_id()
+    usage = {"ai.usage.inputTokens": 1000, "ai.usage.outputTokens": 100, "ai.telemetry.functionId": "summarise",
+             "ai.telemetry.metadata.userId": "user-9"}
+    outer = S("ai.streamText", trace, start=start, scope="ai",
+              attrs={"ai.operationId": "ai.streamText", "ai.model.id": "gpt-4o", "ai.model.provider": "openai.chat",
+                     **usage})
+    inner = S("ai.streamText.doStream", trace, parent=outer.span_id, start=start, scope="ai",
+              attrs={"ai.operationId": "ai.streamText.doStream", "ai.model.id": "gpt-4o",
+                     "ai.model.provider": "openai.chat", "gen_ai.system": "openai.chat",
+                     "gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o-2024-08-06",
+                     "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100,
+                     "ai.usage.inputTokenDetails.cacheReadTokens": 400, **usage,
+                     "ai.request.headers.authorization": "Bearer sk-secret"})
+    post_otlp(ingest_key, protobuf([inner, outer]))
+
+    [event] = TraceEvent.objects.for_org(org)
+    assert event.span_id == inner.span_id
+    assert (event.provider, event.model, event.stream) == ("openai", "gpt-4o-2024-08-06", True)
+    assert (event.input_tokens, event.cached_input_tokens, event.output_tokens) == (1000, 400, 100)
+    assert event.section_path == "agent:summarise"
+    assert event.customer_id == "user-9"
+
+
+def test_innermost_usage_bearing_span_wins(org, ingest_key, prices, post_otlp):
+    """A framework's chat span wrapping the provider instrumentation's chat span: the inner one counts."""
+    start = datetime.now(timezone.utc) - timedelta(minutes=1)
+    trace = new_trace_id()
+    outer = chat(trace, start=start, input_tokens=500, output_tokens=5)
+    outer.scope = "langchain"
+    inner = chat(trace, parent=outer.span_id, start=start, input_tokens=500, output_tokens=5)
+    post_otlp(ingest_key, protobuf([inner]))
+    post_otlp(ingest_key, protobuf([outer]))
+    [event] = TraceEvent.objects.for_org(org)
+    assert event.span_id == inner.span_id
+    assert OtlpSpan.objects.for_org(org).get(span_id=outer.span_id).outcome == "superseded"
+
+
+def test_explicit_section_path_and_customer_attributes_win(org, ingest_key, post_otlp):
+    start = datetime.now(timezone.utc)
+    trace = new_trace_id()
+    root = S("request", trace, start=start, scope="app",
+             attrs={"llmobserve.section_path": "agent:billing/step:refund", "llmobserve.customer_id": "acme"})
+    agent = S("invoke_agent x", trace, parent=root.span_id, start=start, scope="pydantic-ai",
+              attrs={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "writer\nbot"})
+    call = chat(trace, parent=agent.span_id, start=start, input_tokens=1)
+    post_otlp(ingest_key, protobuf([call, agent, root]))
+    [event] = TraceEvent.objects.for_org(org)
+    assert event.section_path == "agent:billing/step:refund/agent:writer bot"
+    assert event.customer_id == "acme"
