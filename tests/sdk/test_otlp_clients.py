@@ -268,7 +268,7 @@ def post_json(url: str, key: str, body: bytes) -> Dict[str, Any]:
         return json.loads(resp.read() or b"{}")
 
 
-def test_otlp_json_export_of_recorded_spans_is_stored_once_even_when_resent(collector, provider, tracing):
+def test_otlp_json_export_of_recorded_spans_is_stored_once_even_when_resent(collector, provider):
     from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 
     from ingestion.models import RunSummary
