@@ -192,7 +192,7 @@ class OtlpSpan(TenantModel):
     response_id = models.CharField(max_length=256, blank=True)
     rank = models.PositiveSmallIntegerField(default=0, help_text="Among spans of one response: lowest is counted.")
     source = models.CharField(max_length=160, blank=True)
-    call = models.BinaryField(null=True, blank=True, help_text="The call's mapped fields (msgspec JSON EventIn).")
+    call = models.BinaryField(null=True, blank=True, help_text="A pending call's mapped fields (msgspec JSON EventIn); dropped once resolved.")
     api_key_id = models.BigIntegerField(default=0)
     received_at = models.DateTimeField(default=timezone.now)
     first_seen_at = models.DateTimeField(default=timezone.now)

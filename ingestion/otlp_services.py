@@ -97,42 +97,95 @@ StoreGroup = Callable[..., int]  # services._store_group(org_id, book, group, so
 
 def otlp_spans_process(*, org_id: int, book, group: list[tuple[RawBatch, list[SpanIn]]], now: datetime,
                        store: StoreGroup) -> int:
-    """Upsert the spans of `group` (OTLP batches of one org), then resolve their traces; new events stored.
+    """Resolve the spans of `group` (OTLP batches of one org) with what is stored of their traces, store the
+    calls that are ready, then insert the new spans (already marked when resolved); new events stored.
 
     Runs inside the caller's transaction. A span already stored (a re-sent export) is left as it is.
     """
-    rows = []
+    by_trace = _spans_of(org_id, sorted({span.trace_id for _, spans in group for span in spans}))
+    fresh: list[_Node] = []
     for raw, spans in group:
         for span in spans:
-            rows.append(OtlpSpan(
-                org_id=org_id, trace_id=span.trace_id, span_id=span.span_id, parent_span_id=span.parent_span_id,
-                label=span.label, section_path=span.section_path, customer_id=span.customer_id,
-                is_call=span.call is not None, response_id=span.response_id, rank=span.rank, source=span.source,
-                call=call_encode(span.call) if span.call is not None else None, api_key_id=raw.api_key_id,
-                received_at=raw.received_at, first_seen_at=now))
-    OtlpSpan.objects.unscoped().bulk_create(rows, ignore_conflicts=True, batch_size=1000)
-    traces = sorted({row.trace_id for row in rows})
-    return _resolve(org_id=org_id, book=book, trace_ids=traces, now=now, store=store)
+            nodes = by_trace[span.trace_id]
+            if span.span_id in nodes:
+                continue
+            node = nodes[span.span_id] = _Node(
+                None, span.trace_id, span.span_id, span.parent_span_id, span.label, span.section_path,
+                span.customer_id, span.call is not None, span.response_id, span.rank, span.source, raw.api_key_id,
+                raw.received_at, now, "")
+            node.call = span.call
+            fresh.append(node)
+    new_events = _resolve(org_id=org_id, book=book, by_trace=by_trace, now=now, store=store)
+    adapt = connection.ops.adapt_datetimefield_value
+    seen = adapt(now)
+    _spans_insert([
+        (org_id, n.trace_id, n.span_id, n.parent_span_id, n.label, n.section_path, n.customer_id, n.is_call,
+         n.response_id, n.rank, n.source, call_encode(n.call) if n.call is not None and not n.outcome else None,
+         n.api_key_id,
+         adapt(n.received_at), seen, n.outcome, seen if n.outcome else None)
+        for n in fresh])
+    return new_events
+
+
+_INSERT_COLUMNS = ("org_id", "trace_id", "span_id", "parent_span_id", "label", "section_path", "customer_id", "is_call",
+                   "response_id", "rank", "source", "call", "api_key_id", "received_at", "first_seen_at", "outcome",
+                   "emitted_at")
+
+
+def _spans_insert(rows: list[tuple]) -> None:
+    """INSERT … ON CONFLICT DO NOTHING (the ORM's bulk_create costs more than the database here): on
+    PostgreSQL from a COPY into a temp table, elsewhere as multi-row VALUES in chunks."""
+    table = OtlpSpan._meta.db_table
+    cols = ", ".join(_INSERT_COLUMNS)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS _otlp_spans_in ON COMMIT DELETE ROWS AS "
+                           f"SELECT {cols} FROM {table} WITH NO DATA")
+            cursor.execute("DELETE FROM _otlp_spans_in")  # empty after each commit; not inside one test transaction
+            with cursor.cursor.copy(f"COPY _otlp_spans_in ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _otlp_spans_in "
+                           f"ON CONFLICT (org_id, trace_id, span_id) DO NOTHING")
+        return
+    placeholders = "(" + ", ".join(["%s"] * len(_INSERT_COLUMNS)) + ")"
+    chunk = max(1, 30000 // len(_INSERT_COLUMNS))
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), chunk):
+            part = rows[start:start + chunk]
+            cursor.execute(f"INSERT INTO {table} ({cols}) VALUES {', '.join([placeholders] * len(part))} "
+                           f"ON CONFLICT (org_id, trace_id, span_id) DO NOTHING", [v for row in part for v in row])
 
 
 _SPAN_FIELDS = ("pk", "trace_id", "span_id", "parent_span_id", "label", "section_path", "customer_id", "is_call",
                 "response_id", "rank", "source", "api_key_id", "received_at", "first_seen_at", "outcome")
 
 
-def _spans_of(org_id: int, trace_ids: list[str]) -> dict[str, dict[str, SimpleNamespace]]:
-    """trace id → span id → the span (without its call blob)."""
-    by_trace: dict[str, dict[str, SimpleNamespace]] = defaultdict(dict)
+class _Node:
+    """A span of a trace being resolved: a stored row (`pk`) or one of the batch (`pk` None, `call` set)."""
+
+    __slots__ = _SPAN_FIELDS + ("call",)
+
+    def __init__(self, *values):
+        for name, value in zip(_SPAN_FIELDS, values):
+            setattr(self, name, value)
+        self.call = None
+
+
+def _spans_of(org_id: int, trace_ids: list[str]) -> dict[str, dict[str, _Node]]:
+    """trace id → span id → the stored span (without its call blob)."""
+    by_trace: dict[str, dict[str, _Node]] = defaultdict(dict)
     for start in range(0, len(trace_ids), _CHUNK):
         qs = OtlpSpan.objects.unscoped().filter(org_id=org_id, trace_id__in=trace_ids[start:start + _CHUNK])
         for values in qs.values_list(*_SPAN_FIELDS):
-            span = SimpleNamespace(**dict(zip(_SPAN_FIELDS, values)))
+            span = _Node(*values)
             by_trace[span.trace_id][span.span_id] = span
     return by_trace
 
 
-def _ancestors(span: SimpleNamespace, spans: dict[str, SimpleNamespace]) -> tuple[list[SimpleNamespace], bool]:
+def _ancestors(span: _Node, spans: dict[str, _Node]) -> tuple[list[_Node], bool]:
     """The span's ancestors, nearest first, and whether the chain reaches a root (complete)."""
-    chain: list[SimpleNamespace] = []
+    chain: list[_Node] = []
     seen = {span.span_id}
     parent = span.parent_span_id
     while parent:
@@ -145,7 +198,7 @@ def _ancestors(span: SimpleNamespace, spans: dict[str, SimpleNamespace]) -> tupl
     return chain, True
 
 
-def _path(span: SimpleNamespace, chain: list[SimpleNamespace]) -> str:
+def _path(span: _Node, chain: list[_Node]) -> str:
     """Root first: the nearest explicit llmobserve.section_path, then the labels below it; duplicates in a
     row collapse; cut at whole segments to the wire limit."""
     labels: list[str] = []
@@ -169,7 +222,7 @@ def _path(span: SimpleNamespace, chain: list[SimpleNamespace]) -> str:
     return path
 
 
-def _customer(span: SimpleNamespace, chain: list[SimpleNamespace], call: EventIn) -> str | None:
+def _customer(span: _Node, chain: list[_Node], call: EventIn) -> str | None:
     if call.customer_id:
         return call.customer_id
     for node in [span, *chain]:
@@ -178,15 +231,15 @@ def _customer(span: SimpleNamespace, chain: list[SimpleNamespace], call: EventIn
     return None
 
 
-def _resolve(*, org_id: int, book, trace_ids: list[str], now: datetime, store: StoreGroup) -> int:
+def _resolve(*, org_id: int, book, by_trace: dict[str, dict[str, _Node]], now: datetime, store: StoreGroup) -> int:
     """Emit the call spans of these traces that are ready; mark the ones another span counts for.
 
     Innermost wins: a call span with a call below it is not counted, nor one below an already counted
     call. One response id, one call: among its pending spans the best ranked (the provider SDK's own
     span before an instrumentation library's) is counted, under an event id derived from the response id.
+    Outcomes are set on the nodes; stored rows are updated here, the batch's new ones are inserted after.
     """
-    by_trace = _spans_of(org_id, trace_ids)
-    pending: list[tuple[SimpleNamespace, list[SimpleNamespace], bool]] = []
+    pending: list[tuple[_Node, list[_Node], bool]] = []
     has_call_below: set[int] = set()
     for spans in by_trace.values():
         for span in spans.values():
@@ -194,28 +247,29 @@ def _resolve(*, org_id: int, book, trace_ids: list[str], now: datetime, store: S
                 continue
             chain, complete = _ancestors(span, spans)
             for node in chain:
-                has_call_below.add(node.pk)
+                has_call_below.add(id(node))
             if span.outcome == OtlpSpan.Outcome.PENDING:
                 pending.append((span, chain, complete))
     if not pending:
         return 0
     deadline = now - _wait()
-    superseded: list[int] = []
-    ready: list[tuple[SimpleNamespace, list[SimpleNamespace]]] = []
+    superseded: list[_Node] = []
+    superseded_pks: list[int] = []
+    ready: list[tuple[_Node, list[_Node]]] = []
     waiting_responses: set[str] = set()
     for span, chain, complete in pending:
-        if span.pk in has_call_below or any(n.is_call and n.outcome == OtlpSpan.Outcome.EVENT for n in chain):
-            superseded.append(span.pk)
+        if id(span) in has_call_below or any(n.is_call and n.outcome == OtlpSpan.Outcome.EVENT for n in chain):
+            superseded.append(span)
         elif complete or span.first_seen_at <= deadline:
             ready.append((span, chain))
         elif span.response_id:
             waiting_responses.add(span.response_id)
-    ready = _one_per_response(org_id, ready, superseded, waiting_responses)
-    calls = _calls_of([span.pk for span, _ in ready])
+    ready = _one_per_response(org_id, ready, superseded, superseded_pks, waiting_responses)
+    calls = _calls_of([span.pk for span, _ in ready if span.call is None])
     events_by_key: dict[tuple[int, datetime], list[EventIn]] = defaultdict(list)
     sources: dict[str, tuple[str, int | None]] = {}
     for span, chain in ready:
-        event = calls[span.pk]
+        event = span.call if span.call is not None else calls[span.pk]
         event.event_id = event_id_for(trace_id=span.trace_id, span_id=span.span_id, provider=event.provider,
                                       response_id=span.response_id)
         event.run_id, event.span_id = span.trace_id, span.span_id
@@ -231,18 +285,22 @@ def _resolve(*, org_id: int, book, trace_ids: list[str], now: datetime, store: S
         group = [(SimpleNamespace(api_key_id=key_id, received_at=received), events)
                  for (key_id, received), events in events_by_key.items()]
         new_events = store(org_id, book, group, sources)
-    _mark(org_id, [span.pk for span, _ in ready], OtlpSpan.Outcome.EVENT, now)
-    _mark(org_id, superseded, OtlpSpan.Outcome.SUPERSEDED, now)
+    for nodes, outcome in (([span for span, _ in ready], OtlpSpan.Outcome.EVENT),
+                           (superseded, OtlpSpan.Outcome.SUPERSEDED)):
+        for node in nodes:
+            node.outcome = outcome
+        _mark(org_id, [node.pk for node in nodes if node.pk is not None], outcome, now)
+    _mark(org_id, superseded_pks, OtlpSpan.Outcome.SUPERSEDED, now)
     return new_events
 
 
-def _one_per_response(org_id: int, ready: list[tuple[SimpleNamespace, list[SimpleNamespace]]],
-                      superseded: list[int], waiting: set[str]) -> list[tuple[SimpleNamespace, list[SimpleNamespace]]]:
+def _one_per_response(org_id: int, ready: list[tuple[_Node, list[_Node]]], superseded: list[_Node],
+                      superseded_pks: list[int], waiting: set[str]) -> list[tuple[_Node, list[_Node]]]:
     """Keep one ready span per response id: the best ranked of all its pending spans (any trace).
 
     If that one is still waiting for its ancestors, the whole response waits with it.
     """
-    by_response: dict[str, list[tuple[SimpleNamespace, list[SimpleNamespace]]]] = defaultdict(list)
+    by_response: dict[str, list[tuple[_Node, list[_Node]]]] = defaultdict(list)
     keep = []
     for item in ready:
         if item[0].response_id:
@@ -251,25 +309,25 @@ def _one_per_response(org_id: int, ready: list[tuple[SimpleNamespace, list[Simpl
             keep.append(item)
     if not by_response:
         return keep
-    others: dict[str, list[tuple[int, int, datetime]]] = defaultdict(list)  # pending spans not ready here
+    others: dict[str, list[tuple[int, int]]] = defaultdict(list)  # stored pending spans not ready here
     ready_pks = {item[0].pk for items in by_response.values() for item in items}
     response_ids = sorted(by_response)
     for start in range(0, len(response_ids), _CHUNK):
-        for pk, response_id, rank, seen in (
+        for pk, response_id, rank in (
                 OtlpSpan.objects.unscoped().filter(org_id=org_id, response_id__in=response_ids[start:start + _CHUNK],
                                                    is_call=True, outcome=OtlpSpan.Outcome.PENDING)
-                .values_list("pk", "response_id", "rank", "first_seen_at")):
+                .values_list("pk", "response_id", "rank")):
             if pk not in ready_pks:
-                others[response_id].append((pk, rank, seen))
+                others[response_id].append((pk, rank))
     for response_id, items in by_response.items():
         items.sort(key=lambda item: (item[0].rank, item[0].first_seen_at, item[0].span_id))
         best = items[0]
         rivals = others.get(response_id, [])
-        if response_id in waiting or any(rank < best[0].rank for _, rank, _ in rivals):
+        if response_id in waiting or any(rank < best[0].rank for _, rank in rivals):
             continue  # a better span of this response has not resolved yet: decide when it does
         keep.append(best)
-        superseded.extend(item[0].pk for item in items[1:])
-        superseded.extend(pk for pk, _, _ in rivals)
+        superseded.extend(item[0] for item in items[1:])
+        superseded_pks.extend(pk for pk, _ in rivals)
     return keep
 
 
@@ -282,10 +340,11 @@ def _calls_of(pks: list[int]) -> dict[int, EventIn]:
 
 
 def _mark(org_id: int, pks: Iterable[int], outcome: str, now: datetime) -> None:
+    """Resolved: the call blob is no longer needed."""
     pks = sorted(set(pks))
     for start in range(0, len(pks), _CHUNK):
         OtlpSpan.objects.unscoped().filter(org_id=org_id, pk__in=pks[start:start + _CHUNK]).update(
-            outcome=outcome, emitted_at=now)
+            outcome=outcome, emitted_at=now, call=None)
 
 
 def otlp_resolve_due(*, now: datetime, store: StoreGroup, session_setup: Callable[[], None], limit: int = 2000
@@ -303,7 +362,8 @@ def otlp_resolve_due(*, now: datetime, store: StoreGroup, session_setup: Callabl
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 session_setup()
-            new_events += _resolve(org_id=org_id, book=book, trace_ids=sorted(trace_ids), now=now, store=store)
+            new_events += _resolve(org_id=org_id, book=book, by_trace=_spans_of(org_id, sorted(trace_ids)), now=now,
+                                   store=store)
     otlp_spans_prune(now=now)
     return new_events
 
