@@ -14,6 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, ParseError, PermissionDenied, UnsupportedMediaType
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
@@ -157,12 +158,20 @@ class EventsIngestAliasView(EventsIngestView):
 
 # --- OTLP/HTTP traces --------------------------------------------------------------------------
 
-OTLP_MEDIA_TYPES = ("application/x-protobuf", "application/json")
+OTLP_MEDIA_TYPES = ("application/x-protobuf", "application/protobuf", "application/json")
 OTLP_RETRY_AFTER_SECONDS = 5
 
 
 class ProtobufBodyParser(JsonBodyParser):
     media_type = "application/x-protobuf"
+
+
+class AnswerWhateverAccept(DefaultContentNegotiation):
+    """Exporters may send `Accept: application/x-protobuf`: the answer's encoding follows the request's body,
+    and errors are JSON, instead of DRF's 406."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
 
 
 class HasIngestScopeKey(HasApiKey):
@@ -184,6 +193,7 @@ class OtlpTracesView(APIView):
     throttle_classes = [ApiKeyThrottle]
     parser_classes = [ProtobufBodyParser, JsonBodyParser]
     permission_classes = [HasIngestScopeKey]
+    content_negotiation_class = AnswerWhateverAccept
 
     @extend_schema(
         operation_id="otlp_traces_ingest", summary="Ingest an OTLP/HTTP trace export (ExportTraceServiceRequest)",

@@ -79,6 +79,17 @@ def test_protobuf_export_becomes_a_priced_call_with_its_section_path(org, ingest
     assert RawBatch.objects.for_org(org).get().kind == "otlp"
 
 
+def test_an_accept_header_does_not_matter(org, ingest_key, post_otlp):
+    body = protobuf([chat(new_trace_id(), start=datetime.now(timezone.utc), input_tokens=1)])
+    response = post_otlp(ingest_key, body, HTTP_ACCEPT="application/x-protobuf")
+    assert response.status_code == 200
+    ExportTraceServiceResponse.FromString(response.content)
+    assert post_otlp(ingest_key, b"\xff", HTTP_ACCEPT="application/x-protobuf").status_code == 400
+    other = protobuf([chat(new_trace_id(), start=datetime.now(timezone.utc), input_tokens=1)])
+    assert post_otlp(ingest_key, other, content_type="application/protobuf").status_code == 200
+    assert TraceEvent.objects.for_org(org).count() == 2
+
+
 def test_otlp_json_export_gzip_answers_json(org, ingest_key, prices, post_otlp):
     trace = new_trace_id()
     call = chat(trace, start=datetime.now(timezone.utc) - timedelta(minutes=1), model="gpt-4o-mini",
@@ -196,3 +207,44 @@ def test_another_orgs_key_cannot_touch_this_orgs_traces(org, other_org, ingest_k
     assert (mine.input_tokens, theirs.input_tokens) == (100, 999)
     assert mine.event_id == theirs.event_id
     assert OtlpSpan.objects.for_org(org).count() == OtlpSpan.objects.for_org(other_org).count() == 1
+
+
+@pytest.mark.parametrize("attrs, expected", [
+    ({"gen_ai.provider.name": "gcp.gemini", "gen_ai.request.model": "gemini-2.5-flash"}, ("google", "gemini-2.5-flash")),
+    ({"gen_ai.system": "aws.bedrock", "gen_ai.request.model": "anthropic.claude-x"}, ("bedrock", "anthropic.claude-x")),
+    ({"gen_ai.system": "azure.ai.openai", "gen_ai.response.model": "gpt-4o"}, ("azure_openai", "gpt-4o")),
+    ({"llm.provider": "mistral_ai", "llm.model_name": "mistral-large"}, ("mistral", "mistral-large")),
+    ({"server.address": "api.anthropic.com", "gen_ai.request.model": "claude-x"}, ("anthropic", "claude-x")),
+    ({"gen_ai.request.model": "m"}, ("unknown", "m")),
+])
+def test_provider_and_model_map_onto_the_price_tables_names(attrs, expected, org, ingest_key, post_otlp):
+    span = S("chat", new_trace_id(), start=datetime.now(timezone.utc),
+             attrs={"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 1, **attrs})
+    post_otlp(ingest_key, protobuf([span]))
+    event = TraceEvent.objects.for_org(org).get()
+    assert (event.provider, event.model) == expected
+
+
+def test_dialects_tier_embeddings_and_reasoning(org, ingest_key, post_otlp):
+    start = datetime.now(timezone.utc)
+    trace = new_trace_id()
+    pydantic = S("chat", trace, start=start, scope="pydantic-ai", attrs={
+        "gen_ai.operation.name": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "o3",
+        "gen_ai.usage.input_tokens": 500, "gen_ai.usage.output_tokens": 900,
+        "gen_ai.usage.details.cache_read_tokens": 100, "gen_ai.usage.details.reasoning_tokens": 800,
+        "openai.response.service_tier": "flex", "openai.request.service_tier": "auto"})
+    embed = S("embeddings", trace, start=start, attrs={
+        "gen_ai.operation.name": "embeddings", "gen_ai.system": "openai",
+        "gen_ai.request.model": "text-embedding-3-small", "gen_ai.usage.input_tokens": 42})
+    # An instrumentation that reports Anthropic's exclusive input: stored inclusive, as the SDK's calls are.
+    exclusive = S("anthropic.chat", trace, start=start, scope="some-anthropic-instrumentation", attrs={
+        "gen_ai.system": "anthropic", "gen_ai.request.model": "claude-sonnet-4-5",
+        "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 5,
+        "gen_ai.usage.cache_read_input_tokens": 3000, "gen_ai.usage.cache_creation_input_tokens": 200})
+    post_otlp(ingest_key, protobuf([pydantic, embed, exclusive]))
+    events = {e.span_id: e for e in TraceEvent.objects.for_org(org)}
+    p, e, x = events[pydantic.span_id], events[embed.span_id], events[exclusive.span_id]
+    assert (p.input_tokens, p.cached_input_tokens, p.output_tokens, p.reasoning_tokens) == (500, 100, 900, 800)
+    assert p.metadata == {"service_tier": "flex"}
+    assert (e.span_type, e.input_tokens) == ("embedding", 42)
+    assert (x.input_tokens, x.cached_input_tokens, x.cache_write_tokens) == (3210, 3000, 200)

@@ -87,6 +87,16 @@ def test_after_the_wait_the_path_is_built_from_what_has_arrived(org, ingest_key,
     _assert_rollups_equal_rebuild()
 
 
+def test_without_beat_the_next_export_of_the_org_emits_the_calls_that_waited(org, ingest_key, post_otlp):
+    """`make demo` runs no beat: an org's later export resolves its overdue calls too."""
+    with time_machine.travel(T0, tick=False) as clock:
+        orphan = chat(new_trace_id(), parent="00000000000000aa", start=T0, input_tokens=3)
+        post_otlp(ingest_key, protobuf([orphan]))
+        clock.shift(timedelta(seconds=31))
+        post_otlp(ingest_key, protobuf([chat(new_trace_id(), start=T0, input_tokens=4)]))
+    assert TraceEvent.objects.for_org(org).count() == 2
+
+
 def test_the_wait_is_a_setting(org, ingest_key, post_otlp, settings):
     settings.LLMOBSERVE_OTLP_RESOLVE_WAIT = 300
     trace = new_trace_id()
