@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from accounts.authentication import HasReadKey
 from ingestion.api import ApiKeyThrottle
 
-from . import selectors
+from . import performance, selectors
 from .csv_safety import csv_safe_row
 from .windows import WindowError, window_from_params
 
@@ -112,14 +112,55 @@ class BreakdownView(ReadView):
 
 
 class TimeseriesView(ReadView):
-    @extend_schema(operation_id="stats_timeseries", summary="Cost over time", parameters=WINDOW_PARAMS + [
+    @extend_schema(operation_id="stats_timeseries", summary="Cost, calls, latency percentiles or error rate over time",
+                   parameters=WINDOW_PARAMS + [
         OpenApiParameter("interval", str, enum=["day", "hour"]),
-        OpenApiParameter("by", str, enum=["provider", "model", "agent"])], responses={200: OpenApiTypes.OBJECT})
+        OpenApiParameter("by", str, enum=["provider", "model", "agent"]),
+        OpenApiParameter("metric", str, enum=list(performance.METRICS),
+                         description="cost (USD strings, the default), calls, latency_p50/p95/p99 (ms) or "
+                                     "error_rate (errors / calls)")], responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         interval = self.choice(request, "interval", ("day", "hour"), "day")
         by = self.choice(request, "by", ("provider", "model", "agent"), "provider")
-        buckets = selectors.cost_timeseries(org=request.auth.org, window=self.window(request), interval=interval, by=by)
-        return Response({"buckets": buckets})
+        metric = self.choice(request, "metric", performance.METRICS, "cost")
+        window = self.window(request)
+        if metric == "cost":
+            buckets = selectors.cost_timeseries(org=request.auth.org, window=window, interval=interval, by=by)
+        else:
+            buckets = performance.metric_timeseries(org=request.auth.org, window=window, metric=metric,
+                                                    interval=interval, by=by)
+        return Response({"metric": metric, "buckets": buckets})
+
+
+PERF_PARAMS = WINDOW_PARAMS + [
+    OpenApiParameter("by", str, enum=list(selectors.DIMENSIONS), description="Default: model."),
+    OpenApiParameter("customer_id", str, description="Only this customer's calls."),
+]
+
+
+class PerfView(ReadView):
+    def perf_args(self, request) -> dict:
+        customer_id = request.query_params.get("customer_id")
+        if customer_id is not None and "\x00" in customer_id:
+            raise ValidationError({"customer_id": "must not contain U+0000 (no stored label can)"})
+        return {"org": request.auth.org, "by": self.choice(request, "by", selectors.DIMENSIONS, "model"),
+                "window": self.window(request), "customer_id": customer_id}
+
+
+class LatencyView(PerfView):
+    @extend_schema(operation_id="stats_latency", summary="Latency and time-to-first-token percentiles per key",
+                   parameters=PERF_PARAMS, responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        args = self.perf_args(request)
+        return Response({"by": args["by"], "results": performance.latency_breakdown(**args)})
+
+
+class ErrorsView(PerfView):
+    @extend_schema(operation_id="stats_errors", summary="Errors per key: status mix, HTTP codes, failed calls' cost",
+                   parameters=PERF_PARAMS, responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        args = self.perf_args(request)
+        return Response({"by": args["by"], "results": performance.errors_breakdown(**args)})
 
 
 # Numbers in the export: never rewritten by the CSV formula guard (a negative number is not a formula).

@@ -234,16 +234,20 @@ def _timeseries(window: Window, interval: str, rows: list[RollupRow], column: st
     return _buckets_fill(window, interval, by_bucket)
 
 
-def _buckets_fill(window: Window, interval: str, by_bucket: dict[datetime, dict[str, int]]) -> list[dict[str, Any]]:
+def _buckets_step(window: Window, interval: str) -> Iterator[tuple[datetime, str]]:
+    """Each bucket of the window: (its start, its label)."""
     step = timedelta(days=1) if interval == "day" else timedelta(hours=1)
     t = window.start.replace(hour=0) if interval == "day" else window.start
-    out = []
     while t < window.end:
-        values = by_bucket.get(t, {})
-        label = t.strftime("%Y-%m-%d") if interval == "day" else t.strftime("%Y-%m-%dT%H:00:00Z")
-        ordered = sorted(values.items(), key=lambda kv: -kv[1])
-        out.append({"t": label, "values": {k: pico_to_usd(v) for k, v in ordered}})
+        yield t, t.strftime("%Y-%m-%d") if interval == "day" else t.strftime("%Y-%m-%dT%H:00:00Z")
         t += step
+
+
+def _buckets_fill(window: Window, interval: str, by_bucket: dict[datetime, dict[str, int]]) -> list[dict[str, Any]]:
+    out = []
+    for t, label in _buckets_step(window, interval):
+        ordered = sorted(by_bucket.get(t, {}).items(), key=lambda kv: -kv[1])
+        out.append({"t": label, "values": {k: pico_to_usd(v) for k, v in ordered}})
     return out
 
 

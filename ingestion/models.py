@@ -133,6 +133,9 @@ class TraceEvent(TenantModel):
     reasoning_tokens = models.BigIntegerField(default=0)
     latency_ms = models.FloatField(null=True, blank=True)
     ttft_ms = models.FloatField(null=True, blank=True, help_text="Streams: time to the first body byte.")
+    # Histogram bucket indexes (ingestion.histograms.bucket_of), computed once at insert: the fold counts them.
+    latency_bucket = models.SmallIntegerField(null=True, blank=True)
+    ttft_bucket = models.SmallIntegerField(null=True, blank=True)
     status = models.CharField(max_length=16, default="ok")
     http_status = models.IntegerField(null=True, blank=True)
     customer_id = models.CharField(max_length=256, null=True, blank=True)
@@ -173,6 +176,25 @@ class RollupSums(TenantModel):
     reasoning_tokens = models.BigIntegerField(default=0)
     cost_pico = models.BigIntegerField(default=0)
     latency_ms_sum = models.FloatField(default=0)
+    # Latency: calls with a latency (the mean's divisor), the exact maximum and the histogram
+    # (ingestion.histograms: {bucket index: calls}); the same for time to first token (streams).
+    latency_calls = models.BigIntegerField(default=0)
+    latency_ms_max = models.FloatField(null=True, blank=True)
+    latency_hist = models.JSONField(null=True, blank=True)
+    ttft_calls = models.BigIntegerField(default=0)
+    ttft_ms_sum = models.FloatField(default=0)
+    ttft_ms_max = models.FloatField(null=True, blank=True)
+    ttft_hist = models.JSONField(null=True, blank=True)
+    # Errors: calls per non-ok status, per HTTP status class, per HTTP code ≥ 400 ({code: calls}), and
+    # the cost of the non-ok calls.
+    status_error = models.BigIntegerField(default=0)
+    status_rate_limited = models.BigIntegerField(default=0)
+    status_timeout = models.BigIntegerField(default=0)
+    status_cancelled = models.BigIntegerField(default=0)
+    http_4xx = models.BigIntegerField(default=0)
+    http_5xx = models.BigIntegerField(default=0)
+    http_codes = models.JSONField(null=True, blank=True)
+    failed_cost_pico = models.BigIntegerField(default=0)
 
     objects = TenantManager()
 

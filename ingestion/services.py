@@ -18,6 +18,7 @@ from accounts.models import ApiKey
 from accounts.tasking import TRANSIENT_ERRORS, enqueue_on_commit
 
 from . import rollups
+from .histograms import bucket_of
 from .models import RawBatch, TraceEvent
 from .money import usd_to_pico
 from .pricing import price_book_get
@@ -59,6 +60,7 @@ _EVENT_COLUMNS = (
     "provider", "model", "endpoint", "input_tokens", "output_tokens", "cached_input_tokens",
     "cache_write_tokens", "reasoning_tokens", "latency_ms", "ttft_ms", "status", "http_status", "customer_id",
     "stream", "timestamp", "cost_pico", "cost_source", "price_id", "metadata", "api_key_id", "received_at",
+    "latency_bucket", "ttft_bucket",
 )
 def _event_price(book, org_id: int, event: EventIn | TraceEvent) -> tuple[int, int] | None:
     """(price_id, cost_pico) from the price table, or None: the one pricing of ingestion and re-pricing.
@@ -180,6 +182,7 @@ def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]])
                 event.reasoning_tokens, event.latency_ms, event.ttft_ms, event.status, event.http_status,
                 event.customer_id, event.stream, adapt(event.timestamp), cost, source, price_id,
                 encode(event.metadata).decode(), api_key_id, received,
+                bucket_of(event.latency_ms), bucket_of(event.ttft_ms),
             ))
     if pg:
         rollups.lock_org(org_id, exclusive=False)
