@@ -386,6 +386,9 @@ def build_event(call: Call) -> Dict[str, Any]:
         meta["partial"] = True
     if call.error:
         meta["error_type"] = call.error
+    ttft_ms = None
+    if call.stream and call.tap is not None and call.tap.first_at is not None:  # a body read whole: unknown
+        ttft_ms = round(max(call.tap.first_at - call.start_perf, 0.0) * 1000.0, 3)
     event_id = _context.new_id()
     frame = call.frame
     event: Dict[str, Any] = {
@@ -412,4 +415,6 @@ def build_event(call: Call) -> Dict[str, Any]:
             "metadata": meta,
         }
     )
+    if ttft_ms is not None:
+        event["ttft_ms"] = ttft_ms
     return event
