@@ -29,6 +29,8 @@ class Insight(TenantModel):
         RETRY_LOOP = "retry_loop", "Retry loop"
         MODEL_INEFFICIENCY = "model_inefficiency", "Model inefficiency"
         SPEND_CAP = "spend_cap", "Spending cap"
+        ERROR_SPIKE = "error_spike", "Error spike"
+        LATENCY_REGRESSION = "latency_regression", "Latency regression"
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"

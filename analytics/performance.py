@@ -93,6 +93,11 @@ class PerfRow:
         return {str(code): n for code, n in top}
 
 
+def perf_columns() -> tuple[str, ...]:
+    """The rollup columns a `PerfRow` merges."""
+    return _COLUMNS
+
+
 def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 

@@ -276,12 +276,17 @@ def test_demo_history_triggers_every_detector_and_leaves_the_steady_agent_alone(
     insights = insights_run(org=org, now=now)
 
     assert set(kinds(insights)) == set(Insight.Kind.values)
-    assert len(insights) == 5
+    assert len(insights) == 7
     assert not [i for i in insights if i.kind != "spend_cap" and i.section.startswith("agent:support")]
     by_kind = {i.kind: i for i in insights}
     assert by_kind["section_spike"].customer_id == "acme"
     assert by_kind["model_inefficiency"].model == "gpt-4o"
     assert by_kind["spend_cap"].evidence["level_pct"] == 80
+    errors = by_kind["error_spike"]
+    assert errors.section == "agent:triage/step:classify" and errors.evidence["top_status"] == "rate_limited"
+    assert errors.evidence["by_http_status"] == {"429": 4, "500": 2} and "HTTP 429 ×4" in errors.title
+    latency = by_kind["latency_regression"]
+    assert latency.evidence["p95_ms_24h"] == 1500 and latency.evidence["p95_ms_7d"] == pytest.approx(400, rel=0.02)
 
 
 # --- management command ----------------------------------------------------------------------
