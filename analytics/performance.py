@@ -80,6 +80,36 @@ class PerfRow:
     def ttft(self, p: float) -> float | None:
         return histograms.percentile(self.ttft_hist, p, max_ms=self.ttft_ms_max)
 
+    # For templates (no arguments there): the percentiles in ms, None without latencies.
+    @property
+    def p50(self) -> float | None:
+        return self.latency(50)
+
+    @property
+    def p95(self) -> float | None:
+        return self.latency(95)
+
+    @property
+    def p99(self) -> float | None:
+        return self.latency(99)
+
+    @property
+    def mean_ms(self) -> float | None:
+        return self.latency_ms_sum / self.latency_calls if self.latency_calls else None
+
+    @property
+    def ttft_p50(self) -> float | None:
+        return self.ttft(50)
+
+    @property
+    def ttft_p95(self) -> float | None:
+        return self.ttft(95)
+
+    @property
+    def status_mix(self) -> list[tuple[str, int]]:
+        """Non-ok statuses with calls, the most frequent first."""
+        return sorted(((s, n) for s, n in self.by_status.items() if n), key=lambda kv: (-kv[1], kv[0]))
+
     @property
     def error_rate(self) -> float:
         return round(self.errors / self.calls, 4) if self.calls else 0.0
@@ -215,3 +245,78 @@ def metric_timeseries(*, org: Organization, window: Window, metric: str, interva
         values = {k: v for k, v in values.items() if v is not None}
         out.append({"t": label, "values": dict(sorted(values.items(), key=lambda kv: (-kv[1], kv[0])))})
     return out
+
+
+# --- the Performance page ------------------------------------------------------------------------------------
+
+def _regroup(rows: dict[tuple, PerfRow], key_of) -> dict[tuple, PerfRow]:
+    out: dict[tuple, PerfRow] = {}
+    for key, row in rows.items():
+        new_key = key_of(key)
+        acc = out.get(new_key)
+        if acc is None:
+            acc = out[new_key] = PerfRow(key=new_key)
+        acc.merge(row)
+    return out
+
+
+@dataclass(frozen=True)
+class PerfPage:
+    totals: PerfRow
+    models: list[PerfEntry]  # key: "provider/model"
+    sections: list[PerfEntry]
+    failing_sections: list[PerfEntry]
+    failing_models: list[PerfEntry]
+    buckets: list[tuple[str, PerfRow]]  # (label, the window's calls in that bucket), every bucket
+    model_p95: dict[str, list[float | None]]  # the busiest models' p95 per bucket
+
+
+def performance_get(*, org: Organization, window: Window, interval: str = "day", chart_models: int = 6) -> PerfPage:
+    """Everything the Performance page shows: two reads of the window's rollup parts (provider × model ×
+    bucket at the agent grain; section at the fine grain), merged and regrouped here."""
+    by_model_bucket = perf_rows(org=org, window=window, group=("provider", "model"), interval=interval)
+    by_section = perf_rows(org=org, window=window, group=("section_path",))
+    totals = _regroup(by_model_bucket, lambda key: ()).get((), PerfRow())
+    per_model = _regroup(by_model_bucket, lambda key: key[:2])
+    models = sorted((PerfEntry(key=model or None, label=f"{provider or '(none)'} / {model or '(none)'}", row=row)
+                     for (provider, model), row in per_model.items()), key=lambda e: (-e.row.calls, e.label))
+    sections = sorted((PerfEntry(*_label("section", key[0]), row=row) for key, row in by_section.items()),
+                      key=lambda e: (-e.row.calls, e.label))
+    by_errors = lambda e: (-e.row.errors, -e.row.error_rate, e.label)  # noqa: E731
+    per_bucket = _regroup(by_model_bucket, lambda key: key[2:])
+    busiest = [e.key for e in models[:chart_models]]
+    per_model_bucket = _regroup(by_model_bucket, lambda key: (key[1], key[2]))
+    buckets, model_p95 = [], {m or "(none)": [] for m in busiest}
+    for t, label in _buckets_step(window, interval):
+        buckets.append((label, per_bucket.get((t,), PerfRow())))
+        for model in busiest:
+            row = per_model_bucket.get((model or "", t))
+            model_p95[model or "(none)"].append(_ms(row.latency(95)) if row else None)
+    return PerfPage(totals=totals, models=models, sections=sections,
+                    failing_sections=sorted((e for e in sections if e.row.errors), key=by_errors)[:10],
+                    failing_models=sorted((e for e in models if e.row.errors), key=by_errors)[:10],
+                    buckets=buckets, model_p95=model_p95)
+
+
+@dataclass(frozen=True)
+class RunPerf:
+    status_mix: list[tuple[str, int]]  # non-ok statuses, the most frequent first
+    http_codes: dict[str, int]  # codes ≥ 400
+    ttft_calls: int
+    ttft_ms_median: float | None  # over the run's streamed calls (exact: a run's events are at hand)
+
+
+def run_perf(*, events: list) -> RunPerf:
+    """A run's status mix, failing HTTP codes and median time to first token, from its events."""
+    statuses: dict[str, int] = {}
+    codes: dict[int, int] = {}
+    ttfts = sorted(e.ttft_ms for e in events if e.ttft_ms is not None)
+    for e in events:
+        if e.status != "ok":
+            statuses[e.status] = statuses.get(e.status, 0) + 1
+        if e.http_status is not None and e.http_status >= 400:
+            codes[e.http_status] = codes.get(e.http_status, 0) + 1
+    median = ttfts[(len(ttfts) - 1) // 2] if ttfts else None
+    return RunPerf(status_mix=sorted(statuses.items(), key=lambda kv: (-kv[1], kv[0])),
+                   http_codes={str(c): n for c, n in sorted(codes.items(), key=lambda kv: (-kv[1], kv[0]))},
+                   ttft_calls=len(ttfts), ttft_ms_median=median)

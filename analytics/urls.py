@@ -59,6 +59,7 @@ urlpatterns = [
     path("", include("analytics.insights.urls")),
     path("o/<slug:slug>/", views.overview, name="overview"),
     path("o/<slug:slug>/welcome/", views.onboarding, name="onboarding"),
+    path("o/<slug:slug>/performance/", views.performance, name="performance"),
     path("o/<slug:slug>/runs/", views.runs, name="runs"),
     path("o/<slug:slug>/runs/<label:run_id>/", views.run_detail, name="run_detail"),
     path("o/<slug:slug>/customers/", views.customers, name="customers"),
