@@ -80,7 +80,7 @@ def _floor_day(value: datetime) -> datetime:
 def rollup_grain(group: tuple[str, ...], *, customer_filter: bool) -> str:
     """The coarsest rollup grain whose dimensions hold `group` (and the customer filter, if any)."""
     needed = set(group) | ({"customer_id"} if customer_filter else set())
-    return next(grain for grain in ("customer", "agent", "fine") if needed <= set(ROLLUP_GRAINS[grain][0]))
+    return next(grain for grain in ("customer", "section", "agent", "fine") if needed <= set(ROLLUP_GRAINS[grain][0]))
 
 
 def rollup_parts(window: Window, *, hourly_only: bool = False, grain: str = "fine"
@@ -88,7 +88,7 @@ def rollup_parts(window: Window, *, hourly_only: bool = False, grain: str = "fin
     """The window as (table, period column, start, end) parts: whole UTC days from the daily table, the
     partial days at either edge from the hourly one. A 30-day window reads ~24× fewer rows.
 
-    `grain`: "fine" (every dimension), "agent" (agent × provider × model) or "customer".
+    `grain`: "fine" (every dimension), "agent" (agent × provider × model), "customer" or "section".
     """
     _, hourly, daily = ROLLUP_GRAINS[grain]
     first_day = _floor_day(window.start)

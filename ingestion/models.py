@@ -241,6 +241,30 @@ class CustomerRollupBase(RollupSums):
         abstract = True
 
 
+class SectionRollupBase(RollupSums):
+    """Sums, latency histograms and error counts per org × period × section path: what the latency, error
+    and cost breakdowns by section read, without the customer × model × key cardinality."""
+
+    section_path = models.CharField(max_length=1024, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class SectionHourlyRollup(SectionRollupBase):
+    hour = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "hour", "dims_hash"], name="sectionhourly_unique_key")]
+
+
+class SectionDailyRollup(SectionRollupBase):
+    day = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "day", "dims_hash"], name="sectiondaily_unique_key")]
+
+
 class CustomerHourlyRollup(CustomerRollupBase):
     hour = models.DateTimeField()
 
@@ -294,6 +318,7 @@ ROLLUP_GRAINS: dict[str, tuple[tuple[str, ...], type[RollupSums], type[RollupSum
     "fine": (("agent", "section_path", "provider", "model", "customer_id", "api_key_id"), HourlyRollup, DailyRollup),
     "agent": (("agent", "provider", "model"), AgentHourlyRollup, AgentDailyRollup),
     "customer": (("customer_id",), CustomerHourlyRollup, CustomerDailyRollup),
+    "section": (("section_path",), SectionHourlyRollup, SectionDailyRollup),
 }
 
 
