@@ -29,7 +29,7 @@ from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from accounts.models import Organization
-from ingestion.models import HourlyRollup, TraceEvent
+from ingestion.models import AgentHourlyRollup, HourlyRollup, SectionHourlyRollup, TraceEvent
 from ingestion.money import pico_display as money
 from ingestion.money import pico_to_usd as usd
 from ingestion.money import usd_to_pico
@@ -497,14 +497,17 @@ ERROR_SPIKE_MIN_ERRORS = 5  # … with at least 5 errors in the last 24 h …
 ERROR_SPIKE_MIN_BASE_CALLS = 10  # … and a baseline to compare with
 LATENCY_RATIO = Decimal("1.5")  # p95 in the last 24 h ≥ 1.5× the 7-day p95 …
 LATENCY_MIN_CALLS = 10  # … with at least 10 calls with a latency on each side
-_PERF_DIMS = {"section_path": "section", "provider": "provider"}
+# column → (its name in findings, the hourly rollup grain that holds it with the fewest rows)
+_PERF_DIMS = {"section_path": ("section", SectionHourlyRollup), "provider": ("provider", AgentHourlyRollup)}
 
 
 def _perf_split(org: Organization, frame: Frame, column: str):
     """Per value of `column`: (last 24 h, previous 7 days) latency and error figures, merged from the hourly
     rollups (histograms add, like the sums)."""
     out: dict[str, tuple[PerfRow, PerfRow]] = {}
-    rows = _window_rollups(org, frame).values(column, "hour", *perf_columns()).order_by()
+    table = _PERF_DIMS[column][1]
+    rows = (table.objects.for_org(org).filter(hour__gte=frame.base_start, hour__lte=frame.now)
+            .values(column, "hour", *perf_columns()).order_by())
     for values in rows.iterator(chunk_size=5000):
         pair = out.get(values[column])
         if pair is None:
@@ -526,7 +529,7 @@ def error_spike(*, org: Organization, now: datetime | None = None) -> list[Findi
     frame = _frame(now)
     period, period_start = frame.day
     findings = []
-    for column, dim in _PERF_DIMS.items():
+    for column, (dim, _) in _PERF_DIMS.items():
         for value, (cur, base) in _perf_split(org, frame, column).items():
             if cur.errors < ERROR_SPIKE_MIN_ERRORS or base.calls < ERROR_SPIKE_MIN_BASE_CALLS or not cur.calls:
                 continue
@@ -562,7 +565,7 @@ def latency_regression(*, org: Organization, now: datetime | None = None) -> lis
     frame = _frame(now)
     period, period_start = frame.day
     findings = []
-    for column, dim in _PERF_DIMS.items():
+    for column, (dim, _) in _PERF_DIMS.items():
         for value, (cur, base) in _perf_split(org, frame, column).items():
             if cur.latency_calls < LATENCY_MIN_CALLS or base.latency_calls < LATENCY_MIN_CALLS:
                 continue
