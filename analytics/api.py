@@ -7,6 +7,7 @@ import io
 import json
 
 from django.http import StreamingHttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import ValidationError
@@ -17,6 +18,7 @@ from accounts.authentication import HasReadKey
 from ingestion.api import ApiKeyThrottle
 
 from . import performance, selectors
+from .forecast import forecast_get
 from .csv_safety import csv_safe_row
 from .windows import WindowError, window_from_params
 
@@ -161,6 +163,14 @@ class ErrorsView(PerfView):
     def get(self, request):
         args = self.perf_args(request)
         return Response({"by": args["by"], "results": performance.errors_breakdown(**args)})
+
+
+class ForecastView(ReadView):
+    @extend_schema(operation_id="stats_forecast", summary="This month's projected spend, its range and the cap day",
+                   description="Month-to-date + the expected spend of each day left (docs/forecast.md); `method` "
+                               "states the model in one sentence.", responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        return Response(forecast_get(org=request.auth.org, now=timezone.now()).as_api())
 
 
 # Numbers in the export: never rewritten by the CSV formula guard (a negative number is not a formula).

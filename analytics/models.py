@@ -20,7 +20,7 @@ class Insight(TenantModel):
     `dedupe_key` (a hash of kind + section/model/customer/endpoint) and `period` make a re-run
     idempotent: at most one *open* insight per key, and a dismissed one stays dismissed for the
     rest of its period (a day for spikes and bloat, an ISO week for loops and model choice, the
-    calendar month for the spending cap).
+    calendar month for the spending cap and the spend forecast).
     """
 
     class Kind(models.TextChoices):
@@ -29,6 +29,7 @@ class Insight(TenantModel):
         RETRY_LOOP = "retry_loop", "Retry loop"
         MODEL_INEFFICIENCY = "model_inefficiency", "Model inefficiency"
         SPEND_CAP = "spend_cap", "Spending cap"
+        SPEND_FORECAST = "spend_forecast", "Spend forecast"
         ERROR_SPIKE = "error_spike", "Error spike"
         LATENCY_REGRESSION = "latency_regression", "Latency regression"
 

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
+from django.utils import timezone
 from django.utils.encoding import escape_uri_path
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
@@ -22,6 +23,7 @@ from accounts.services import api_key_create
 
 from . import performance as perf_selectors, selectors
 from .api import export_response
+from .forecast import forecast_get
 from .forms import ExportForm, RunFilterForm, WindowForm
 from .windows import Window
 
@@ -110,6 +112,8 @@ def overview(request):
         "agents": agents, "untracked": untracked, "models": models[:12], "providers": _providers(models),
         "chart": _chart(buckets), "customers": customers, "window_query": urlencode(_window_query(window)),
         "has_events": summary.calls > 0 or selectors.org_has_events(org=org),
+        # the month (not the window): on the full page only, the window switch re-renders the panels alone
+        "forecast": None if request.htmx else forecast_get(org=org, now=timezone.now()),
     }
     return _render(request, "analytics/overview.html", "panels", context)
 

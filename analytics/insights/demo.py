@@ -2,7 +2,8 @@
 
 `load_demo` calls `insight_demo_events(now=…)`, posts the events into the demo org through the
 normal ingestion path, then `demo_cap_set(org=…)` (a cap the month-to-date spend sits at 85 %
-of, so the 80 % spending-cap warning fires) and finally `insights_run(org=…)`.
+of, so the 80 % spending-cap warning fires; with more than a few days of the month left, the month-end
+projection crosses that cap too, so `spend_forecast` fires as well) and finally `insights_run(org=…)`.
 
 Each pattern has a section of its own, which the steady history of `analytics.demo` never writes to:
 what fires cannot depend on how that random history falls around `now` (the time of day, the

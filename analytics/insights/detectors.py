@@ -35,6 +35,7 @@ from ingestion.money import pico_to_usd as usd
 from ingestion.money import usd_to_pico
 from ingestion.pricing import price_book_get
 
+from ..forecast import forecast_get
 from ..performance import PerfRow, perf_columns
 from ..sums import rows_summed, sum_expressions, sums_of
 from ..windows import floor_hour
@@ -590,7 +591,32 @@ def latency_regression(*, org: Organization, now: datetime | None = None) -> lis
     return findings
 
 
-DETECTORS = (section_spike, token_bloat, retry_loop, model_inefficiency, spend_cap, error_spike, latency_regression)
+# --- spend_forecast ---------------------------------------------------------------------------
+
+def spend_forecast(*, org: Organization, now: datetime | None = None) -> list[Finding]:
+    """This month's projection (analytics.forecast) crosses the spending cap before the month ends, while the
+    month-to-date is still under it (past the cap, `spend_cap` speaks): one insight per calendar month."""
+    if not org.spend_cap_pico:
+        return []
+    frame = _frame(now)
+    forecast = forecast_get(org=org, now=frame.now)
+    if forecast.cap_hit_on is None or forecast.cap_reached:
+        return []
+    period, period_start = frame.month
+    cap, day = forecast.cap_pico, forecast.cap_hit_on
+    title = (f"At this pace you reach your {money(cap)} cap on {day:%b} {day.day}: {money(forecast.projected_pico)} "
+             f"projected this month (range {money(forecast.low_pico)}–{money(forecast.high_pico)}), "
+             f"{money(forecast.month_to_date_pico)} so far")
+    return [Finding(
+        kind="spend_forecast", key=(period,), period=period, period_start=period_start, title=title[:400],
+        amount_pico=forecast.projected_pico - cap,
+        evidence={**forecast.as_api(), "over_cap_by_usd": usd(forecast.projected_pico - cap),
+                  "history_days": forecast.history_days},
+    )]
+
+
+DETECTORS = (section_spike, token_bloat, retry_loop, model_inefficiency, spend_cap, spend_forecast, error_spike,
+             latency_regression)
 
 
 def findings_detect(*, org: Organization, now: datetime | None = None) -> list[Finding]:

@@ -16,6 +16,7 @@ import time_machine
 from django.core.management import CommandError, call_command
 
 from accounts.models import Organization
+from analytics.forecast import forecast_get
 from analytics.insights import detectors
 from analytics.insights.demo import demo_cap_set, insight_demo_events
 from analytics.insights.services import insights_run
@@ -37,6 +38,13 @@ EXPECTED = {  # detector → (section, period kind)
     "error_spike": ("agent:triage/step:classify", "day"),
     "latency_regression": ("agent:triage/step:classify", "day"),
 }
+
+
+def expected_kinds(org: Organization, now: datetime) -> set[str]:
+    """The five kinds the demo plants, plus `spend_forecast` exactly when this month's projection crosses the cap
+    still ahead (the demo cap sits at 85 % of the month-to-date: crossed on the 1st, not on the 30th at 23:40)."""
+    forecast = forecast_get(org=org, now=now)
+    return KINDS | ({"spend_forecast"} if forecast.cap_hit_on and not forecast.cap_reached else set())
 
 
 def utc(text: str) -> datetime:
@@ -72,7 +80,7 @@ def test_load_demo_finds_all_five_insight_kinds_at_any_instant(prices, server_ti
         call_command("load_demo", stdout=out)
     org = Organization.objects.get(slug="demo-co")
     insights = Insight.objects.for_org(org)
-    assert set(insights.values_list("kind", flat=True)) == KINDS, out.getvalue()
+    assert set(insights.values_list("kind", flat=True)) == expected_kinds(org, instant), out.getvalue()
     for kind, (section, _period) in EXPECTED.items():  # each pattern found where it was planted
         assert insights.filter(kind=kind, section=section).count() == 1, list(insights.values_list("kind", "section"))
     # The steady agent stays silent (the cap insight names the month's top section, which it may be at 00:05).
@@ -91,7 +99,7 @@ def test_load_demo_now_option_builds_the_history_as_of_that_instant(prices):
         out = StringIO()
         call_command("load_demo", "--now", "2026-11-30T00:40:00+01:00", stdout=out)
     org = Organization.objects.get(slug="demo-co")
-    assert set(Insight.objects.for_org(org).values_list("kind", flat=True)) == KINDS
+    assert set(Insight.objects.for_org(org).values_list("kind", flat=True)) == expected_kinds(org, instant) == KINDS
     latest = TraceEvent.objects.for_org(org).order_by("-timestamp").first().timestamp
     assert instant - timedelta(minutes=3) <= latest < instant
     assert ("insights: error_spike, latency_regression, model_inefficiency, retry_loop, section_spike, spend_cap, "
@@ -131,7 +139,7 @@ def test_each_detector_fires_once_on_the_demo_pattern_at_any_instant(org, ingest
     with time_machine.travel(instant, tick=False):
         assert sorted(f.dedupe_key for f in detectors.findings_detect(org=org)) == sorted(
             f.dedupe_key for f in detectors.findings_detect(org=org, now=instant))
-        assert {i.kind for i in insights_run(org=org)} == KINDS
+        assert {i.kind for i in insights_run(org=org)} == expected_kinds(org, instant)
 
 
 def test_run_insights_now_judges_as_of_that_instant(org, ingest_key, post_events, prices):

@@ -78,12 +78,16 @@ def test_load_demo_history_triggers_every_detector(prices, capsys):
     from django.core.management import call_command
 
     from accounts.models import Organization
+    from analytics.forecast import forecast_get
     from analytics.models import Insight
 
     call_command("load_demo")
     org = Organization.objects.get(slug="demo-co")
     kinds = set(Insight.objects.for_org(org).values_list("kind", flat=True))
+    forecast = forecast_get(org=org, now=Insight.objects.for_org(org).first().detected_at)
+    crossing_ahead = forecast.cap_hit_on is not None and not forecast.cap_reached  # the 1st: yes; the 30th: no
     assert kinds == {"section_spike", "token_bloat", "retry_loop", "model_inefficiency", "spend_cap", "error_spike",
-                     "latency_regression"}
+                     "latency_regression"} | (
+        {"spend_forecast"} if crossing_ahead else set())
     assert not Insight.objects.for_org(org).filter(section__startswith="agent:support").exists()  # the steady agent
     assert capsys.readouterr().out.strip().splitlines()[-1] == "demo login: demo@llmobserve.dev llmobserve-demo"
