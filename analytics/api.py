@@ -136,17 +136,13 @@ class TimeseriesView(ReadView):
 
 PERF_PARAMS = WINDOW_PARAMS + [
     OpenApiParameter("by", str, enum=list(selectors.DIMENSIONS), description="Default: model."),
-    OpenApiParameter("customer_id", str, description="Only this customer's calls."),
 ]
 
 
 class PerfView(ReadView):
     def perf_args(self, request) -> dict:
-        customer_id = request.query_params.get("customer_id")
-        if customer_id is not None and "\x00" in customer_id:
-            raise ValidationError({"customer_id": "must not contain U+0000 (no stored label can)"})
         return {"org": request.auth.org, "by": self.choice(request, "by", selectors.DIMENSIONS, "model"),
-                "window": self.window(request), "customer_id": customer_id}
+                "window": self.window(request)}
 
 
 class LatencyView(PerfView):

@@ -18,6 +18,7 @@ from django.db.models.functions import Trunc
 
 from accounts.models import Organization
 from ingestion import histograms
+from ingestion.models import ROLLUP_GRAINS, RollupHistograms
 from ingestion.money import pico_to_usd
 
 from .selectors import DIMENSIONS, UNTRACKED, _buckets_step, label_of, rollup_grain, rollup_parts
@@ -132,16 +133,17 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def perf_rows(*, org: Organization, window: Window, group: tuple[str, ...] = (), customer_id: str | None = None,
-              interval: str | None = None) -> dict[tuple, PerfRow]:
-    """The window's rollup rows merged per value of `group` (+ the time bucket with an interval)."""
-    grain = rollup_grain(group, customer_filter=customer_id is not None)
+def perf_rows(*, org: Organization, window: Window, group: tuple[str, ...] = (), interval: str | None = None
+              ) -> dict[tuple, PerfRow]:
+    """The window's rollup rows merged per value of `group` (+ the time bucket with an interval), from the
+    coarsest grain holding `group` — one that keeps histograms (ingestion.models.RollupHistograms)."""
+    grain = rollup_grain(group, customer_filter=False)
+    if not issubclass(ROLLUP_GRAINS[grain][1], RollupHistograms):
+        raise ValueError(f"no rollup grain with histograms holds {group}")
     keys = group + (("bucket",) if interval else ())
     merged: dict[tuple, PerfRow] = {}
     for model, period, start, end in rollup_parts(window, hourly_only=interval == "hour", grain=grain):
         qs = model.objects.for_org(org).filter(**{f"{period}__gte": start, f"{period}__lt": end})
-        if customer_id is not None:
-            qs = qs.filter(customer_id=customer_id)
         if interval:
             qs = qs.annotate(bucket=Trunc(period, interval, tzinfo=timezone.utc))
         for values in qs.values(*keys, *_COLUMNS).order_by().iterator(chunk_size=5000):
@@ -182,11 +184,11 @@ class PerfEntry:
     row: PerfRow
 
 
-def perf_breakdown(*, org: Organization, by: str, window: Window, customer_id: str | None = None,
-                   order: Literal["calls", "errors", "p95"] = "calls", limit: int | None = None) -> list[PerfEntry]:
+def perf_breakdown(*, org: Organization, by: str, window: Window, order: Literal["calls", "errors", "p95"] = "calls",
+                   limit: int | None = None) -> list[PerfEntry]:
     """Latency and error figures per key of the dimension (Untracked / no customer: key None)."""
     column = DIMENSIONS[by]
-    rows = perf_rows(org=org, window=window, group=(column,), customer_id=customer_id)
+    rows = perf_rows(org=org, window=window, group=(column,))
     entries = [PerfEntry(*_label(by, key[0]), row=row) for key, row in rows.items()]
     if order == "errors":
         entries.sort(key=lambda e: (-e.row.errors, -e.row.error_rate, -e.row.calls, e.label))
@@ -197,21 +199,14 @@ def perf_breakdown(*, org: Organization, by: str, window: Window, customer_id: s
     return entries[:limit] if limit else entries
 
 
-def latency_breakdown(*, org: Organization, by: str, window: Window, customer_id: str | None = None
-                      ) -> list[dict[str, Any]]:
+def latency_breakdown(*, org: Organization, by: str, window: Window) -> list[dict[str, Any]]:
     return [{"key": e.key, "label": e.label, **latency_as_api(e.row)}
-            for e in perf_breakdown(org=org, by=by, window=window, customer_id=customer_id)]
+            for e in perf_breakdown(org=org, by=by, window=window)]
 
 
-def errors_breakdown(*, org: Organization, by: str, window: Window, customer_id: str | None = None
-                     ) -> list[dict[str, Any]]:
+def errors_breakdown(*, org: Organization, by: str, window: Window) -> list[dict[str, Any]]:
     return [{"key": e.key, "label": e.label, **errors_as_api(e.row)}
-            for e in perf_breakdown(org=org, by=by, window=window, customer_id=customer_id, order="errors")]
-
-
-def perf_totals(*, org: Organization, window: Window, customer_id: str | None = None) -> PerfRow:
-    rows = perf_rows(org=org, window=window, customer_id=customer_id)
-    return rows.get((), PerfRow())
+            for e in perf_breakdown(org=org, by=by, window=window, order="errors")]
 
 
 METRICS = ("cost", "calls", "latency_p50", "latency_p95", "latency_p99", "error_rate")
@@ -227,10 +222,10 @@ def metric_of(row: PerfRow, metric: str) -> Any:
 
 
 def metric_timeseries(*, org: Organization, window: Window, metric: str, interval: str = "day",
-                      by: str = "provider", customer_id: str | None = None) -> list[dict[str, Any]]:
+                      by: str = "provider") -> list[dict[str, Any]]:
     """Every bucket of the window (empty ones as {}), values = the metric per key (calls, ms or a rate)."""
     column = DIMENSIONS[by]
-    rows = perf_rows(org=org, window=window, group=(column,), customer_id=customer_id, interval=interval)
+    rows = perf_rows(org=org, window=window, group=(column,), interval=interval)
     by_bucket: dict[datetime, dict[str, PerfRow]] = {}
     for (value, bucket), row in rows.items():
         bucket_rows = by_bucket.setdefault(bucket, {})

@@ -127,14 +127,10 @@ def percentiles(counts: Mapping[int, int], ps: Iterable[float], *, max_ms: float
 
 # --- the databases' side of the merge -----------------------------------------------------------
 
-# PostgreSQL: created by migration ingestion 0011. `llmo_counts(array)` turns the bucket indexes (or HTTP
-# codes) a GROUP BY aggregated into a count map; `llmo_counts_merge(a, b)` adds two maps (ON CONFLICT).
+# PostgreSQL: created by migration ingestion 0011. The fold builds a group's count map inline (a subplan:
+# `jsonb_object_agg` over the unnested values, `ingestion.rollups.Dialect.counts`); `llmo_counts_merge(a, b)`
+# adds two maps when a row exists already (ON CONFLICT).
 PG_FUNCTIONS = [
-    """CREATE OR REPLACE FUNCTION llmo_counts(v anyarray) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-        SELECT jsonb_object_agg(k::text, n) FROM (
-            SELECT k, count(*) AS n FROM unnest(v) AS k WHERE k IS NOT NULL GROUP BY k) c
-    $$""",
     """CREATE OR REPLACE FUNCTION llmo_counts_merge(a jsonb, b jsonb) RETURNS jsonb
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         SELECT CASE WHEN a IS NULL THEN b WHEN b IS NULL THEN a ELSE (
@@ -144,8 +140,7 @@ PG_FUNCTIONS = [
                 GROUP BY k) s) END
     $$""",
 ]
-PG_FUNCTIONS_DROP = ["DROP FUNCTION IF EXISTS llmo_counts_merge(jsonb, jsonb)",
-                     "DROP FUNCTION IF EXISTS llmo_counts(anyarray)"]
+PG_FUNCTIONS_DROP = ["DROP FUNCTION IF EXISTS llmo_counts_merge(jsonb, jsonb)"]
 
 
 class SqliteCounts:

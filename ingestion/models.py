@@ -176,27 +176,36 @@ class RollupSums(TenantModel):
     reasoning_tokens = models.BigIntegerField(default=0)
     cost_pico = models.BigIntegerField(default=0)
     latency_ms_sum = models.FloatField(default=0)
-    # Latency: calls with a latency (the mean's divisor), the exact maximum and the histogram
-    # (ingestion.histograms: {bucket index: calls}); the same for time to first token (streams).
+    # Calls with a latency (the mean's divisor), time to first token of streams (calls, sum), calls per
+    # non-ok status and per HTTP status class, and the cost of the non-ok calls.
     latency_calls = models.BigIntegerField(default=0)
-    latency_ms_max = models.FloatField(null=True, blank=True)
-    latency_hist = models.JSONField(null=True, blank=True)
     ttft_calls = models.BigIntegerField(default=0)
     ttft_ms_sum = models.FloatField(default=0)
-    ttft_ms_max = models.FloatField(null=True, blank=True)
-    ttft_hist = models.JSONField(null=True, blank=True)
-    # Errors: calls per non-ok status, per HTTP status class, per HTTP code ≥ 400 ({code: calls}), and
-    # the cost of the non-ok calls.
     status_error = models.BigIntegerField(default=0)
     status_rate_limited = models.BigIntegerField(default=0)
     status_timeout = models.BigIntegerField(default=0)
     status_cancelled = models.BigIntegerField(default=0)
     http_4xx = models.BigIntegerField(default=0)
     http_5xx = models.BigIntegerField(default=0)
-    http_codes = models.JSONField(null=True, blank=True)
     failed_cost_pico = models.BigIntegerField(default=0)
 
     objects = TenantManager()
+
+    class Meta:
+        abstract = True
+
+
+class RollupHistograms(RollupSums):
+    """The sums plus what percentiles and error mixes need: the exact latency and TTFT maxima and count maps
+    (ingestion.histograms: latency and TTFT {bucket index: calls}, {HTTP code ≥ 400: calls}). Only the
+    coarse grains (agent, section, customer) keep them: the latency and error reads never need the fine
+    grain, and building maps for its many rows per batch would slow ingestion for nothing."""
+
+    latency_ms_max = models.FloatField(null=True, blank=True)
+    ttft_ms_max = models.FloatField(null=True, blank=True)
+    latency_hist = models.JSONField(null=True, blank=True)
+    ttft_hist = models.JSONField(null=True, blank=True)
+    http_codes = models.JSONField(null=True, blank=True)
 
     class Meta:
         abstract = True
@@ -220,7 +229,7 @@ class RollupBase(RollupSums):
         abstract = True
 
 
-class AgentRollupBase(RollupSums):
+class AgentRollupBase(RollupHistograms):
     """Sums per org × period × (agent, provider, model) only: what the overview's totals, agent and
     model breakdowns and provider chart need, without the customer × section × key cardinality."""
 
@@ -232,7 +241,7 @@ class AgentRollupBase(RollupSums):
         abstract = True
 
 
-class CustomerRollupBase(RollupSums):
+class CustomerRollupBase(RollupHistograms):
     """Sums per org × period × customer: the customer lists and trends."""
 
     customer_id = models.CharField(max_length=256, blank=True)
@@ -241,7 +250,7 @@ class CustomerRollupBase(RollupSums):
         abstract = True
 
 
-class SectionRollupBase(RollupSums):
+class SectionRollupBase(RollupHistograms):
     """Sums, latency histograms and error counts per org × period × section path: what the latency, error
     and cost breakdowns by section read, without the customer × model × key cardinality."""
 

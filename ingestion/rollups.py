@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from django.db import connection
 
 from . import histograms
-from .models import ROLLUP_GRAINS, RunFacet, RunSummary, TraceEvent
+from .models import ROLLUP_GRAINS, RollupHistograms, RunFacet, RunSummary, TraceEvent
 
 # The columns a fold reads from events (a source relation must provide them).
 SOURCE_COLUMNS = ("org_id", "run_id", "timestamp", "latency_ms", "section_path", "provider", "model", "customer_id",
@@ -95,7 +95,10 @@ class Dialect:
     def counts(self, column: str, condition: str) -> str:
         """The {value: calls} map of `column` over the group's rows matching `condition` (NULL if none)."""
         if self.pg:
-            return f"llmo_counts(array_agg({column}) FILTER (WHERE {condition}))"
+            # a subplan over the group's values: no function call per group, and none at all for an empty map
+            values = f"array_agg({column}) FILTER (WHERE {condition})"
+            return (f"CASE WHEN count(*) FILTER (WHERE {condition}) > 0 THEN (SELECT jsonb_object_agg(v, n) FROM "
+                    f"(SELECT v, count(*) AS n FROM unnest({values}) AS v GROUP BY v) c) END")
         return f"llmo_counts_agg(CASE WHEN {condition} THEN {column} END)"
 
     def run_end(self) -> str:
@@ -122,15 +125,17 @@ ROLLUP_TABLES = [(grain, model, period)
 def _rollup_sql(d: Dialect, src: str, model, period: str, columns: tuple[str, ...]) -> str:
     table = model._meta.db_table
     dims = [d.dim(c) for c in columns]
-    targets = [*ROLLUP_SUMS, *ROLLUP_MAXES, *ROLLUP_COUNTS]
-    values = ", ".join([*ROLLUP_SUMS.values(), *(f"max({c})" for c in ROLLUP_MAXES.values()),
-                        *(d.counts(c, cond) for c, cond in ROLLUP_COUNTS.values())])
+    maxes, counts = (ROLLUP_MAXES, ROLLUP_COUNTS) if issubclass(model, RollupHistograms) else ({}, {})
+    targets = [*ROLLUP_SUMS, *maxes, *counts]
+    values = ", ".join([*ROLLUP_SUMS.values(), *(f"max({c})" for c in maxes.values()),
+                        *(d.counts(c, cond) for c, cond in counts.values())])
     group = ", ".join(["org_id", d.floor(period), *dims])
     updates = ", ".join(
         [f"{c} = {table}.{c} + excluded.{c}" for c in ROLLUP_SUMS]
         + [f"{c} = CASE WHEN {table}.{c} IS NULL OR excluded.{c} > {table}.{c} THEN excluded.{c} ELSE {table}.{c} END"
-           for c in ROLLUP_MAXES]
-        + [f"{c} = llmo_counts_merge({table}.{c}, excluded.{c})" for c in ROLLUP_COUNTS])
+           for c in maxes]
+        + [f"{c} = CASE WHEN excluded.{c} IS NULL THEN {table}.{c} ELSE llmo_counts_merge({table}.{c}, excluded.{c}) "
+           f"END" for c in counts])
     return (f"INSERT INTO {table} (org_id, {period}, dims_hash, {', '.join(columns)}, {', '.join(targets)}) "
             f"SELECT org_id, {d.floor(period)}, {d.dims_hash(columns)}, {', '.join(dims)}, {values} "
             f"FROM {src} WHERE true GROUP BY {group} ORDER BY 2, 3 "

@@ -110,7 +110,6 @@ def test_bad_parameters_are_400s(api, read_key, mixed):
     assert client.get("/v1/stats/latency", by="colour").status_code == 400
     assert client.get("/v1/stats/errors", window="1y").status_code == 400
     assert client.get("/v1/stats/timeseries", metric="latency_p42").status_code == 400
-    assert client.get("/v1/stats/errors", customer_id="a\x00b").status_code == 400
 
 
 def test_another_org_sees_none_of_it(api, other_read_key, mixed):
@@ -119,15 +118,6 @@ def test_another_org_sees_none_of_it(api, other_read_key, mixed):
     assert client.get("/v1/stats/errors", by="provider").json()["results"] == []
     buckets = client.get("/v1/stats/timeseries", metric="error_rate").json()["buckets"]
     assert all(b["values"] == {} for b in buckets)
-
-
-def test_customer_filter_reads_only_that_customer(api, read_key, ingest_key, post_events, prices):
-    post_events(ingest_key, [ev(1, customer_id="acme", latency_ms=10), ev(2, customer_id="globex", latency_ms=5000,
-                                                                          status="error", http_status=503)])
-    acme = api(read_key).get("/v1/stats/latency", by="model", customer_id="acme").json()["results"]
-    assert [(r["calls"], r["latency_ms"]["max"]) for r in acme] == [(1, 10)]
-    globex = api(read_key).get("/v1/stats/errors", by="provider", customer_id="globex").json()["results"]
-    assert globex[0]["by_http_status"] == {"503": 1}
 
 
 # --- accuracy: percentiles from merged histograms vs exact nearest-rank ---------------------------------
