@@ -43,7 +43,13 @@ __all__ = ["otlp_ingest", "otlp_spans_process", "otlp_resolve_due", "spans_decod
 
 PRUNE_AFTER = timedelta(days=1)  # spans are kept this long for late children and re-sent exports
 MAX_ERRORS_IN_RESPONSE = 5
-_CHUNK = 500  # ids per IN (…) list: within SQLite's variable limit
+_CHUNK = 500  # ids per IN (…) list: within SQLite's variable limit (PostgreSQL takes each list in one query)
+
+
+def _chunks(values: list) -> Iterable[list]:
+    size = len(values) or 1 if connection.vendor == "postgresql" else _CHUNK
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 @dataclass
@@ -126,14 +132,39 @@ def otlp_spans_process(*, org_id: int, book, group: list[tuple[RawBatch, list[Sp
             node.call = span.call
             fresh.append(node)
     new_events = _resolve(org_id=org_id, book=book, by_trace=by_trace, now=now, store=store)
+    kept = _kept(by_trace)
     adapt = connection.ops.adapt_datetimefield_value
     seen = adapt(now)
     _spans_insert([
         (org_id, n.trace_id, n.span_id, n.parent_span_id, n.label, n.section_path, n.customer_id, n.is_call,
          n.response_id, n.rank, n.source, call_encode(n.call) if n.call is not None and not n.outcome else None,
          n.api_key_id, adapt(n.received_at), seen, n.outcome, seen if n.outcome else None)
-        for n in fresh])
+        for n in fresh if id(n) in kept])
     return new_events
+
+
+def _kept(by_trace: dict[str, dict[str, _Node]]) -> set[int]:
+    """The spans worth a row once this group is resolved: the pending calls and their ancestors that
+    arrived (the chain a late ancestor will complete). Everything else was only needed while resolving.
+
+    Exporters end and send children before parents, so when a span arrives its subtree is already here:
+    a span with no pending call below it (a resolved call, a root whose calls were all counted, a tool
+    span whose calls resolved in this group) can matter to no later span, and is not written at all.
+    """
+    kept: set[int] = set()
+    for spans in by_trace.values():
+        for span in spans.values():
+            if not span.is_call or span.outcome != OtlpSpan.Outcome.PENDING or id(span) in kept:
+                continue
+            kept.add(id(span))
+            parent, seen = span.parent_span_id, {span.span_id}
+            while parent and parent not in seen and (node := spans.get(parent)) is not None:
+                if id(node) in kept:
+                    break  # the rest of this chain is kept already
+                kept.add(id(node))
+                seen.add(parent)
+                parent = node.parent_span_id
+    return kept
 
 
 _INSERT_COLUMNS = ("org_id", "trace_id", "span_id", "parent_span_id", "label", "section_path", "customer_id", "is_call",
@@ -184,8 +215,8 @@ class _Node:
 def _spans_of(org_id: int, trace_ids: list[str]) -> dict[str, dict[str, _Node]]:
     """trace id → span id → the stored span (without its call blob)."""
     by_trace: dict[str, dict[str, _Node]] = defaultdict(dict)
-    for start in range(0, len(trace_ids), _CHUNK):
-        qs = OtlpSpan.objects.unscoped().filter(org_id=org_id, trace_id__in=trace_ids[start:start + _CHUNK])
+    for chunk in _chunks(trace_ids):
+        qs = OtlpSpan.objects.unscoped().filter(org_id=org_id, trace_id__in=chunk)
         for values in qs.values_list(*_SPAN_FIELDS):
             span = _Node(*values)
             by_trace[span.trace_id][span.span_id] = span
@@ -321,9 +352,9 @@ def _one_per_response(org_id: int, ready: list[tuple[_Node, list[_Node]]], super
     others: dict[str, list[tuple[int, int]]] = defaultdict(list)  # stored pending spans not ready here
     ready_pks = {item[0].pk for items in by_response.values() for item in items}
     response_ids = sorted(by_response)
-    for start in range(0, len(response_ids), _CHUNK):
+    for chunk in _chunks(response_ids):
         for pk, response_id, rank in (
-                OtlpSpan.objects.unscoped().filter(org_id=org_id, response_id__in=response_ids[start:start + _CHUNK],
+                OtlpSpan.objects.unscoped().filter(org_id=org_id, response_id__in=chunk,
                                                    is_call=True, outcome=OtlpSpan.Outcome.PENDING)
                 .values_list("pk", "response_id", "rank")):
             if pk not in ready_pks:

@@ -214,7 +214,40 @@ def test_innermost_usage_bearing_span_wins(org, ingest_key, prices, post_otlp):
     post_otlp(ingest_key, protobuf([outer]))
     [event] = TraceEvent.objects.for_org(org)
     assert event.span_id == inner.span_id
-    assert OtlpSpan.objects.for_org(org).get(span_id=outer.span_id).outcome == "superseded"
+    # The outer span resolved on arrival (nothing below it is pending): it is not kept, and a re-sent
+    # export of it still finds the inner call it is superseded by.
+    assert not OtlpSpan.objects.for_org(org).filter(span_id=outer.span_id).exists()
+    post_otlp(ingest_key, protobuf([outer]))
+    assert TraceEvent.objects.for_org(org).get().span_id == inner.span_id
+    _assert_rollups_equal_rebuild()
+
+
+def test_only_spans_a_later_span_can_need_are_kept(org, ingest_key, prices, post_otlp):
+    """Children are exported before their parents: a trace resolved within one export keeps no span; a
+    call waiting for its root keeps itself and the ancestors that arrived, until the root resolves it."""
+    with time_machine.travel(T0, tick=False):
+        whole = list(_agent_tree(new_trace_id(), T0 - timedelta(seconds=30)))
+        post_otlp(ingest_key, protobuf(whole))
+        assert TraceEvent.objects.for_org(org).count() == 1
+        assert not OtlpSpan.objects.for_org(org).exists()
+
+        trace = new_trace_id()
+        workflow, agent, http, tool, call = _agent_tree(trace, T0 - timedelta(seconds=20))
+        done = chat(trace, parent=agent.span_id, start=T0 - timedelta(seconds=20), input_tokens=7)
+        post_otlp(ingest_key, protobuf([call, tool, http]))
+        post_otlp(ingest_key, protobuf([done]))  # waits for the agent's parent too
+        assert set(OtlpSpan.objects.for_org(org).values_list("span_id", flat=True)) == {
+            call.span_id, tool.span_id, http.span_id, done.span_id}
+        post_otlp(ingest_key, protobuf([agent, workflow]))
+
+    events = {e.span_id: e.section_path for e in TraceEvent.objects.for_org(org)}
+    assert events[call.span_id] == "workflow:support/agent:triage/tool:lookup"
+    assert events[done.span_id] == "workflow:support/agent:triage"
+    assert len(events) == 3
+    # The stored spans stay (marked) until pruned; the agent and workflow were never written.
+    assert set(OtlpSpan.objects.for_org(org).values_list("span_id", flat=True)) == {
+        call.span_id, tool.span_id, http.span_id, done.span_id}
+    _assert_rollups_equal_rebuild()
 
 
 def test_explicit_section_path_and_customer_attributes_win(org, ingest_key, post_otlp):
