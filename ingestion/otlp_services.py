@@ -12,8 +12,10 @@ inserted rows), and the spans are marked in the same transaction. docs/architect
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -28,7 +30,7 @@ from accounts import metrics
 from accounts.models import ApiKey
 from accounts.tasking import enqueue_on_commit
 
-from .models import OtlpSpan, RawBatch
+from .models import OtlpSpan, RawBatch, TraceEvent
 from .money import usd_to_pico
 from .otlp import (
     PATH_MAX, SpanIn, call_decode, call_encode, event_id_for, export_decode, span_record, spans_decode,
@@ -113,6 +115,26 @@ def otlp_spans_process(*, org_id: int, book, group: list[tuple[RawBatch, list[Sp
 
     Runs inside the caller's transaction. A span already stored (a re-sent export) is left as it is.
     """
+    with _gc_paused():
+        return _spans_process(org_id=org_id, book=book, group=group, now=now, store=store)
+
+
+@contextmanager
+def _gc_paused():
+    """Resolving a group allocates a few objects per span (records, nodes, events, rows), all freed by
+    reference counting; the cyclic collector, triggered by the allocation count, would walk the whole
+    worker heap many times per group (half the worker's time in bench/otlp.py). Paused for one group."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _spans_process(*, org_id: int, book, group: list[tuple[RawBatch, list[SpanIn]]], now: datetime,
+                   store: StoreGroup) -> int:
     traces = {span.trace_id for _, spans in group for span in spans}
     # The org's calls that waited long enough come along: without beat (`make demo`) nothing else emits them.
     traces.update(OtlpSpan.objects.unscoped().filter(
@@ -132,7 +154,7 @@ def otlp_spans_process(*, org_id: int, book, group: list[tuple[RawBatch, list[Sp
             node.call = span.call
             fresh.append(node)
     new_events = _resolve(org_id=org_id, book=book, by_trace=by_trace, now=now, store=store)
-    kept = _kept(by_trace)
+    kept = _kept(fresh)
     adapt = connection.ops.adapt_datetimefield_value
     seen = adapt(now)
     _spans_insert([
@@ -143,28 +165,12 @@ def otlp_spans_process(*, org_id: int, book, group: list[tuple[RawBatch, list[Sp
     return new_events
 
 
-def _kept(by_trace: dict[str, dict[str, _Node]]) -> set[int]:
-    """The spans worth a row once this group is resolved: the pending calls and their ancestors that
-    arrived (the chain a late ancestor will complete). Everything else was only needed while resolving.
-
-    Exporters end and send children before parents, so when a span arrives its subtree is already here:
-    a span with no pending call below it (a resolved call, a root whose calls were all counted, a tool
-    span whose calls resolved in this group) can matter to no later span, and is not written at all.
-    """
-    kept: set[int] = set()
-    for spans in by_trace.values():
-        for span in spans.values():
-            if not span.is_call or span.outcome != OtlpSpan.Outcome.PENDING or id(span) in kept:
-                continue
-            kept.add(id(span))
-            parent, seen = span.parent_span_id, {span.span_id}
-            while parent and parent not in seen and (node := spans.get(parent)) is not None:
-                if id(node) in kept:
-                    break  # the rest of this chain is kept already
-                kept.add(id(node))
-                seen.add(parent)
-                parent = node.parent_span_id
-    return kept
+def _kept(fresh: list[_Node]) -> set[int]:
+    """The new spans worth a row: every non-call span (a later span may hang below it: children usually
+    arrive first, but concurrent exports and workers reorder them) and the calls still pending. A call
+    resolved here (counted, or superseded by another span) is not written: a later span can only need it
+    as the parent of a late inner call, which then waits and counts on its own (docs/architecture.md)."""
+    return {id(n) for n in fresh if not n.is_call or n.outcome == OtlpSpan.Outcome.PENDING}
 
 
 _INSERT_COLUMNS = ("org_id", "trace_id", "span_id", "parent_span_id", "label", "section_path", "customer_id", "is_call",
@@ -173,20 +179,19 @@ _INSERT_COLUMNS = ("org_id", "trace_id", "span_id", "parent_span_id", "label", "
 
 
 def _spans_insert(rows: list[tuple]) -> None:
-    """INSERT … ON CONFLICT DO NOTHING (the ORM's bulk_create costs more than the database here): on
-    PostgreSQL from a COPY into a temp table, elsewhere as multi-row VALUES in chunks."""
+    """Write the new spans. PostgreSQL: one COPY straight into the table — the rows are the spans of these
+    traces not stored yet (`_spans_of` read them all), so only a racing worker's identical span can
+    conflict, which fails this group and it is processed again alone (where the span is then found).
+    Elsewhere: INSERT … ON CONFLICT DO NOTHING as multi-row VALUES in chunks."""
+    if not rows:
+        return
     table = OtlpSpan._meta.db_table
     cols = ", ".join(_INSERT_COLUMNS)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS _otlp_spans_in ON COMMIT DELETE ROWS AS "
-                           f"SELECT {cols} FROM {table} WITH NO DATA")
-            cursor.execute("DELETE FROM _otlp_spans_in")  # empty after each commit; not inside one test transaction
-            with cursor.cursor.copy(f"COPY _otlp_spans_in ({cols}) FROM STDIN") as copy:
+            with cursor.cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            cursor.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _otlp_spans_in "
-                           f"ON CONFLICT (org_id, trace_id, span_id) DO NOTHING")
         return
     placeholders = "(" + ", ".join(["%s"] * len(_INSERT_COLUMNS)) + ")"
     chunk = max(1, 30000 // len(_INSERT_COLUMNS))
@@ -293,12 +298,20 @@ def _resolve(*, org_id: int, book, by_trace: dict[str, dict[str, _Node]], now: d
     if not pending:
         return 0
     deadline = now - _wait()
+    # An overdue call whose chain stops at a span counted as a call (a parent call span resolved and not
+    # kept before this late child arrived) is below a counted call, as if that span were still stored.
+    missing: dict[tuple[str, str], list[_Node]] = defaultdict(list)
+    for span, chain, complete in pending:
+        if not complete and span.first_seen_at <= deadline:
+            missing[(span.trace_id, chain[-1].parent_span_id if chain else span.parent_span_id)].append(span)
+    below_counted = {id(span) for key in _counted_spans(org_id, list(missing)) for span in missing[key]}
     superseded: list[_Node] = []
     superseded_pks: list[int] = []
     ready: list[tuple[_Node, list[_Node]]] = []
     waiting_responses: set[str] = set()
     for span, chain, complete in pending:
-        if id(span) in has_call_below or any(n.is_call and n.outcome == OtlpSpan.Outcome.EVENT for n in chain):
+        if id(span) in has_call_below or id(span) in below_counted or any(
+                n.is_call and n.outcome == OtlpSpan.Outcome.EVENT for n in chain):
             superseded.append(span)
         elif complete or span.first_seen_at <= deadline:
             ready.append((span, chain))
@@ -332,6 +345,16 @@ def _resolve(*, org_id: int, book, by_trace: dict[str, dict[str, _Node]], now: d
         _mark(org_id, [node.pk for node in nodes if node.pk is not None], outcome, now)
     _mark(org_id, superseded_pks, OtlpSpan.Outcome.SUPERSEDED, now)
     return new_events
+
+
+def _counted_spans(org_id: int, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which (trace id, span id) were stored as events (an OTLP event's run id is its trace id)."""
+    found: set[tuple[str, str]] = set()
+    for chunk in _chunks(keys):
+        found.update(TraceEvent.objects.unscoped().filter(
+            org_id=org_id, run_id__in={trace for trace, _ in chunk}, span_id__in={span for _, span in chunk},
+        ).values_list("run_id", "span_id"))
+    return found & set(keys)
 
 
 def _one_per_response(org_id: int, ready: list[tuple[_Node, list[_Node]]], superseded: list[_Node],

@@ -222,31 +222,48 @@ def test_innermost_usage_bearing_span_wins(org, ingest_key, prices, post_otlp):
     _assert_rollups_equal_rebuild()
 
 
-def test_only_spans_a_later_span_can_need_are_kept(org, ingest_key, prices, post_otlp):
-    """Children are exported before their parents: a trace resolved within one export keeps no span; a
-    call waiting for its root keeps itself and the ancestors that arrived, until the root resolves it."""
+def test_calls_resolved_on_arrival_are_not_kept_but_the_hierarchy_is(org, ingest_key, prices, post_otlp):
+    """A trace resolved within one export keeps its non-call spans (a later child may hang below them)
+    and no call row; a parent that arrives before its children still gives them their full path."""
     with time_machine.travel(T0, tick=False):
-        whole = list(_agent_tree(new_trace_id(), T0 - timedelta(seconds=30)))
-        post_otlp(ingest_key, protobuf(whole))
+        whole = _agent_tree(new_trace_id(), T0 - timedelta(seconds=30))
+        post_otlp(ingest_key, protobuf(list(whole)))
         assert TraceEvent.objects.for_org(org).count() == 1
-        assert not OtlpSpan.objects.for_org(org).exists()
+        assert set(OtlpSpan.objects.for_org(org).values_list("span_id", flat=True)) == {
+            span.span_id for span in whole[:4]}
 
         trace = new_trace_id()
         workflow, agent, http, tool, call = _agent_tree(trace, T0 - timedelta(seconds=20))
-        done = chat(trace, parent=agent.span_id, start=T0 - timedelta(seconds=20), input_tokens=7)
+        post_otlp(ingest_key, protobuf([agent, workflow]))  # the parents first (concurrent exports)
         post_otlp(ingest_key, protobuf([call, tool, http]))
-        post_otlp(ingest_key, protobuf([done]))  # waits for the agent's parent too
-        assert set(OtlpSpan.objects.for_org(org).values_list("span_id", flat=True)) == {
-            call.span_id, tool.span_id, http.span_id, done.span_id}
-        post_otlp(ingest_key, protobuf([agent, workflow]))
+        late = chat(trace, parent=agent.span_id, start=T0 - timedelta(seconds=10), input_tokens=7)
+        post_otlp(ingest_key, protobuf([late]))
 
     events = {e.span_id: e.section_path for e in TraceEvent.objects.for_org(org)}
     assert events[call.span_id] == "workflow:support/agent:triage/tool:lookup"
-    assert events[done.span_id] == "workflow:support/agent:triage"
+    assert events[late.span_id] == "workflow:support/agent:triage"
     assert len(events) == 3
-    # The stored spans stay (marked) until pruned; the agent and workflow were never written.
-    assert set(OtlpSpan.objects.for_org(org).values_list("span_id", flat=True)) == {
-        call.span_id, tool.span_id, http.span_id, done.span_id}
+    assert not OtlpSpan.objects.for_org(org).filter(is_call=True).exists()
+    _assert_rollups_equal_rebuild()
+
+
+def test_a_child_call_arriving_after_its_parent_call_was_counted_is_not_counted_again(org, ingest_key, prices,
+                                                                                     post_otlp):
+    """The parent call resolved on arrival and was not kept: its late child waits, then finds the parent
+    among the stored events and is superseded (the known limit: the outer span's numbers, counted once)."""
+    with time_machine.travel(T0, tick=False) as clock:
+        trace = new_trace_id()
+        outer = chat(trace, start=T0 - timedelta(seconds=5), input_tokens=500, output_tokens=5)
+        inner = chat(trace, parent=outer.span_id, start=T0 - timedelta(seconds=5), input_tokens=500,
+                     output_tokens=5)
+        lone = chat(new_trace_id(), parent="00000000000000aa", start=T0, input_tokens=3)
+        post_otlp(ingest_key, protobuf([outer]))
+        post_otlp(ingest_key, protobuf([inner, lone]))
+        clock.shift(timedelta(seconds=31))
+        otlp_resolve.delay()
+    assert set(TraceEvent.objects.for_org(org).values_list("span_id", flat=True)) == {outer.span_id, lone.span_id}
+    assert OtlpSpan.objects.for_org(org).get(span_id=inner.span_id).outcome == "superseded"
+    assert RunSummary.objects.for_org(org).filter(run_id=trace).get().calls == 1
     _assert_rollups_equal_rebuild()
 
 
