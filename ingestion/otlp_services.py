@@ -3,8 +3,8 @@
 The request (`otlp_ingest`) decodes the export, keeps only what `ingestion.otlp` reads, and stores
 the span records as one `RawBatch` (kind "otlp") before answering: the batch machinery (retries,
 quarantine, sweeper, /health backlog) covers OTLP as it covers /v1/events. The worker
-(`otlp_spans_process`) upserts the spans into `OtlpSpan` and resolves the traces they touch: a call
-span becomes an event once its ancestor chain reaches a root, or after LLMOBSERVE_OTLP_RESOLVE_WAIT
+(`otlp_spans_process`) resolves the traces the spans touch with what `OtlpSpan` holds of them, then
+writes the spans a later span can need (non-call spans, pending calls): a call span becomes an event once its ancestor chain reaches a root, or after LLMOBSERVE_OTLP_RESOLVE_WAIT
 seconds with the path known by then (`otlp_resolve_due`, every few seconds from beat). Events go
 through the same `services._store_group` as the SDK's (passed in as `store`: services imports this module) (price, insert ON CONFLICT DO NOTHING, fold only the
 inserted rows), and the spans are marked in the same transaction. docs/architecture.md § OTLP.
