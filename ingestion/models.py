@@ -192,9 +192,10 @@ class TraceEvent(TenantModel):
 class OtlpSpan(TenantModel):
     """An OTLP span kept while the trace it belongs to is resolved into calls (`ingestion.otlp_services`).
 
-    Every span is kept (non-GenAI ones only for the hierarchy); a call span (`is_call`) becomes one
-    event once its ancestors have arrived or it has waited LLMOBSERVE_OTLP_RESOLVE_WAIT; `emitted_at`
-    is set in the transaction that stores the event. Rows are pruned a day after they arrived.
+    Non-call spans are kept for the hierarchy; a call span (`is_call`) is kept only if it was still pending
+    when its group was processed (one resolved on arrival is never written), and becomes one event once its
+    ancestors have arrived or it has waited LLMOBSERVE_OTLP_RESOLVE_WAIT; `emitted_at` is set in the
+    transaction that stores the event. Rows are pruned a day after they arrived.
     """
 
     class Outcome(models.TextChoices):

@@ -11,6 +11,7 @@ as an `EventIn` validated by the wire format's rules.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -121,7 +122,7 @@ class OtlpDecodeError(ValueError):
     """The body is not an ExportTraceServiceRequest in the declared encoding."""
 
 
-@dataclass
+@dataclass(slots=True)
 class RawSpan:
     """A span as decoded, before mapping: ids as lower-case hex, only the kept attributes."""
 
@@ -137,9 +138,12 @@ class RawSpan:
 
 # --- decoding -------------------------------------------------------------------------------------
 
+_PB_SCALARS = frozenset(("string_value", "bool_value", "int_value", "double_value"))
+
+
 def _pb_value(value) -> Any:
     kind = value.WhichOneof("value")
-    if kind in ("string_value", "bool_value", "int_value", "double_value"):
+    if kind in _PB_SCALARS:
         return getattr(value, kind)
     return None  # arrays, maps and bytes carry nothing the ingest reads
 
@@ -149,12 +153,18 @@ def _decode_protobuf(body: bytes) -> Iterator[RawSpan]:
         request = ExportTraceServiceRequest.FromString(body)
     except (DecodeError, RecursionError, ValueError) as exc:
         raise OtlpDecodeError(f"Body is not a protobuf ExportTraceServiceRequest: {exc}") from None
-    kept = KEPT_KEYS
+    kept, scalar = KEPT_KEYS, _PB_SCALARS
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope.name
             for span in scope_spans.spans:
-                attrs = {kv.key: _pb_value(kv.value) for kv in span.attributes if kv.key in kept}
+                attrs = {}
+                for kv in span.attributes:
+                    key = kv.key
+                    if key in kept:
+                        value = kv.value
+                        kind = value.WhichOneof("value")
+                        attrs[key] = getattr(value, kind) if kind in scalar else None  # as _pb_value
                 yield RawSpan(span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex(), scope,
                               span.start_time_unix_nano, span.end_time_unix_nano, span.status.code, attrs)
 
@@ -445,6 +455,11 @@ def _rank(scope: str) -> int:
     return 1 if any(part in scope for part in _SECOND_CHOICE_SCOPES) else 0
 
 
+@functools.lru_cache(maxsize=256)
+def _source(scope: str) -> str:
+    return _text(f"otlp:{scope}" if scope else "otlp", SOURCE_MAX)
+
+
 def span_record(span: RawSpan, *, now: datetime) -> tuple[SpanIn | None, str]:
     """(record, '') or (None, why the span is refused)."""
     if len(span.trace_id) != TRACE_ID_HEX or span.trace_id.strip("0") == "" or not _is_hex(span.trace_id):
@@ -457,7 +472,7 @@ def span_record(span: RawSpan, *, now: datetime) -> tuple[SpanIn | None, str]:
     if parent.strip("0") == "":
         parent = ""
     attrs = span.attrs
-    source = _text(f"otlp:{span.scope}" if span.scope else "otlp", SOURCE_MAX)
+    source = _source(span.scope)
     record = SpanIn(trace_id=span.trace_id, span_id=span.span_id, parent_span_id=parent, label=span_label(attrs),
                     source=source)
     if path := attrs.get(SECTION_PATH):

@@ -3,8 +3,8 @@
 The request (`otlp_ingest`) decodes the export, keeps only what `ingestion.otlp` reads, and stores
 the span records as one `RawBatch` (kind "otlp") before answering: the batch machinery (retries,
 quarantine, sweeper, /health backlog) covers OTLP as it covers /v1/events. The worker
-(`otlp_spans_process`) upserts the spans into `OtlpSpan` and resolves the traces they touch: a call
-span becomes an event once its ancestor chain reaches a root, or after LLMOBSERVE_OTLP_RESOLVE_WAIT
+(`otlp_spans_process`) resolves the traces the spans touch with what `OtlpSpan` holds of them, then
+writes the spans a later span can need (non-call spans, pending calls): a call span becomes an event once its ancestor chain reaches a root, or after LLMOBSERVE_OTLP_RESOLVE_WAIT
 seconds with the path known by then (`otlp_resolve_due`, every few seconds from beat). Events go
 through the same `services._store_group` as the SDK's (passed in as `store`: services imports this module) (price, insert ON CONFLICT DO NOTHING, fold only the
 inserted rows), and the spans are marked in the same transaction. docs/architecture.md § OTLP.
@@ -12,8 +12,10 @@ inserted rows), and the spans are marked in the same transaction. docs/architect
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -28,7 +30,7 @@ from accounts import metrics
 from accounts.models import ApiKey
 from accounts.tasking import enqueue_on_commit
 
-from .models import OtlpSpan, RawBatch
+from .models import OtlpSpan, RawBatch, TraceEvent
 from .money import usd_to_pico
 from .otlp import (
     PATH_MAX, SpanIn, call_decode, call_encode, event_id_for, export_decode, span_record, spans_decode,
@@ -43,7 +45,13 @@ __all__ = ["otlp_ingest", "otlp_spans_process", "otlp_resolve_due", "spans_decod
 
 PRUNE_AFTER = timedelta(days=1)  # spans are kept this long for late children and re-sent exports
 MAX_ERRORS_IN_RESPONSE = 5
-_CHUNK = 500  # ids per IN (…) list: within SQLite's variable limit
+_CHUNK = 500  # ids per IN (…) list: within SQLite's variable limit (PostgreSQL takes each list in one query)
+
+
+def _chunks(values: list) -> Iterable[list]:
+    size = len(values) or 1 if connection.vendor == "postgresql" else _CHUNK
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 @dataclass
@@ -107,6 +115,26 @@ def otlp_spans_process(*, org_id: int, book, group: list[tuple[RawBatch, list[Sp
 
     Runs inside the caller's transaction. A span already stored (a re-sent export) is left as it is.
     """
+    with _gc_paused():
+        return _spans_process(org_id=org_id, book=book, group=group, now=now, store=store)
+
+
+@contextmanager
+def _gc_paused():
+    """Resolving a group allocates a few objects per span (records, nodes, events, rows), all freed by
+    reference counting; the cyclic collector, triggered by the allocation count, would walk the whole
+    worker heap many times per group (half the worker's time in bench/otlp.py). Paused for one group."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _spans_process(*, org_id: int, book, group: list[tuple[RawBatch, list[SpanIn]]], now: datetime,
+                   store: StoreGroup) -> int:
     traces = {span.trace_id for _, spans in group for span in spans}
     # The org's calls that waited long enough come along: without beat (`make demo`) nothing else emits them.
     traces.update(OtlpSpan.objects.unscoped().filter(
@@ -126,14 +154,23 @@ def otlp_spans_process(*, org_id: int, book, group: list[tuple[RawBatch, list[Sp
             node.call = span.call
             fresh.append(node)
     new_events = _resolve(org_id=org_id, book=book, by_trace=by_trace, now=now, store=store)
+    kept = _kept(fresh)
     adapt = connection.ops.adapt_datetimefield_value
     seen = adapt(now)
     _spans_insert([
         (org_id, n.trace_id, n.span_id, n.parent_span_id, n.label, n.section_path, n.customer_id, n.is_call,
          n.response_id, n.rank, n.source, call_encode(n.call) if n.call is not None and not n.outcome else None,
          n.api_key_id, adapt(n.received_at), seen, n.outcome, seen if n.outcome else None)
-        for n in fresh])
+        for n in fresh if id(n) in kept])
     return new_events
+
+
+def _kept(fresh: list[_Node]) -> set[int]:
+    """The new spans worth a row: every non-call span (a later span may hang below it: children usually
+    arrive first, but concurrent exports and workers reorder them) and the calls still pending. A call
+    resolved here (counted, or superseded by another span) is not written: a later span can only need it
+    as the parent of a late inner call, which then waits and counts on its own (docs/architecture.md)."""
+    return {id(n) for n in fresh if not n.is_call or n.outcome == OtlpSpan.Outcome.PENDING}
 
 
 _INSERT_COLUMNS = ("org_id", "trace_id", "span_id", "parent_span_id", "label", "section_path", "customer_id", "is_call",
@@ -142,20 +179,19 @@ _INSERT_COLUMNS = ("org_id", "trace_id", "span_id", "parent_span_id", "label", "
 
 
 def _spans_insert(rows: list[tuple]) -> None:
-    """INSERT … ON CONFLICT DO NOTHING (the ORM's bulk_create costs more than the database here): on
-    PostgreSQL from a COPY into a temp table, elsewhere as multi-row VALUES in chunks."""
+    """Write the new spans. PostgreSQL: one COPY straight into the table — the rows are the spans of these
+    traces not stored yet (`_spans_of` read them all), so only a racing worker's identical span can
+    conflict, which fails this group and it is processed again alone (where the span is then found).
+    Elsewhere: INSERT … ON CONFLICT DO NOTHING as multi-row VALUES in chunks."""
+    if not rows:
+        return
     table = OtlpSpan._meta.db_table
     cols = ", ".join(_INSERT_COLUMNS)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS _otlp_spans_in ON COMMIT DELETE ROWS AS "
-                           f"SELECT {cols} FROM {table} WITH NO DATA")
-            cursor.execute("DELETE FROM _otlp_spans_in")  # empty after each commit; not inside one test transaction
-            with cursor.cursor.copy(f"COPY _otlp_spans_in ({cols}) FROM STDIN") as copy:
+            with cursor.cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            cursor.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _otlp_spans_in "
-                           f"ON CONFLICT (org_id, trace_id, span_id) DO NOTHING")
         return
     placeholders = "(" + ", ".join(["%s"] * len(_INSERT_COLUMNS)) + ")"
     chunk = max(1, 30000 // len(_INSERT_COLUMNS))
@@ -184,8 +220,8 @@ class _Node:
 def _spans_of(org_id: int, trace_ids: list[str]) -> dict[str, dict[str, _Node]]:
     """trace id → span id → the stored span (without its call blob)."""
     by_trace: dict[str, dict[str, _Node]] = defaultdict(dict)
-    for start in range(0, len(trace_ids), _CHUNK):
-        qs = OtlpSpan.objects.unscoped().filter(org_id=org_id, trace_id__in=trace_ids[start:start + _CHUNK])
+    for chunk in _chunks(trace_ids):
+        qs = OtlpSpan.objects.unscoped().filter(org_id=org_id, trace_id__in=chunk)
         for values in qs.values_list(*_SPAN_FIELDS):
             span = _Node(*values)
             by_trace[span.trace_id][span.span_id] = span
@@ -262,12 +298,20 @@ def _resolve(*, org_id: int, book, by_trace: dict[str, dict[str, _Node]], now: d
     if not pending:
         return 0
     deadline = now - _wait()
+    # An overdue call whose chain stops at a span counted as a call (a parent call span resolved and not
+    # kept before this late child arrived) is below a counted call, as if that span were still stored.
+    missing: dict[tuple[str, str], list[_Node]] = defaultdict(list)
+    for span, chain, complete in pending:
+        if not complete and span.first_seen_at <= deadline:
+            missing[(span.trace_id, chain[-1].parent_span_id if chain else span.parent_span_id)].append(span)
+    below_counted = {id(span) for key in _counted_spans(org_id, list(missing)) for span in missing[key]}
     superseded: list[_Node] = []
     superseded_pks: list[int] = []
     ready: list[tuple[_Node, list[_Node]]] = []
     waiting_responses: set[str] = set()
     for span, chain, complete in pending:
-        if id(span) in has_call_below or any(n.is_call and n.outcome == OtlpSpan.Outcome.EVENT for n in chain):
+        if id(span) in has_call_below or id(span) in below_counted or any(
+                n.is_call and n.outcome == OtlpSpan.Outcome.EVENT for n in chain):
             superseded.append(span)
         elif complete or span.first_seen_at <= deadline:
             ready.append((span, chain))
@@ -303,6 +347,16 @@ def _resolve(*, org_id: int, book, by_trace: dict[str, dict[str, _Node]], now: d
     return new_events
 
 
+def _counted_spans(org_id: int, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which (trace id, span id) were stored as events (an OTLP event's run id is its trace id)."""
+    found: set[tuple[str, str]] = set()
+    for chunk in _chunks(keys):
+        found.update(TraceEvent.objects.unscoped().filter(
+            org_id=org_id, run_id__in={trace for trace, _ in chunk}, span_id__in={span for _, span in chunk},
+        ).values_list("run_id", "span_id"))
+    return found & set(keys)
+
+
 def _one_per_response(org_id: int, ready: list[tuple[_Node, list[_Node]]], superseded: list[_Node],
                       superseded_pks: list[int], waiting: set[str]) -> list[tuple[_Node, list[_Node]]]:
     """Keep one ready span per response id: the best ranked of all its pending spans (any trace).
@@ -321,9 +375,9 @@ def _one_per_response(org_id: int, ready: list[tuple[_Node, list[_Node]]], super
     others: dict[str, list[tuple[int, int]]] = defaultdict(list)  # stored pending spans not ready here
     ready_pks = {item[0].pk for items in by_response.values() for item in items}
     response_ids = sorted(by_response)
-    for start in range(0, len(response_ids), _CHUNK):
+    for chunk in _chunks(response_ids):
         for pk, response_id, rank in (
-                OtlpSpan.objects.unscoped().filter(org_id=org_id, response_id__in=response_ids[start:start + _CHUNK],
+                OtlpSpan.objects.unscoped().filter(org_id=org_id, response_id__in=chunk,
                                                    is_call=True, outcome=OtlpSpan.Outcome.PENDING)
                 .values_list("pk", "response_id", "rank")):
             if pk not in ready_pks:

@@ -175,6 +175,7 @@ def _store_pg(rows: list[tuple]) -> int:
 
 
 COALESCE_MAX_EVENTS = 5000  # a backed-up queue is drained several batches per transaction
+COALESCE_MAX_SPANS = 15000  # OTLP batches count spans, about a third of them calls
 MAX_ATTEMPTS = 5  # a batch that fails this many times is quarantined
 RETRY_BASE = timedelta(minutes=1)  # then 2, 4, 8 minutes: quarantined ~15 minutes after its first failure
 
@@ -294,10 +295,11 @@ def _batches_process_together(*, batch_id: int, now: datetime) -> int | None:
         batches = [batch]
         if _is_pg():
             _pg_session_setup()
-            budget = COALESCE_MAX_EVENTS - batch.event_count
+            otlp = batch.kind == RawBatch.Kind.OTLP
+            budget = (COALESCE_MAX_SPANS if otlp else COALESCE_MAX_EVENTS) - batch.event_count
             more = (_processable(RawBatch.objects.unscoped().select_for_update(skip_locked=True).defer("payload"))
                     .filter(org_id=batch.org_id, kind=batch.kind, attempts=0, event_count__lte=budget)
-                    .exclude(pk=batch_id).order_by("pk")[:8])
+                    .exclude(pk=batch_id).order_by("pk")[:32 if otlp else 8])
             for other in more:
                 if other.event_count <= budget:
                     batches.append(other)

@@ -214,7 +214,57 @@ def test_innermost_usage_bearing_span_wins(org, ingest_key, prices, post_otlp):
     post_otlp(ingest_key, protobuf([outer]))
     [event] = TraceEvent.objects.for_org(org)
     assert event.span_id == inner.span_id
-    assert OtlpSpan.objects.for_org(org).get(span_id=outer.span_id).outcome == "superseded"
+    # The outer span resolved on arrival (nothing below it is pending): it is not kept, and a re-sent
+    # export of it still finds the inner call it is superseded by.
+    assert not OtlpSpan.objects.for_org(org).filter(span_id=outer.span_id).exists()
+    post_otlp(ingest_key, protobuf([outer]))
+    assert TraceEvent.objects.for_org(org).get().span_id == inner.span_id
+    _assert_rollups_equal_rebuild()
+
+
+def test_calls_resolved_on_arrival_are_not_kept_but_the_hierarchy_is(org, ingest_key, prices, post_otlp):
+    """A trace resolved within one export keeps its non-call spans (a later child may hang below them)
+    and no call row; a parent that arrives before its children still gives them their full path."""
+    with time_machine.travel(T0, tick=False):
+        whole = _agent_tree(new_trace_id(), T0 - timedelta(seconds=30))
+        post_otlp(ingest_key, protobuf(list(whole)))
+        assert TraceEvent.objects.for_org(org).count() == 1
+        assert set(OtlpSpan.objects.for_org(org).values_list("span_id", flat=True)) == {
+            span.span_id for span in whole[:4]}
+
+        trace = new_trace_id()
+        workflow, agent, http, tool, call = _agent_tree(trace, T0 - timedelta(seconds=20))
+        post_otlp(ingest_key, protobuf([agent, workflow]))  # the parents first (concurrent exports)
+        post_otlp(ingest_key, protobuf([call, tool, http]))
+        late = chat(trace, parent=agent.span_id, start=T0 - timedelta(seconds=10), input_tokens=7)
+        post_otlp(ingest_key, protobuf([late]))
+
+    events = {e.span_id: e.section_path for e in TraceEvent.objects.for_org(org)}
+    assert events[call.span_id] == "workflow:support/agent:triage/tool:lookup"
+    assert events[late.span_id] == "workflow:support/agent:triage"
+    assert len(events) == 3
+    assert not OtlpSpan.objects.for_org(org).filter(is_call=True).exists()
+    _assert_rollups_equal_rebuild()
+
+
+def test_a_child_call_arriving_after_its_parent_call_was_counted_is_not_counted_again(org, ingest_key, prices,
+                                                                                     post_otlp):
+    """The parent call resolved on arrival and was not kept: its late child waits, then finds the parent
+    among the stored events and is superseded (the known limit: the outer span's numbers, counted once)."""
+    with time_machine.travel(T0, tick=False) as clock:
+        trace = new_trace_id()
+        outer = chat(trace, start=T0 - timedelta(seconds=5), input_tokens=500, output_tokens=5)
+        inner = chat(trace, parent=outer.span_id, start=T0 - timedelta(seconds=5), input_tokens=500,
+                     output_tokens=5)
+        lone = chat(new_trace_id(), parent="00000000000000aa", start=T0, input_tokens=3)
+        post_otlp(ingest_key, protobuf([outer]))
+        post_otlp(ingest_key, protobuf([inner, lone]))
+        clock.shift(timedelta(seconds=31))
+        otlp_resolve.delay()
+    assert set(TraceEvent.objects.for_org(org).values_list("span_id", flat=True)) == {outer.span_id, lone.span_id}
+    assert OtlpSpan.objects.for_org(org).get(span_id=inner.span_id).outcome == "superseded"
+    assert RunSummary.objects.for_org(org).filter(run_id=trace).get().calls == 1
+    _assert_rollups_equal_rebuild()
 
 
 def test_explicit_section_path_and_customer_attributes_win(org, ingest_key, post_otlp):
