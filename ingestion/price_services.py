@@ -392,6 +392,31 @@ def prices_sync(*, dry_run: bool = False, now: datetime | None = None) -> SyncRe
     )
 
 
+# --- An org's own overrides (Settings → Prices) -------------------------------------------------------
+
+OVERRIDE_FIELDS = ("provider", "match_kind", "model_match", "display_name", "input_mtok", "output_mtok",
+                   "cached_input_mtok", "cache_write_mtok", "effective_from")
+
+
+def price_override_save(*, org: Organization, price_id: int | None = None, **fields) -> ModelPrice:
+    """Create (no `price_id`) or update one of `org`'s price overrides; validated like every price write, the
+    price version bumped. Another org's row or a global row raises ModelPrice.DoesNotExist (a 404 for a page)."""
+    unknown = set(fields) - set(OVERRIDE_FIELDS)
+    if unknown:
+        raise TypeError(f"not an override field: {', '.join(sorted(unknown))}")
+    price = None
+    if price_id is not None:
+        price = ModelPrice.objects.for_org(org).get(pk=price_id)
+    else:
+        fields = {"source": "override", **fields}
+    return price_save(price=price, org=org, **fields)
+
+
+def price_override_delete(*, org: Organization, price_id: int) -> int:
+    """Delete one of `org`'s overrides (another org's or a global id deletes nothing)."""
+    return price_delete(prices=ModelPrice.objects.for_org(org).filter(pk=price_id))
+
+
 # --- Negotiated discounts (docs/pricing.md § Discounts) ------------------------------------------------
 
 def discount_save(*, org: Organization, discount: PriceDiscount | None = None, **fields) -> PriceDiscount:

@@ -139,3 +139,16 @@ def price_lookup(*, org, provider: str, model: str, at: datetime, context: dict 
             "match_kind": discount.match_kind if discount.model_match else None,
             "effective_from": discount.effective_from.isoformat().replace("+00:00", "Z")},
     }
+
+
+# --- Settings → Prices ----------------------------------------------------------------------------
+
+def org_price_overrides(*, org) -> list[ModelPrice]:
+    """The org's own price rows (never a global row or another org's)."""
+    return list(ModelPrice.objects.for_org(org).order_by("provider", "model_match", "-effective_from"))
+
+
+def org_price_discounts(*, org) -> list:
+    from .models import PriceDiscount
+
+    return list(PriceDiscount.objects.for_org(org).order_by("provider", "model_match", "-effective_from"))
