@@ -141,3 +141,14 @@ def test_a_discount_is_validated(org):
         with pytest.raises(ValidationError):
             discount_save(org=org, **{"provider": "openai", **bad})
     assert not PriceDiscount.objects.for_org(org).exists()
+
+
+def test_the_run_page_shows_list_price_discount_and_net_per_call(org, member_client, ingest_key, post_events, prices,
+                                                                  clock):
+    from django.urls import reverse
+
+    discount_save(org=org, provider="openai", percent=Decimal("20"), effective_from=STARTS)
+    post_events(ingest_key, [ev("before", STARTS - timedelta(hours=1)), ev("after", NOW - timedelta(minutes=5))])
+    page = member_client.get(reverse("run_detail", args=[org.slug, "r1"])).content.decode()
+    assert page.count('data-testid="call-discount"') == 1
+    assert "list $0.0045 · −20% · net $0.0036" in page
