@@ -56,11 +56,12 @@ SECTION_PATH, RESPONSE_ID, TTFT, TIER = "llmobserve.section_path", "gen_ai.respo
     "gen_ai.response.time_to_first_chunk", "openai.response.service_tier"
 ERROR_TYPE, HTTP_STATUS, SERVER_ADDRESS = "error.type", "http.response.status_code", "server.address"
 COST_AMOUNT, COST_CURRENCY = "gen_ai.usage.cost.amount", "gen_ai.usage.cost.currency"
+TTFT_MS = "ai.response.msToFirstChunk"  # the Vercel AI SDK's doStream spans: milliseconds
 
 KEPT_KEYS = frozenset(PROVIDER_KEYS + MODEL_KEYS + INPUT_KEYS + CACHE_READ_KEYS + CACHE_WRITE_KEYS + OUTPUT_KEYS
                       + REASONING_KEYS + STREAM_KEYS + CUSTOMER_KEYS + COST_KEYS + (
                           OPERATION, OPERATION_ID, SPAN_KIND, AGENT, TOOL, WORKFLOW, FUNCTION_ID, SECTION_PATH,
-                          RESPONSE_ID, TTFT, TIER, ERROR_TYPE, HTTP_STATUS, SERVER_ADDRESS, COST_AMOUNT,
+                          RESPONSE_ID, TTFT, TTFT_MS, TIER, ERROR_TYPE, HTTP_STATUS, SERVER_ADDRESS, COST_AMOUNT,
                           COST_CURRENCY))
 USAGE_KEYS = INPUT_KEYS + OUTPUT_KEYS
 
@@ -386,6 +387,15 @@ def _status(span: RawSpan, attrs: dict[str, Any]) -> tuple[str, int | None]:
     return "ok", http_status
 
 
+def _ttft_ms(attrs: dict[str, Any]) -> float | None:
+    """Time to first chunk in ms: the GenAI convention's seconds, else the Vercel AI SDK's milliseconds."""
+    for key, scale in ((TTFT, 1000.0), (TTFT_MS, 1.0)):
+        value = attrs.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value * scale < 1e10:
+            return float(value) * scale
+    return None
+
+
 def _call(span: RawSpan, attrs: dict[str, Any], now: datetime) -> tuple[EventIn | None, dict[str, str]]:
     operation_id = attrs.get(OPERATION_ID) or ""
     embedding = attrs.get(OPERATION) == "embeddings" or str(operation_id).endswith(".doEmbed") \
@@ -407,9 +417,7 @@ def _call(span: RawSpan, attrs: dict[str, Any], now: datetime) -> tuple[EventIn 
         metadata["usage_missing"] = True
     if status != "ok" and (error_type := _text(attrs.get(ERROR_TYPE), 256)):
         metadata["error_type"] = error_type
-    ttft = attrs.get(TTFT)
-    ttft_ms = float(ttft) * 1000 if isinstance(ttft, (int, float)) and not isinstance(ttft, bool) \
-        and 0 <= ttft < 1e7 else None
+    ttft_ms = _ttft_ms(attrs)
     latency_ms = (span.end_ns - span.start_ns) / 1e6 if span.end_ns >= span.start_ns > 0 else None
     stream = _flag(_first(attrs, STREAM_KEYS)) or str(operation_id).endswith(".doStream")
     try:

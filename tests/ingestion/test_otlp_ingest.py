@@ -108,6 +108,15 @@ def test_otlp_json_export_gzip_answers_json(org, ingest_key, prices, post_otlp):
     assert event.section_path == ""
 
 
+def test_vercel_time_to_first_chunk_in_milliseconds_is_read(org, ingest_key, prices, post_otlp):
+    start = datetime.now(timezone.utc) - timedelta(minutes=1)
+    vercel = chat(new_trace_id(), start=start, input_tokens=10, output_tokens=5,
+                  **{"ai.operationId": "ai.streamText.doStream", "ai.response.msToFirstChunk": 42.5})
+    post_otlp(ingest_key, protobuf([vercel]))
+    [event] = _events(org)
+    assert event.stream is True and event.ttft_ms == 42.5
+
+
 def test_json_ids_must_be_hex_and_bad_spans_are_counted_in_partial_success(org, ingest_key, post_otlp):
     trace = new_trace_id()
     good = chat(trace, start=datetime.now(timezone.utc), input_tokens=5, output_tokens=5)

@@ -1,0 +1,293 @@
+"""OTLP ingest throughput, end to end, on PostgreSQL + Redis, against the native path in the same run.
+
+The setup of bench/ingest.py (its helpers): a fresh PostgreSQL database, one Celery worker (-c 1),
+gunicorn (-w 2). Two organisations on the same servers:
+
+1. native: bench/ingest.py's events (default 120,000) in 1,000-event gzip batches → /v1/events;
+2. otlp: 120,000 GenAI spans in traces of six (invoke_agent → 2 × execute_tool, one HTTP client
+   span, 2 chat calls: a third of the spans are LLM calls), in the order a BatchSpanProcessor
+   exports them (children before parents, traces split across requests), as gzip protobuf
+   ExportTraceServiceRequests of 512 spans → /v1/otlp/v1/traces.
+
+Each rate runs from the first POST until every call is counted in /v1/stats/summary; then the
+stored calls are checked to be priced. Prints spans/s, LLM calls/s and their ratio to the native
+events/s (issue 14's target: OTLP LLM calls/s ≥ 60% of native events/s).
+
+    .venv/bin/python bench/otlp.py [--spans 120000] [--events 120000] [--threads 4] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, List, Tuple
+
+import psycopg
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ingest import PG, PY, REDIS_URL, ROOT, free_port, make_batches, manage, wait_http  # noqa: E402
+
+SPANS_PER_TRACE = 6  # invoke_agent, 2 × execute_tool, 1 HTTP span, 2 chat calls
+CALLS_PER_TRACE = 2
+AGENTS = ["researcher", "writer", "planner", "support"]
+TOOLS = ["web_search", "edit", "lookup", "summarize"]
+CHAT_MODELS = [("openai", "gpt-4o-2024-08-06"), ("openai", "gpt-4o-mini-2024-07-18"),
+               ("anthropic", "claude-sonnet-4-20250514")]
+
+
+def make_otlp_batches(n_spans: int, batch_size: int, seed: int = 2) -> Tuple[List[bytes], int]:
+    """Protobuf ExportTraceServiceRequests (gzip) in BatchSpanProcessor order; returns (bodies, LLM calls)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+    from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+
+    rng = random.Random(seed)
+    now_ns = time.time_ns()
+
+    def kv(key: str, value) -> KeyValue:
+        if isinstance(value, bool):
+            return KeyValue(key=key, value=AnyValue(bool_value=value))
+        if isinstance(value, int):
+            return KeyValue(key=key, value=AnyValue(int_value=value))
+        return KeyValue(key=key, value=AnyValue(string_value=value))
+
+    def span(trace_id: bytes, span_id: bytes, parent: bytes, name: str, start: int, dur_ms: int,
+             kind: int, attrs: dict, error: bool = False) -> Span:
+        return Span(trace_id=trace_id, span_id=span_id, parent_span_id=parent, name=name, kind=kind,
+                    start_time_unix_nano=start, end_time_unix_nano=start + dur_ms * 1_000_000,
+                    attributes=[kv(k, v) for k, v in attrs.items()],
+                    status=Status(code=Status.STATUS_CODE_ERROR if error else Status.STATUS_CODE_UNSET))
+
+    # (scope, span) in end order: every trace's children end (and are exported) before its root.
+    ordered: List[Tuple[str, Span]] = []
+    calls = 0
+    for _ in range(n_spans // SPANS_PER_TRACE):
+        tid = rng.getrandbits(128).to_bytes(16, "big")
+        ids = [rng.getrandbits(64).to_bytes(8, "big") for _ in range(SPANS_PER_TRACE)]
+        root_id, tool1, tool2, http_id, chat1, chat2 = ids
+        t0 = now_ns - rng.randint(60, 20 * 3600) * 1_000_000_000
+        agent, customer = rng.choice(AGENTS), f"cust-{rng.randint(1, 50)}"
+
+        def chat(sid: bytes, parent: bytes, start: int) -> Tuple[str, Span]:
+            provider, model = rng.choice(CHAT_MODELS)
+            inp = rng.randint(100, 5000)
+            attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": provider,
+                     "gen_ai.request.model": model.rsplit("-2", 1)[0], "gen_ai.response.model": model,
+                     "gen_ai.response.id": f"resp-{sid.hex()}", "gen_ai.usage.input_tokens": inp,
+                     "gen_ai.usage.output_tokens": rng.randint(10, 800),
+                     "gen_ai.usage.cache_read.input_tokens": rng.choice([0, 0, min(64, inp)]),
+                     "server.address": "api.openai.com" if provider == "openai" else "api.anthropic.com"}
+            return "opentelemetry.util.genai.handler", span(tid, sid, parent, f"chat {model}", start,
+                                                           rng.randint(100, 3000), Span.SPAN_KIND_CLIENT, attrs,
+                                                           error=rng.random() < 0.02)
+
+        ordered.append(chat(chat1, root_id, t0 + 1_000_000))
+        ordered.append(("opentelemetry.instrumentation.requests", span(
+            tid, http_id, tool1, "GET", t0 + 3_100_000_000, 200, Span.SPAN_KIND_CLIENT,
+            {"http.request.method": "GET", "url.full": "https://search.example.com/q",
+             "http.response.status_code": 200})))
+        ordered.append(("app", span(tid, tool1, root_id, f"execute_tool {TOOLS[0]}", t0 + 3_000_000_000, 500,
+                                    Span.SPAN_KIND_INTERNAL, {"gen_ai.operation.name": "execute_tool",
+                                                              "gen_ai.tool.name": rng.choice(TOOLS)})))
+        ordered.append(chat(chat2, tool2, t0 + 4_000_000_000))
+        ordered.append(("app", span(tid, tool2, root_id, "execute_tool", t0 + 3_900_000_000, 4000,
+                                    Span.SPAN_KIND_INTERNAL, {"gen_ai.operation.name": "execute_tool",
+                                                              "gen_ai.tool.name": rng.choice(TOOLS)})))
+        ordered.append(("app", span(tid, root_id, b"", f"invoke_agent {agent}", t0, 9000, Span.SPAN_KIND_INTERNAL,
+                                    {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": agent,
+                                     "enduser.id": customer})))
+        calls += CALLS_PER_TRACE
+    # Traces interleave in a real process: shuffle in windows of a few traces, keeping each
+    # trace's child-before-parent order.
+    window = SPANS_PER_TRACE * 8
+    mixed: List[Tuple[str, Span]] = []
+    for w in range(0, len(ordered), window):
+        chunk = ordered[w:w + window]
+        per_trace = [chunk[i:i + SPANS_PER_TRACE] for i in range(0, len(chunk), SPANS_PER_TRACE)]
+        while per_trace:
+            t = rng.choice(per_trace)
+            mixed.append(t.pop(0))
+            if not t:
+                per_trace.remove(t)
+
+    resource = Resource(attributes=[kv("service.name", "bench-agent"), kv("telemetry.sdk.language", "python")])
+    bodies = []
+    for b in range(0, len(mixed), batch_size):
+        by_scope: dict = {}
+        for scope, sp in mixed[b:b + batch_size]:
+            by_scope.setdefault(scope, []).append(sp)
+        req = ExportTraceServiceRequest(resource_spans=[ResourceSpans(resource=resource, scope_spans=[
+            ScopeSpans(scope=InstrumentationScope(name=scope), spans=spans) for scope, spans in by_scope.items()])])
+        bodies.append(gzip.compress(req.SerializeToString(), 1))
+    return bodies, calls
+
+
+def post_all(url: str, bodies: List[bytes], headers: dict, threads: int,
+             check: Callable[[requests.Response], str]) -> Tuple[float, List[float]]:
+    queue = list(bodies)
+    lock = threading.Lock()
+    errors: List[str] = []
+    post_times: List[float] = []
+
+    def client() -> None:
+        session = requests.Session()
+        while True:
+            with lock:
+                if not queue:
+                    return
+                body = queue.pop(0)
+            t = time.perf_counter()
+            r = session.post(url, data=body, headers=headers, timeout=60)
+            post_times.append(time.perf_counter() - t)
+            problem = check(r)
+            if problem:
+                errors.append(problem)
+
+    start = time.perf_counter()
+    workers = [threading.Thread(target=client) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if errors:
+        raise SystemExit(f"{len(errors)} failed posts, first: {errors[0]}")
+    return start, post_times
+
+
+def wait_counted(base: str, read_key: str, expected: int, timeout: float = 1800) -> None:
+    session = requests.Session()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = session.get(f"{base}/v1/stats/summary", params={"window": "24h"},
+                        headers={"Authorization": f"Bearer {read_key}"}, timeout=10).json()
+        if s["calls"] >= expected:
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"only {s['calls']:,} of {expected:,} calls counted after {timeout:.0f} s")
+
+
+def pct(times: List[float], q: float) -> float:
+    times = sorted(times)
+    return times[min(len(times) - 1, int(len(times) * q))] * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--spans", type=int, default=120_000)
+    parser.add_argument("--events", type=int, default=120_000, help="native events for the comparison")
+    parser.add_argument("--batch", type=int, default=512, help="spans per OTLP export (the SDK's default)")
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--db", default="llmobserve_bench_otlp")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = parser.parse_args()
+    args.spans -= args.spans % SPANS_PER_TRACE
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {args.db}")
+    subprocess.run(["redis-cli", "-u", REDIS_URL, "flushdb"], check=True, capture_output=True)
+    env = {**os.environ, "DATABASE_URL": f"{PG}/{args.db}", "REDIS_URL": REDIS_URL, "LOG_LEVEL": "WARNING",
+           "LLMOBSERVE_INGEST_RATE": "1000000", "LLMOBSERVE_READ_RATE": "100000"}
+    print("migrating a fresh database …", flush=True)
+    manage(env, "migrate", "--noinput")
+    try:
+        manage(env, "sync_prices")
+    except subprocess.CalledProcessError:
+        print("sync_prices unavailable; pricing from a minimal table")
+    keys = {}
+    for org in ("native", "otlp"):
+        ingest = manage(env, "create_api_key", "--org", org, "--create-org").strip().splitlines()[-1]
+        read = manage(env, "create_api_key", "--org", org, "--scope", "read").strip().splitlines()[-1]
+        keys[org] = (ingest, read)
+    subprocess.run([PY, "-c", """
+import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'llmobserve_site.settings'); django.setup()
+from ingestion.models import ModelPrice
+for provider, model, i, o in [('openai', 'gpt-4o', '2.5', '10'), ('openai', 'gpt-4o-mini', '0.15', '0.6'),
+                              ('anthropic', 'claude-sonnet-4', '3', '15'), ('openai', 'text-embedding-3-small', '0.02', '0')]:
+    if not ModelPrice.objects.unscoped().filter(provider=provider, model_match=model).exists():
+        ModelPrice.objects.create(provider=provider, match_kind='prefix', model_match=model, input_mtok=i, output_mtok=o)
+"""], cwd=ROOT, env=env, check=True)
+
+    print(f"building {args.events:,} native events and {args.spans:,} spans …", flush=True)
+    native_batches = make_batches(args.events, 1000) if args.events else []
+    otlp_bodies, n_calls = make_otlp_batches(args.spans, args.batch)
+    port = free_port()
+    procs = [
+        subprocess.Popen([PY, "-m", "celery", "-A", "llmobserve_site", "worker", "-c", "1",
+                          f"--loglevel={os.environ.get('BENCH_WORKER_LOGLEVEL', 'WARNING')}",
+                          "--without-gossip", "--without-mingle", "--without-heartbeat"], cwd=ROOT, env=env),
+        subprocess.Popen([str(Path(PY).parent / "gunicorn"), "llmobserve_site.wsgi:application", "-w", "2",
+                          "-b", f"127.0.0.1:{port}", "--log-level", "warning"], cwd=ROOT, env=env),
+    ]
+    base = f"http://127.0.0.1:{port}"
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+    def native_ok(r: requests.Response) -> str:
+        return "" if r.status_code == 202 and not r.json()["rejected"] else f"{r.status_code} {r.text[:200]}"
+
+    def otlp_ok(r: requests.Response) -> str:
+        if r.status_code != 200:
+            return f"{r.status_code} {r.text[:200]}"
+        rejected = ExportTraceServiceResponse.FromString(r.content).partial_success.rejected_spans
+        return f"{rejected} spans rejected" if rejected else ""
+
+    try:
+        wait_http(f"{base}/health")
+        time.sleep(2)  # let the worker connect to the broker
+        native_rate = None
+        if native_batches:
+            start, native_posts = post_all(f"{base}/v1/events", native_batches, {
+                "Authorization": f"Bearer {keys['native'][0]}", "Content-Type": "application/json",
+                "Content-Encoding": "gzip"}, args.threads, native_ok)
+            wait_counted(base, keys["native"][1], args.events)
+            native_secs = time.perf_counter() - start
+            native_rate = args.events / native_secs
+        start, otlp_posts = post_all(f"{base}/v1/otlp/v1/traces", otlp_bodies, {
+            "Authorization": f"Bearer {keys['otlp'][0]}", "Content-Type": "application/x-protobuf",
+            "Content-Encoding": "gzip"}, args.threads, otlp_ok)
+        posted = time.perf_counter() - start
+        wait_counted(base, keys["otlp"][1], n_calls)
+        otlp_secs = time.perf_counter() - start
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    with psycopg.connect(f"{PG}/{args.db}", autocommit=True) as conn:
+        stored = conn.execute(
+            "SELECT o.slug, count(*), count(*) FILTER (WHERE e.cost_pico IS NOT NULL) FROM ingestion_traceevent e "
+            "JOIN accounts_organization o ON o.id = e.org_id GROUP BY o.slug").fetchall()
+    if not args.keep:
+        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
+
+    print("stored (org, calls, priced):", ", ".join(f"{s} {n:,} / {p:,}" for s, n, p in sorted(stored)))
+    if native_rate:
+        print(f"native: {args.events:,} events in 1,000-event gzip batches, {args.threads} threads: "
+              f"{native_secs:.2f} s end to end = {native_rate:,.0f} events/s "
+              f"(POST p50 {pct(native_posts, .5):.0f} ms, p95 {pct(native_posts, .95):.0f} ms)")
+    print(f"otlp: {args.spans:,} spans ({n_calls:,} LLM calls) in {len(otlp_bodies)} gzip protobuf exports of "
+          f"{args.batch}, {args.threads} threads; POSTs done in {posted:.2f} s "
+          f"(p50 {pct(otlp_posts, .5):.0f} ms, p95 {pct(otlp_posts, .95):.0f} ms)")
+    print(f"otlp end to end (first POST → all calls counted in /v1/stats/summary): {otlp_secs:.2f} s = "
+          f"{args.spans / otlp_secs:,.0f} spans/s, {n_calls / otlp_secs:,.0f} LLM calls/s")
+    if native_rate:
+        print(f"otlp LLM calls/s / native events/s = {n_calls / otlp_secs / native_rate:.1%} (target ≥ 60%)")
+
+
+if __name__ == "__main__":
+    main()
