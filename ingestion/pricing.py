@@ -857,14 +857,32 @@ class Discount(NamedTuple):
     model_match: str  # "" = every model of the provider
     effective_from: datetime
     discount_id: int = 0
+    keep: int | None = None  # (100 − percent) / 100 in millionths (`_keep_millionths`)
+
+
+def _keep_millionths(percent: Decimal) -> int | None:
+    """(100 − percent) / 100 in millionths, or None when `percent` has more than four decimals."""
+    scaled = Decimal(percent) * 10_000
+    return 1_000_000 - int(scaled) if scaled == scaled.to_integral_value() else None
+
+
+def _net(list_cost: int, keep: int) -> int:
+    quotient, rest = divmod(list_cost * keep, 1_000_000)
+    if rest > 500_000 or (rest == 500_000 and quotient % 2):
+        quotient += 1
+    return quotient
 
 
 def discount_apply(list_cost: int, percent: Decimal) -> int:
     """The net cost of a call listed at `list_cost` pico-USD with `percent` off: exact, rounded once, half to even.
 
-    `percent` has at most four decimals, so list × (100 − percent) / 100 is an exact fraction of denominator
-    ≤ 10^6; the one rounding is to the whole pico-USD (`_round`)."""
-    return _round(Fraction(list_cost) * (100 - Fraction(Decimal(percent))) / 100)
+    `percent` has at most four decimals (the model's field), so list × (100 − percent) / 100 is
+    list × (10^6 − percent × 10^4) / 10^6 exactly, in integers; the one rounding is to the whole pico-USD.
+    """
+    keep = _keep_millionths(percent)
+    if keep is None:  # more decimals than the model stores: still exact
+        return _round(Fraction(list_cost) * (100 - Fraction(Decimal(percent))) / 100)
+    return _net(list_cost, keep)
 
 
 class _DiscountIndex:
@@ -883,7 +901,8 @@ class _DiscountIndex:
             if kind != ModelPrice.MatchKind.REGEX:
                 match = match.lower()
             grouped.setdefault((row.org_id, row.provider.strip().lower(), kind, match), []).append(
-                Discount(Decimal(row.percent), kind, match, row.effective_from, row.pk))
+                Discount(Decimal(row.percent), kind, match, row.effective_from, row.pk,
+                         _keep_millionths(Decimal(row.percent))))
         self.scopes: dict[int, dict[str, list[tuple]]] = {}
         for (org_id, provider, kind, match), versions in grouped.items():
             versions.sort(key=lambda d: (d.effective_from, d.discount_id))
@@ -1014,8 +1033,8 @@ class PriceBook:
                            cache_write_1h_tokens, usage)
         discount = self.discount(org_id=org_id, provider=provider, model=model, at=at) if org_id is not None else None
         if discount is not None:
-            return Quote(entry.price_id, discount_apply(cost, discount.percent), entry.label, entry.source,
-                         cost, discount.percent)
+            net = _net(cost, discount.keep) if discount.keep is not None else discount_apply(cost, discount.percent)
+            return Quote(entry.price_id, net, entry.label, entry.source, cost, discount.percent)
         return Quote(entry.price_id, cost, entry.label, entry.source)
 
     def price(self, *, org_id: int | None, provider: str, model: str, at: datetime, input_tokens: int,
