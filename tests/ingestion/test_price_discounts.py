@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, strategies as st
 import time_machine
 
 from analytics.insights.detectors import spend_cap_status
@@ -152,3 +153,17 @@ def test_the_run_page_shows_list_price_discount_and_net_per_call(org, member_cli
     page = member_client.get(reverse("run_detail", args=[org.slug, "r1"])).content.decode()
     assert page.count('data-testid="call-discount"') == 1
     assert "list $0.0045 · −20% · net $0.0036" in page
+
+
+@given(list_cost=st.integers(min_value=0, max_value=10**18),
+       percent=st.integers(min_value=0, max_value=1_000_000).map(lambda n: Decimal(n) / 10_000))
+def test_the_net_cost_is_the_exact_fraction_rounded_half_to_even(list_cost, percent):
+    from fractions import Fraction
+
+    from ingestion.pricing import discount_apply
+
+    exact = Fraction(list_cost) * (100 - Fraction(percent)) / 100
+    floor = exact.numerator // exact.denominator
+    rest = exact - floor
+    assert discount_apply(list_cost, percent) == floor + (rest > Fraction(1, 2) or (rest == Fraction(1, 2)
+                                                                                     and floor % 2 == 1))
