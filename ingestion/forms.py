@@ -74,6 +74,15 @@ class PriceDiscountForm(forms.Form):
     effective_from = _UtcDateTimeField(required=False, label="Effective from (UTC)")
     note = forms.CharField(max_length=256, required=False, widget=forms.TextInput(attrs={"size": 16}))
 
+    @classmethod
+    def initial_for(cls, discount) -> dict:
+        data = {name: getattr(discount, name) for name in cls.base_fields}
+        text = format(discount.percent, "f")
+        data["percent"] = text.rstrip("0").rstrip(".") if "." in text else text  # 20.0000 → 20
+        data["effective_from"] = ("" if discount.effective_from == EPOCH
+                                  else discount.effective_from.astimezone(dt_timezone.utc).strftime("%Y-%m-%d %H:%M"))
+        return data
+
     def values(self) -> dict:
         data = dict(self.cleaned_data)
         data["effective_from"] = data.get("effective_from") or EPOCH

@@ -426,6 +426,7 @@ def discount_save(*, org: Organization, discount: PriceDiscount | None = None, *
     discount = discount if discount is not None else PriceDiscount(org=org)
     if discount.org_id != org.pk:
         raise PriceDiscount.DoesNotExist  # someone else's row: the same answer as a missing one
+    fields.pop("org", None)
     for name, value in fields.items():
         setattr(discount, name, value)
     discount.provider = (discount.provider or "").strip().lower()

@@ -14,6 +14,8 @@ urlpatterns = [
     path("o/<slug:slug>/settings/prices/overrides/<int:price_id>/delete/", views.price_override_delete,
          name="price_override_delete"),
     path("o/<slug:slug>/settings/prices/discounts/", views.price_discount_save, name="price_discount_create"),
+    path("o/<slug:slug>/settings/prices/discounts/<int:discount_id>/", views.price_discount_save,
+         name="price_discount_update"),
     path("o/<slug:slug>/settings/prices/discounts/<int:discount_id>/delete/", views.price_discount_delete,
          name="price_discount_delete"),
     path("o/<slug:slug>/settings/prices/reprice/", views.prices_reprice, name="prices_reprice"),

@@ -17,7 +17,7 @@ from ingestion.money import pico_to_usd
 
 from . import price_services, selectors
 from .forms import PriceDiscountForm, PriceOverrideForm, RepriceForm
-from .models import ModelPrice
+from .models import ModelPrice, PriceDiscount
 from .services import events_reprice_preview
 
 
@@ -29,7 +29,7 @@ def _errors_text(exc: ValidationError) -> str:
 
 
 def _page(request, *, override_form=None, discount_form=None, reprice_form=None, editing=None, preview=None,
-          status=200):
+          editing_discount=None, status=200):
     org = request.org
     now = timezone.now()
     if reprice_form is None:
@@ -38,16 +38,22 @@ def _page(request, *, override_form=None, discount_form=None, reprice_form=None,
         "org": org, "nav": "settings", "tab": "prices",
         "overrides": selectors.org_price_overrides(org=org), "discounts": selectors.org_price_discounts(org=org),
         "override_form": override_form or PriceOverrideForm(), "discount_form": discount_form or PriceDiscountForm(),
-        "reprice_form": reprice_form, "editing": editing, "preview": preview,
+        "reprice_form": reprice_form, "editing": editing, "preview": preview, "editing_discount": editing_discount,
     }, status=status)
 
 
 @org_member_required(write_roles=Membership.MANAGER_ROLES)
 def settings_prices(request):
-    """The page; `?edit=<id>` fills the override form with one of the org's rows; `?since=&until=` (managers)
-    shows the re-price dry run of that range for the org."""
-    editing = None
-    override_form = None
+    """The page; `?edit=<id>` / `?edit_discount=<id>` fill the override / discount form with one of the org's
+    rows; `?since=&until=` (managers) shows the re-price dry run of that range for the org."""
+    editing = editing_discount = None
+    override_form = discount_form = None
+    if request.GET.get("edit_discount") and request.membership.can_manage:
+        try:
+            editing_discount = PriceDiscount.objects.for_org(request.org).get(pk=int(request.GET["edit_discount"]))
+        except (ValueError, PriceDiscount.DoesNotExist):
+            raise Http404("No such discount") from None
+        discount_form = PriceDiscountForm(initial=PriceDiscountForm.initial_for(editing_discount))
     if request.GET.get("edit") and request.membership.can_manage:
         try:
             editing = ModelPrice.objects.for_org(request.org).get(pk=int(request.GET["edit"]))
@@ -59,7 +65,8 @@ def settings_prices(request):
         reprice_form = RepriceForm(request.GET)
         if reprice_form.is_valid():
             preview = _preview(org=request.org, **reprice_form.cleaned_data)
-    return _page(request, override_form=override_form, editing=editing, reprice_form=reprice_form, preview=preview)
+    return _page(request, override_form=override_form, editing=editing, reprice_form=reprice_form, preview=preview,
+                 discount_form=discount_form, editing_discount=editing_discount)
 
 
 def _preview(*, org, since, until) -> dict:
@@ -103,18 +110,23 @@ def price_override_delete(request, price_id: int):
 
 @org_member_required(manage=True)
 @require_POST
-def price_discount_save(request):
+def price_discount_save(request, discount_id: int | None = None):
     form = PriceDiscountForm(request.POST)
+    editing = None
+    if discount_id is not None:
+        editing = PriceDiscount.objects.for_org(request.org).filter(pk=discount_id).first()
+        if editing is None:
+            raise Http404("No such discount")
     if form.is_valid():
         try:
-            discount = price_services.discount_save(org=request.org, **form.values())
+            discount = price_services.discount_save(org=request.org, discount=editing, **form.values())
         except ValidationError as exc:
             form.add_error(None, _errors_text(exc))
         else:
             messages.success(request, f"Discount of {discount} saved. New calls are priced net of it; preview and "
                                       f"apply a re-price for calls already stored.")
             return redirect("settings_prices", slug=request.org.slug)
-    return _page(request, discount_form=form, status=400)
+    return _page(request, discount_form=form, editing_discount=editing, status=400)
 
 
 @org_member_required(manage=True)

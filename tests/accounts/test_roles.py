@@ -6,6 +6,7 @@ read; someone outside the org gets the same 404 as for a missing org.
 """
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Callable
 
 import pytest
@@ -74,6 +75,9 @@ MANAGE_ACTIONS = {a.name + ("" if a.method == "post" else "_get"): a for a in [
            done=lambda ctx: not ModelPrice.objects.for_org(ctx["org"]).exists()),
     Action("price_discount_create", data={"provider": "anthropic", "match_kind": "prefix", "percent": "15"},
            done=lambda ctx: PriceDiscount.objects.for_org(ctx["org"]).filter(provider="anthropic").exists()),
+    Action("price_discount_update", args=lambda ctx: [ctx["discount"].pk],
+           data={"provider": "openai", "match_kind": "prefix", "percent": "7.5"},
+           done=lambda ctx: PriceDiscount.objects.for_org(ctx["org"]).get().percent == Decimal("7.5")),
     Action("price_discount_delete", args=lambda ctx: [ctx["discount"].pk],
            done=lambda ctx: not PriceDiscount.objects.for_org(ctx["org"]).exists()),
     Action("prices_reprice", data={"since": "2026-01-01", "until": "2026-02-01"}, done=None),

@@ -98,10 +98,13 @@ def test_an_admin_cannot_see_or_touch_another_orgs_rows_or_global_rows(admin_cli
             "output_mtok": "9"}).status_code == 404
         assert admin_client.post(url("price_override_delete", org, row.pk)).status_code == 404
     assert admin_client.post(url("price_discount_delete", org, their_discount.pk)).status_code == 404
+    assert admin_client.get(url("settings_prices", org) + f"?edit_discount={their_discount.pk}").status_code == 404
+    assert admin_client.post(url("price_discount_update", org, their_discount.pk), {
+        "provider": "openai", "match_kind": "prefix", "percent": "90"}).status_code == 404
     theirs.refresh_from_db()
     global_row.refresh_from_db()
     assert theirs.input_mtok == Decimal("0.5") and global_row.input_mtok == Decimal("2.5")
-    assert PriceDiscount.objects.for_org(other_org).count() == 1
+    assert list(PriceDiscount.objects.for_org(other_org).values_list("percent", flat=True)) == [Decimal("33")]
     # The other org's owner gets a 404 for this org's page, like a missing org.
     admin_client.force_login(MembershipFactory(org=other_org, role=Membership.Role.OWNER).user)
     assert admin_client.get(url("settings_prices", org)).status_code == 404
@@ -152,3 +155,22 @@ def test_deleting_an_override_goes_back_to_the_registry_price(admin_client, org,
     assert admin_client.post(url("price_override_delete", org, row.pk)).status_code == 302
     post_events(ingest_key, [ev("a", NOW - timedelta(minutes=1))])
     assert TraceEvent.objects.for_org(org).get().cost_pico == GPT4O_LIST
+
+
+def test_an_admin_adds_then_edits_a_discount_and_new_calls_are_priced_net(admin_client, org, prices, ingest_key,
+                                                                           post_events, clock):
+    assert admin_client.post(url("price_discount_create", org), {
+        "provider": "OpenAI", "match_kind": "prefix", "model_match": "", "percent": "20",
+        "effective_from": "2026-11-30 12:00", "note": "MSA"}).status_code == 302
+    [discount] = PriceDiscount.objects.for_org(org)
+    page = admin_client.get(url("settings_prices", org) + f"?edit_discount={discount.pk}").content.decode()
+    assert 'value="20"' in page and "2026-11-30 12:00" in page
+    assert admin_client.post(url("price_discount_update", org, discount.pk), {
+        "provider": "openai", "match_kind": "prefix", "percent": "25", "effective_from": "2026-11-30 12:00",
+        "note": "MSA v2"}).status_code == 302
+    discount.refresh_from_db()
+    assert (discount.percent, discount.note) == (Decimal("25"), "MSA v2")
+    post_events(ingest_key, [ev("before", NOW.replace(hour=11)), ev("after", NOW.replace(hour=13))])
+    stored = {e.event_id: e for e in TraceEvent.objects.for_org(org)}
+    assert stored["before"].cost_pico == GPT4O_LIST and stored["before"].discount_pct is None
+    assert stored["after"].cost_pico == GPT4O_LIST * 3 // 4 and stored["after"].list_cost_pico == GPT4O_LIST
