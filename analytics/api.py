@@ -20,7 +20,7 @@ from accounts.authentication import HasReadKey
 from ingestion.api import ApiKeyThrottle
 from ingestion.selectors import price_lookup
 
-from . import selectors
+from . import performance, selectors
 from .forecast import forecast_get
 from .csv_safety import csv_safe_row
 from .windows import WindowError, window_from_params
@@ -117,14 +117,51 @@ class BreakdownView(ReadView):
 
 
 class TimeseriesView(ReadView):
-    @extend_schema(operation_id="stats_timeseries", summary="Cost over time", parameters=WINDOW_PARAMS + [
+    @extend_schema(operation_id="stats_timeseries", summary="Cost, calls, latency percentiles or error rate over time",
+                   parameters=WINDOW_PARAMS + [
         OpenApiParameter("interval", str, enum=["day", "hour"]),
-        OpenApiParameter("by", str, enum=["provider", "model", "agent"])], responses={200: OpenApiTypes.OBJECT})
+        OpenApiParameter("by", str, enum=["provider", "model", "agent"]),
+        OpenApiParameter("metric", str, enum=list(performance.METRICS),
+                         description="cost (USD strings, the default), calls, latency_p50/p95/p99 (ms) or "
+                                     "error_rate (errors / calls)")], responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         interval = self.choice(request, "interval", ("day", "hour"), "day")
         by = self.choice(request, "by", ("provider", "model", "agent"), "provider")
-        buckets = selectors.cost_timeseries(org=request.auth.org, window=self.window(request), interval=interval, by=by)
-        return Response({"buckets": buckets})
+        metric = self.choice(request, "metric", performance.METRICS, "cost")
+        window = self.window(request)
+        if metric == "cost":
+            buckets = selectors.cost_timeseries(org=request.auth.org, window=window, interval=interval, by=by)
+        else:
+            buckets = performance.metric_timeseries(org=request.auth.org, window=window, metric=metric,
+                                                    interval=interval, by=by)
+        return Response({"metric": metric, "buckets": buckets})
+
+
+PERF_PARAMS = WINDOW_PARAMS + [
+    OpenApiParameter("by", str, enum=list(selectors.DIMENSIONS), description="Default: model."),
+]
+
+
+class PerfView(ReadView):
+    def perf_args(self, request) -> dict:
+        return {"org": request.auth.org, "by": self.choice(request, "by", selectors.DIMENSIONS, "model"),
+                "window": self.window(request)}
+
+
+class LatencyView(PerfView):
+    @extend_schema(operation_id="stats_latency", summary="Latency and time-to-first-token percentiles per key",
+                   parameters=PERF_PARAMS, responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        args = self.perf_args(request)
+        return Response({"by": args["by"], "results": performance.latency_breakdown(**args)})
+
+
+class ErrorsView(PerfView):
+    @extend_schema(operation_id="stats_errors", summary="Errors per key: status mix, HTTP codes, failed calls' cost",
+                   parameters=PERF_PARAMS, responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        args = self.perf_args(request)
+        return Response({"by": args["by"], "results": performance.errors_breakdown(**args)})
 
 
 class ForecastView(ReadView):

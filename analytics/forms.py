@@ -42,6 +42,8 @@ class RunFilterForm(WindowForm):
     agent = forms.ChoiceField(required=False, choices=[("", "Any agent")])
     customer_id = forms.CharField(required=False, max_length=256, label="Customer",
                                   widget=forms.TextInput(attrs={"placeholder": "customer id"}))
+    section = forms.CharField(required=False, max_length=1024, label="Section",
+                              widget=forms.TextInput(attrs={"placeholder": "section path prefix"}))
     status = forms.ChoiceField(required=False, choices=STATUS_CHOICES)
     model = forms.ChoiceField(required=False, choices=[("", "Any model")])
     untracked = forms.BooleanField(required=False, label="Untracked calls only",
@@ -62,6 +64,7 @@ class RunFilterForm(WindowForm):
     def filters(self) -> RunFilters:
         data = self.cleaned_data if self.is_valid() else {}
         return RunFilters(customer_id=(data.get("customer_id") or "").strip(), status=data.get("status") or "",
+                          section=(data.get("section") or "").strip(),
                           model=data.get("model") or "", agent=data.get("agent") or "",
                           untracked=bool(data.get("untracked")))
 

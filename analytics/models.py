@@ -30,6 +30,8 @@ class Insight(TenantModel):
         MODEL_INEFFICIENCY = "model_inefficiency", "Model inefficiency"
         SPEND_CAP = "spend_cap", "Spending cap"
         SPEND_FORECAST = "spend_forecast", "Spend forecast"
+        ERROR_SPIKE = "error_spike", "Error spike"
+        LATENCY_REGRESSION = "latency_regression", "Latency regression"
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"

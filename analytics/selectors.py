@@ -81,7 +81,7 @@ def _floor_day(value: datetime) -> datetime:
 def rollup_grain(group: tuple[str, ...], *, customer_filter: bool) -> str:
     """The coarsest rollup grain whose dimensions hold `group` (and the customer filter, if any)."""
     needed = set(group) | ({"customer_id"} if customer_filter else set())
-    return next(grain for grain in ("customer", "agent", "fine") if needed <= set(ROLLUP_GRAINS[grain][0]))
+    return next(grain for grain in ("customer", "section", "agent", "fine") if needed <= set(ROLLUP_GRAINS[grain][0]))
 
 
 def rollup_parts(window: Window, *, hourly_only: bool = False, grain: str = "fine"
@@ -89,7 +89,7 @@ def rollup_parts(window: Window, *, hourly_only: bool = False, grain: str = "fin
     """The window as (table, period column, start, end) parts: whole UTC days from the daily table, the
     partial days at either edge from the hourly one. A 30-day window reads ~24× fewer rows.
 
-    `grain`: "fine" (every dimension), "agent" (agent × provider × model) or "customer".
+    `grain`: "fine" (every dimension), "agent" (agent × provider × model), "customer" or "section".
     """
     _, hourly, daily = ROLLUP_GRAINS[grain]
     first_day = _floor_day(window.start)
@@ -235,16 +235,20 @@ def _timeseries(window: Window, interval: str, rows: list[RollupRow], column: st
     return _buckets_fill(window, interval, by_bucket)
 
 
-def _buckets_fill(window: Window, interval: str, by_bucket: dict[datetime, dict[str, int]]) -> list[dict[str, Any]]:
+def _buckets_step(window: Window, interval: str) -> Iterator[tuple[datetime, str]]:
+    """Each bucket of the window: (its start, its label)."""
     step = timedelta(days=1) if interval == "day" else timedelta(hours=1)
     t = window.start.replace(hour=0) if interval == "day" else window.start
-    out = []
     while t < window.end:
-        values = by_bucket.get(t, {})
-        label = t.strftime("%Y-%m-%d") if interval == "day" else t.strftime("%Y-%m-%dT%H:00:00Z")
-        ordered = sorted(values.items(), key=lambda kv: -kv[1])
-        out.append({"t": label, "values": {k: pico_to_usd(v) for k, v in ordered}})
+        yield t, t.strftime("%Y-%m-%d") if interval == "day" else t.strftime("%Y-%m-%dT%H:00:00Z")
         t += step
+
+
+def _buckets_fill(window: Window, interval: str, by_bucket: dict[datetime, dict[str, int]]) -> list[dict[str, Any]]:
+    out = []
+    for t, label in _buckets_step(window, interval):
+        ordered = sorted(by_bucket.get(t, {}).items(), key=lambda kv: -kv[1])
+        out.append({"t": label, "values": {k: pico_to_usd(v) for k, v in ordered}})
     return out
 
 

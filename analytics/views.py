@@ -21,7 +21,7 @@ from accounts.models import Membership
 from accounts.selectors import org_api_keys
 from accounts.services import api_key_create
 
-from . import selectors
+from . import performance as perf_selectors, selectors
 from .api import export_response
 from .forecast import forecast_get
 from .forms import ExportForm, RunFilterForm, WindowForm
@@ -118,10 +118,40 @@ def overview(request):
     return _render(request, "analytics/overview.html", "panels", context)
 
 
+# --- performance ---------------------------------------------------------------------------------
+
+def _line_chart(x: list[str], series: dict[str, list], unit: str) -> dict:
+    """Plotly-ready lines (latency in ms, error rate in %); None values are gaps."""
+    return {"kind": "line", "unit": unit, "x": [t.replace("T", " ").replace(":00:00Z", ":00") for t in x],
+            "series": [{"name": name, "color": PALETTE[i % len(PALETTE)], "y": ys}
+                       for i, (name, ys) in enumerate(series.items())]}
+
+
+@org_member_required
+def performance(request):
+    org = request.org
+    form, window = _window_form(request)
+    data = perf_selectors.performance_get(org=org, window=window, interval=_interval(window))
+    x = [label for label, _ in data.buckets]
+    rows = [row for _, row in data.buckets]
+    latency = {f"p{p}": [round(v, 1) if (v := row.latency(p)) is not None else None for row in rows]
+               for p in (50, 95, 99)}
+    errors = {"error rate": [round(row.error_rate * 100, 2) if row.calls else None for row in rows]}
+    context = {
+        "nav": "performance", "form": form, "window": window, "window_links": _window_links(request, window),
+        "window_query": urlencode(_window_query(window)), "totals": data.totals, "models": data.models,
+        "sections": data.sections, "failing_sections": data.failing_sections,
+        "failing_models": data.failing_models, "latency_chart": _line_chart(x, latency, "ms"),
+        "model_chart": _line_chart(x, data.model_p95, "ms"), "error_chart": _line_chart(x, errors, "%"),
+        "has_ttft": any(e.row.ttft_calls for e in data.models),
+    }
+    return _render(request, "analytics/performance.html", "panels", context)
+
+
 # --- runs ----------------------------------------------------------------------------------------
 
 MAX_TIMELINE_ROWS = 500  # a runaway agent loop can make thousands of calls; the tree still counts them all
-RUN_FILTER_KEYS = ("window", "since", "until", "agent", "customer_id", "status", "model", "untracked")
+RUN_FILTER_KEYS = ("window", "since", "until", "agent", "section", "customer_id", "status", "model", "untracked")
 
 
 def _run_filter_form(request, org, data) -> tuple[RunFilterForm, Window]:
@@ -143,7 +173,8 @@ def runs(request):
     next_url = (f"{escape_uri_path(request.path)}?{urlencode({**params, 'cursor': next_cursor})}" if next_cursor
                 else None)
     context = {"nav": "runs", "form": form, "window": window, "runs": run_rows, "next_url": next_url,
-               "filtered": any(params.get(k) for k in ("agent", "customer_id", "status", "model", "untracked"))}
+               "filtered": any(params.get(k) for k in ("agent", "section", "customer_id", "status", "model",
+                                                       "untracked"))}
     partial = "rows" if cursor else "runs-panel"
     return _render(request, "analytics/runs.html", partial, context)
 
@@ -161,6 +192,7 @@ def run_detail(request, run_id: str):
         "duration_ms": (run.ended_at - run.started_at).total_seconds() * 1000,
         "cached_tokens": sum(e.cached_input_tokens for e in events),
         "reasoning_tokens": sum(e.reasoning_tokens for e in events),
+        "perf": perf_selectors.run_perf(events=events),
     }
     return _render(request, "analytics/run_detail.html", None, context)
 

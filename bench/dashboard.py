@@ -1,5 +1,8 @@
 """Dashboard latency vs data size: pages and read-API stats for a 10k-event org and a 1M-event org.
 
+Includes the Performance page, /v1/stats/latency, /v1/stats/errors and the latency timeseries (issue 15):
+they merge the rollups' latency histograms and error counts, so they too should stay flat.
+
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/llmo_bench .venv/bin/python bench/dashboard.py
     (options: --big 1000000 --small 10000 --repeat 15)
 
@@ -124,9 +127,12 @@ def main() -> None:
             "runs 24h": f"/o/{s}/runs/", "runs 30d agent filter": f"/o/{s}/runs/?window=30d&agent=agent:writer",
             "run detail": f"/o/{s}/runs/{run.run_id}/", "customers 30d": f"/o/{s}/customers/?window=30d",
             "customer detail 30d": f"/o/{s}/customers/acme-corp/?window=30d", "export form": f"/o/{s}/export/",
+            "performance 24h": f"/o/{s}/performance/", "performance 30d": f"/o/{s}/performance/?window=30d",
         }
         auth = {"Authorization": f"Bearer {api_key}"}
-        for name in ("summary", "breakdown?by=agent", "breakdown?by=model", "timeseries?interval=day"):
+        for name in ("summary", "breakdown?by=agent", "breakdown?by=model", "timeseries?interval=day",
+                     "latency?by=model", "latency?by=section", "errors?by=section", "errors?by=provider",
+                     "timeseries?metric=latency_p95&by=model"):
             sep = "&" if "?" in name else "?"
             pages[f"API stats/{name} 30d"] = (f"/v1/stats/{name}{sep}window=30d", auth)
         pages["API runs 30d"] = ("/v1/runs?window=30d", auth)

@@ -179,6 +179,9 @@ class TraceEvent(TenantModel):
     reasoning_tokens = models.BigIntegerField(default=0)
     latency_ms = models.FloatField(null=True, blank=True)
     ttft_ms = models.FloatField(null=True, blank=True, help_text="Streams: time to the first body byte.")
+    # Histogram bucket indexes (ingestion.histograms.bucket_of), computed once at insert: the fold counts them.
+    latency_bucket = models.SmallIntegerField(null=True, blank=True)
+    ttft_bucket = models.SmallIntegerField(null=True, blank=True)
     status = models.CharField(max_length=16, default="ok")
     http_status = models.IntegerField(null=True, blank=True)
     customer_id = models.CharField(max_length=256, null=True, blank=True)
@@ -283,8 +286,36 @@ class RollupSums(TenantModel):
     reasoning_tokens = models.BigIntegerField(default=0)
     cost_pico = models.BigIntegerField(default=0)
     latency_ms_sum = models.FloatField(default=0)
+    # Calls with a latency (the mean's divisor), time to first token of streams (calls, sum), calls per
+    # non-ok status and per HTTP status class, and the cost of the non-ok calls.
+    latency_calls = models.BigIntegerField(default=0)
+    ttft_calls = models.BigIntegerField(default=0)
+    ttft_ms_sum = models.FloatField(default=0)
+    status_error = models.BigIntegerField(default=0)
+    status_rate_limited = models.BigIntegerField(default=0)
+    status_timeout = models.BigIntegerField(default=0)
+    status_cancelled = models.BigIntegerField(default=0)
+    http_4xx = models.BigIntegerField(default=0)
+    http_5xx = models.BigIntegerField(default=0)
+    failed_cost_pico = models.BigIntegerField(default=0)
 
     objects = TenantManager()
+
+    class Meta:
+        abstract = True
+
+
+class RollupHistograms(RollupSums):
+    """The sums plus what percentiles and error mixes need: the exact latency and TTFT maxima and count maps
+    (ingestion.histograms: latency and TTFT {bucket index: calls}, {HTTP code ≥ 400: calls}). Only the
+    coarse grains (agent, section, customer) keep them: the latency and error reads never need the fine
+    grain, and building maps for its many rows per batch would slow ingestion for nothing."""
+
+    latency_ms_max = models.FloatField(null=True, blank=True)
+    ttft_ms_max = models.FloatField(null=True, blank=True)
+    latency_hist = models.JSONField(null=True, blank=True)
+    ttft_hist = models.JSONField(null=True, blank=True)
+    http_codes = models.JSONField(null=True, blank=True)
 
     class Meta:
         abstract = True
@@ -308,7 +339,7 @@ class RollupBase(RollupSums):
         abstract = True
 
 
-class AgentRollupBase(RollupSums):
+class AgentRollupBase(RollupHistograms):
     """Sums per org × period × (agent, provider, model) only: what the overview's totals, agent and
     model breakdowns and provider chart need, without the customer × section × key cardinality."""
 
@@ -320,13 +351,37 @@ class AgentRollupBase(RollupSums):
         abstract = True
 
 
-class CustomerRollupBase(RollupSums):
+class CustomerRollupBase(RollupHistograms):
     """Sums per org × period × customer: the customer lists and trends."""
 
     customer_id = models.CharField(max_length=256, blank=True)
 
     class Meta:
         abstract = True
+
+
+class SectionRollupBase(RollupHistograms):
+    """Sums, latency histograms and error counts per org × period × section path: what the latency, error
+    and cost breakdowns by section read, without the customer × model × key cardinality."""
+
+    section_path = models.CharField(max_length=1024, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class SectionHourlyRollup(SectionRollupBase):
+    hour = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "hour", "dims_hash"], name="sectionhourly_unique_key")]
+
+
+class SectionDailyRollup(SectionRollupBase):
+    day = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "day", "dims_hash"], name="sectiondaily_unique_key")]
 
 
 class CustomerHourlyRollup(CustomerRollupBase):
@@ -382,6 +437,7 @@ ROLLUP_GRAINS: dict[str, tuple[tuple[str, ...], type[RollupSums], type[RollupSum
     "fine": (("agent", "section_path", "provider", "model", "customer_id", "api_key_id"), HourlyRollup, DailyRollup),
     "agent": (("agent", "provider", "model"), AgentHourlyRollup, AgentDailyRollup),
     "customer": (("customer_id",), CustomerHourlyRollup, CustomerDailyRollup),
+    "section": (("section_path",), SectionHourlyRollup, SectionDailyRollup),
 }
 
 

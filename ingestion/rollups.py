@@ -9,7 +9,8 @@ statements for PostgreSQL and SQLite alike. Every writer goes through it:
 * re-pricing updates the events, then refolds their (org, day) ranges and runs from `TraceEvent`;
 * `manage.py rebuild_rollups` (and the tests, as the oracle) deletes and refolds from `TraceEvent`.
 
-Every merge is a commutative, associative one (sums, min/max, "earliest labelled value"), so folding
+Every merge is a commutative, associative one (sums, min/max, "earliest labelled value", count maps
+added key by key — the latency histograms of `ingestion.histograms`), so folding
 events batch by batch, in any order, gives exactly what one fold of all of them gives.
 """
 
@@ -20,12 +21,14 @@ from datetime import datetime, timedelta
 
 from django.db import connection
 
-from .models import ROLLUP_GRAINS, RunFacet, RunSummary, TraceEvent
+from . import histograms
+from .models import ROLLUP_GRAINS, RollupHistograms, RunFacet, RunSummary, TraceEvent
 
 # The columns a fold reads from events (a source relation must provide them).
 SOURCE_COLUMNS = ("org_id", "run_id", "timestamp", "latency_ms", "section_path", "provider", "model", "customer_id",
                   "api_key_id", "status", "cost_pico", "input_tokens", "output_tokens", "cached_input_tokens",
-                  "cache_write_tokens", "reasoning_tokens")
+                  "cache_write_tokens", "reasoning_tokens", "ttft_ms", "latency_bucket", "ttft_bucket",
+                  "http_status")
 
 # Sum column -> SQL over the source (the same on both backends).
 ROLLUP_SUMS: dict[str, str] = {
@@ -39,6 +42,24 @@ ROLLUP_SUMS: dict[str, str] = {
     "reasoning_tokens": "sum(reasoning_tokens)",
     "cost_pico": "coalesce(sum(cost_pico), 0)",
     "latency_ms_sum": "coalesce(sum(latency_ms), 0)",
+    "latency_calls": "count(latency_ms)",
+    "ttft_calls": "count(ttft_ms)",
+    "ttft_ms_sum": "coalesce(sum(ttft_ms), 0)",
+    "status_error": "sum(CASE WHEN status = 'error' THEN 1 ELSE 0 END)",
+    "status_rate_limited": "sum(CASE WHEN status = 'rate_limited' THEN 1 ELSE 0 END)",
+    "status_timeout": "sum(CASE WHEN status = 'timeout' THEN 1 ELSE 0 END)",
+    "status_cancelled": "sum(CASE WHEN status = 'cancelled' THEN 1 ELSE 0 END)",
+    "http_4xx": "sum(CASE WHEN http_status >= 400 AND http_status < 500 THEN 1 ELSE 0 END)",
+    "http_5xx": "sum(CASE WHEN http_status >= 500 AND http_status < 600 THEN 1 ELSE 0 END)",
+    "failed_cost_pico": "coalesce(sum(CASE WHEN status <> 'ok' THEN cost_pico END), 0)",
+}
+# Max column -> the source column (merged with the larger; NULL = no value yet).
+ROLLUP_MAXES: dict[str, str] = {"latency_ms_max": "latency_ms", "ttft_ms_max": "ttft_ms"}
+# Count-map column -> (source column, condition): {value: calls} maps (ingestion.histograms), merged by adding.
+ROLLUP_COUNTS: dict[str, tuple[str, str]] = {
+    "latency_hist": ("latency_bucket", "latency_bucket IS NOT NULL"),
+    "ttft_hist": ("ttft_bucket", "ttft_bucket IS NOT NULL"),
+    "http_codes": ("http_status", "http_status >= 400"),
 }
 RUN_SUMS = ("calls", "errors", "unpriced_calls", "input_tokens", "output_tokens", "cost_pico")
 # A run's customer and agent are its earliest labelled event's (ties: the smallest value), kept with that time.
@@ -71,6 +92,15 @@ class Dialect:
             return f"md5(concat_ws(chr(31), {args}))"
         return "MD5(" + " || char(31) || ".join(self.dim(c) for c in columns) + ")"  # Django's SQLite MD5()
 
+    def counts(self, column: str, condition: str) -> str:
+        """The {value: calls} map of `column` over the group's rows matching `condition` (NULL if none)."""
+        if self.pg:
+            # a subplan over the group's values: no function call per group, and none at all for an empty map
+            values = f"array_agg({column}) FILTER (WHERE {condition})"
+            return (f"CASE WHEN count(*) FILTER (WHERE {condition}) > 0 THEN (SELECT jsonb_object_agg(v, n) FROM "
+                    f"(SELECT v, count(*) AS n FROM unnest({values}) AS v GROUP BY v) c) END")
+        return f"llmo_counts_agg(CASE WHEN {condition} THEN {column} END)"
+
     def run_end(self) -> str:
         if self.pg:
             return "max(timestamp + coalesce(latency_ms, 0) * interval '1 millisecond')"
@@ -95,11 +125,19 @@ ROLLUP_TABLES = [(grain, model, period)
 def _rollup_sql(d: Dialect, src: str, model, period: str, columns: tuple[str, ...]) -> str:
     table = model._meta.db_table
     dims = [d.dim(c) for c in columns]
-    sums = ", ".join(ROLLUP_SUMS.values())
+    maxes, counts = (ROLLUP_MAXES, ROLLUP_COUNTS) if issubclass(model, RollupHistograms) else ({}, {})
+    targets = [*ROLLUP_SUMS, *maxes, *counts]
+    values = ", ".join([*ROLLUP_SUMS.values(), *(f"max({c})" for c in maxes.values()),
+                        *(d.counts(c, cond) for c, cond in counts.values())])
     group = ", ".join(["org_id", d.floor(period), *dims])
-    updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in ROLLUP_SUMS)
-    return (f"INSERT INTO {table} (org_id, {period}, dims_hash, {', '.join(columns)}, {', '.join(ROLLUP_SUMS)}) "
-            f"SELECT org_id, {d.floor(period)}, {d.dims_hash(columns)}, {', '.join(dims)}, {sums} "
+    updates = ", ".join(
+        [f"{c} = {table}.{c} + excluded.{c}" for c in ROLLUP_SUMS]
+        + [f"{c} = CASE WHEN {table}.{c} IS NULL OR excluded.{c} > {table}.{c} THEN excluded.{c} ELSE {table}.{c} END"
+           for c in maxes]
+        + [f"{c} = CASE WHEN excluded.{c} IS NULL THEN {table}.{c} ELSE llmo_counts_merge({table}.{c}, excluded.{c}) "
+           f"END" for c in counts])
+    return (f"INSERT INTO {table} (org_id, {period}, dims_hash, {', '.join(columns)}, {', '.join(targets)}) "
+            f"SELECT org_id, {d.floor(period)}, {d.dims_hash(columns)}, {', '.join(dims)}, {values} "
             f"FROM {src} WHERE true GROUP BY {group} ORDER BY 2, 3 "
             f"ON CONFLICT (org_id, {period}, dims_hash) DO UPDATE SET {updates}")
 
@@ -170,6 +208,8 @@ def _after_ms(timestamp: str | None, latency_ms: float | None) -> str | None:
 def sqlite_functions_register() -> None:
     connection.ensure_connection()
     connection.connection.create_function("llmo_after_ms", 2, _after_ms, deterministic=True)
+    connection.connection.create_aggregate("llmo_counts_agg", 1, histograms.SqliteCounts)
+    connection.connection.create_function("llmo_counts_merge", 2, histograms.sqlite_counts_merge, deterministic=True)
 
 
 def fold(*, source_sql: str, params: list, rollups: bool = True, runs: bool = True, facets: bool = True) -> None:

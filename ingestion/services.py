@@ -20,6 +20,7 @@ from accounts.models import ApiKey
 from accounts.tasking import TRANSIENT_ERRORS, enqueue_on_commit
 
 from . import otlp_services, rollups
+from .histograms import bucket_of
 from .models import RawBatch, TraceEvent
 from .money import usd_to_pico
 from .pricing import price_book_get
@@ -67,6 +68,7 @@ _EVENT_COLUMNS = (
     "stream", "timestamp", "cost_pico", "cost_source", "price_id", "metadata", "api_key_id", "received_at",
     "service_tier", "processing", "speed", "usage", "price_variant", "price_source", "price_version",
     "billed_cost_pico", "list_cost_pico", "discount_pct", "source", "reported_cost_pico",
+    "latency_bucket", "ttft_bucket",
 )
 SDK_SOURCE = ("sdk", None)
 
@@ -218,6 +220,7 @@ def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]],
                 event.service_tier or "", event.processing or "", event.speed or "", encode(event.usage).decode(),
                 variant, price_source, version if price_id is not None else None, cost, list_cost, discount_pct,
                 *sources.get(event.event_id, SDK_SOURCE),
+                bucket_of(event.latency_ms), bucket_of(event.ttft_ms),
             ))
     if pg:
         rollups.lock_org(org_id, exclusive=False)

@@ -23,6 +23,10 @@ at $0.15/$0.60). Per section, with "day 0" = the last 24 h and days 1–7 = the 
   error, then 5 retries): retry_loop (p95 = 6 calls per run).
 - agent:summarizer/step:summarize — 3 runs a day on gpt-4o-mini and 3 on gpt-4o, all ok:
   model_inefficiency (gpt-4o where gpt-4o-mini succeeds, ≈ $0.18 a week).
+- agent:triage/step:classify — 10 gpt-4o-mini calls a day at 400 ms, one of them rate limited (429) every
+  other day; in the last 24 h 12 calls: 6 ok at 1,500 ms, 4 rate limited (429) and 2 errors (500):
+  error_spike (50% vs ≈ 6% of calls, naming rate_limited and HTTP 429/500) and latency_regression
+  (p95 1,500 ms vs 400 ms). Too few calls to move the provider's rate or p95.
 """
 
 from __future__ import annotations
@@ -53,12 +57,12 @@ def insight_demo_events(*, now: datetime) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
 
     def add(*, run_id: str, section: str, model: str, at: datetime, input_tokens: int, output_tokens: int,
-            customer: str, status: str = "ok", http_status: int = 200) -> None:
+            customer: str, status: str = "ok", http_status: int = 200, latency_ms: float = 900.0) -> None:
         events.append({
             "event_id": f"demo-ins-{len(events):05d}", "run_id": run_id, "section_path": section,
             "span_type": "llm", "provider": "openai", "model": model, "endpoint": ENDPOINT,
             "input_tokens": input_tokens, "output_tokens": output_tokens, "status": status,
-            "http_status": http_status, "latency_ms": 900.0, "customer_id": customer,
+            "http_status": http_status, "latency_ms": latency_ms, "customer_id": customer,
             "timestamp": at.isoformat(),
         })
 
@@ -86,6 +90,16 @@ def insight_demo_events(*, now: datetime) -> list[dict[str, Any]]:
             add(run_id=f"demo-summary-{day}-{i}", section="agent:summarizer/step:summarize",
                 model="gpt-4o" if i % 2 else "gpt-4o-mini", at=_at(now, day, i, 6), input_tokens=2000,
                 output_tokens=400, customer=CUSTOMERS[i % 3])
+        triage = 12 if day == 0 else 10  # errors and latency: the last 24 h fail and slow down
+        for i in range(triage):
+            if day == 0:
+                status, http, latency = (("ok", 200, 1500.0) if i < 6 else ("rate_limited", 429, 300.0) if i < 10
+                                         else ("error", 500, 600.0))
+            else:
+                status, http, latency = ("rate_limited", 429, 300.0) if i == 0 and day % 2 else ("ok", 200, 400.0)
+            add(run_id=f"demo-triage-{day}-{i}", section="agent:triage/step:classify", model="gpt-4o-mini",
+                at=_at(now, day, i, triage), input_tokens=300, output_tokens=20, customer=CUSTOMERS[i % 3],
+                status=status, http_status=http, latency_ms=latency)
     for i in range(80):  # … and the spike: 80 extra calls for one customer in the last 24 h
         add(run_id=f"demo-research-spike-{i}", section="agent:researcher/tool:web_search", model="gpt-4o",
             at=_at(now, 0, i, 80), input_tokens=2000, output_tokens=500, customer="acme")

@@ -29,13 +29,14 @@ from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from accounts.models import Organization
-from ingestion.models import HourlyRollup, TraceEvent
+from ingestion.models import AgentHourlyRollup, HourlyRollup, SectionHourlyRollup, TraceEvent
 from ingestion.money import pico_display as money
 from ingestion.money import pico_to_usd as usd
 from ingestion.money import usd_to_pico
 from ingestion.pricing import price_book_get
 
 from ..forecast import forecast_get
+from ..performance import PerfRow, perf_columns
 from ..sums import rows_summed, sum_expressions, sums_of
 from ..windows import floor_hour
 
@@ -490,6 +491,106 @@ def spend_cap(*, org: Organization, now: datetime | None = None) -> list[Finding
     )]
 
 
+# --- error_spike and latency_regression (from the rollups' error counts and latency histograms) ---------------
+
+ERROR_SPIKE_RATIO = 3  # a section's or provider's error rate in the last 24 h ≥ 3× its 7-day rate …
+ERROR_SPIKE_MIN_ERRORS = 5  # … with at least 5 errors in the last 24 h …
+ERROR_SPIKE_MIN_BASE_CALLS = 10  # … and a baseline to compare with
+LATENCY_RATIO = Decimal("1.5")  # p95 in the last 24 h ≥ 1.5× the 7-day p95 …
+LATENCY_MIN_CALLS = 10  # … with at least 10 calls with a latency on each side
+# column → (its name in findings, the hourly rollup grain that holds it with the fewest rows)
+_PERF_DIMS = {"section_path": ("section", SectionHourlyRollup), "provider": ("provider", AgentHourlyRollup)}
+
+
+def _perf_split(org: Organization, frame: Frame, column: str):
+    """Per value of `column`: (last 24 h, previous 7 days) latency and error figures, merged from the hourly
+    rollups (histograms add, like the sums)."""
+    out: dict[str, tuple[PerfRow, PerfRow]] = {}
+    table = _PERF_DIMS[column][1]
+    rows = (table.objects.for_org(org).filter(hour__gte=frame.base_start, hour__lte=frame.now)
+            .values(column, "hour", *perf_columns()).order_by())
+    for values in rows.iterator(chunk_size=5000):
+        pair = out.get(values[column])
+        if pair is None:
+            pair = out[values[column]] = (PerfRow(), PerfRow())
+        pair[0 if values["hour"] >= frame.cur_start else 1].add(values)
+    return out
+
+
+def _where(column: str, value: str) -> str:
+    return label(value) if column == "section_path" else f"provider {value or '(none)'}"
+
+
+def error_spike(*, org: Organization, now: datetime | None = None) -> list[Finding]:
+    """A section's or provider's error rate in the last 24 h ≥ 3× its 7-day rate, with ≥ 5 errors.
+
+    The evidence names the statuses and HTTP codes of the last 24 h's failures; the money at stake is
+    what those failed calls cost.
+    """
+    frame = _frame(now)
+    period, period_start = frame.day
+    findings = []
+    for column, (dim, _) in _PERF_DIMS.items():
+        for value, (cur, base) in _perf_split(org, frame, column).items():
+            if cur.errors < ERROR_SPIKE_MIN_ERRORS or base.calls < ERROR_SPIKE_MIN_BASE_CALLS or not cur.calls:
+                continue
+            cur_rate, base_rate = Decimal(cur.errors) / cur.calls, Decimal(base.errors) / base.calls
+            if cur_rate < ERROR_SPIKE_RATIO * base_rate:
+                continue
+            statuses = {k: n for k, n in cur.by_status.items() if n}
+            codes = cur.top_http_codes()
+            top_status = max(statuses, key=lambda k: (statuses[k], k)) if statuses else ""
+            mix = ", ".join(f"{n} {k}" for k, n in sorted(statuses.items(), key=lambda kv: (-kv[1], kv[0])))
+            codes_text = ", ".join(f"HTTP {c} ×{n}" for c, n in codes.items())
+            ratio = _ratio(cur_rate, base_rate)
+            times = f"{ratio}× its 7-day rate of {float(base_rate):.1%}" if base.errors else "with no errors in the previous days"
+            title = (f"Error spike in {_where(column, value)}: {float(cur_rate):.1%} of {cur.calls} calls failed in "
+                     f"the last 24 h, {times} ({mix}{'; ' + codes_text if codes_text else ''})")
+            findings.append(Finding(
+                kind="error_spike", key=(dim, value), period=period, period_start=period_start, title=title[:400],
+                section=value if column == "section_path" else "", amount_pico=cur.failed_cost_pico,
+                evidence={"dimension": dim, "value": value, "errors_24h": cur.errors, "calls_24h": cur.calls,
+                          "error_rate_24h": round(float(cur_rate), 4), "errors_7d": base.errors,
+                          "calls_7d": base.calls, "error_rate_7d": round(float(base_rate), 4), "ratio": ratio,
+                          "threshold_ratio": ERROR_SPIKE_RATIO, "min_errors": ERROR_SPIKE_MIN_ERRORS,
+                          "by_status": statuses, "top_status": top_status or None, "by_http_status": codes,
+                          "failed_cost_usd": usd(cur.failed_cost_pico),
+                          "window_start": frame.cur_start.isoformat(), "window_end": frame.now.isoformat()},
+            ))
+    return findings
+
+
+def latency_regression(*, org: Organization, now: datetime | None = None) -> list[Finding]:
+    """A section's or provider's p95 latency in the last 24 h ≥ 1.5× its 7-day p95, with ≥ 10 calls on each
+    side (percentiles from the rollups' histograms, within 2%)."""
+    frame = _frame(now)
+    period, period_start = frame.day
+    findings = []
+    for column, (dim, _) in _PERF_DIMS.items():
+        for value, (cur, base) in _perf_split(org, frame, column).items():
+            if cur.latency_calls < LATENCY_MIN_CALLS or base.latency_calls < LATENCY_MIN_CALLS:
+                continue
+            cur_p95, base_p95 = cur.latency(95), base.latency(95)
+            if not cur_p95 or not base_p95 or Decimal(str(cur_p95)) < LATENCY_RATIO * Decimal(str(base_p95)):
+                continue
+            ratio = round(cur_p95 / base_p95, 2)
+            statuses = {k: n for k, n in cur.by_status.items() if n}
+            title = (f"Latency regression in {_where(column, value)}: p95 {cur_p95:,.0f} ms in the last 24 h, "
+                     f"{ratio}× the 7-day p95 of {base_p95:,.0f} ms")
+            findings.append(Finding(
+                kind="latency_regression", key=(dim, value), period=period, period_start=period_start,
+                title=title[:400], section=value if column == "section_path" else "",
+                evidence={"dimension": dim, "value": value, "p95_ms_24h": round(cur_p95, 1),
+                          "p95_ms_7d": round(base_p95, 1), "p50_ms_24h": round(cur.latency(50) or 0, 1),
+                          "p50_ms_7d": round(base.latency(50) or 0, 1), "ratio": ratio,
+                          "threshold_ratio": float(LATENCY_RATIO), "calls_24h": cur.latency_calls,
+                          "calls_7d": base.latency_calls, "max_ms_24h": cur.latency_ms_max,
+                          "by_status_24h": statuses, "by_http_status_24h": cur.top_http_codes(),
+                          "window_start": frame.cur_start.isoformat(), "window_end": frame.now.isoformat()},
+            ))
+    return findings
+
+
 # --- spend_forecast ---------------------------------------------------------------------------
 
 def spend_forecast(*, org: Organization, now: datetime | None = None) -> list[Finding]:
@@ -514,7 +615,8 @@ def spend_forecast(*, org: Organization, now: datetime | None = None) -> list[Fi
     )]
 
 
-DETECTORS = (section_spike, token_bloat, retry_loop, model_inefficiency, spend_cap, spend_forecast)
+DETECTORS = (section_spike, token_bloat, retry_loop, model_inefficiency, spend_cap, spend_forecast, error_spike,
+             latency_regression)
 
 
 def findings_detect(*, org: Organization, now: datetime | None = None) -> list[Finding]:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ingestion', '0010_otlp'),
+        ('ingestion', '0011_latency_errors'),
     ]
 
     operations = [

@@ -402,6 +402,9 @@ def build_event(call: Call) -> Dict[str, Any]:
         meta["partial"] = True
     if call.error:
         meta["error_type"] = call.error
+    ttft_ms = None
+    if call.stream and call.tap is not None and call.tap.first_at is not None:  # a body read whole: unknown
+        ttft_ms = round(max(call.tap.first_at - call.start_perf, 0.0) * 1000.0, 3)
     event_id = _context.new_id()
     return assemble_event(
         call,
@@ -416,6 +419,7 @@ def build_event(call: Call) -> Dict[str, Any]:
         latency_ms=call.latency_ms,
         stream=call.stream,
         timestamp=call.start_wall,
+        ttft_ms=ttft_ms,
     )
 
 
@@ -445,6 +449,7 @@ def assemble_event(
     stream: bool,
     timestamp: float,
     processing: Optional[str] = None,
+    ttft_ms: Optional[float] = None,
 ) -> Dict[str, Any]:
     """The wire event (design §4). ``meta``'s wire keys (``usage``, ``service_tier``, ``speed``,
     set by the formats) become top-level fields, sent only when known."""
@@ -486,4 +491,6 @@ def assemble_event(
         event["speed"] = speed
     if processing:
         event["processing"] = processing
+    if ttft_ms is not None:
+        event["ttft_ms"] = ttft_ms
     return event

@@ -8,6 +8,7 @@ token counts happens later, on the flush thread.
 
 from __future__ import annotations
 
+import time
 import zlib
 from typing import Dict, Optional
 
@@ -27,7 +28,8 @@ _TAIL = 262_144
 class StreamTap:
     """Receives the bytes of a response body in order, keeps what usage needs."""
 
-    __slots__ = ("_rest", "_event", "first", "last", "events", "done", "tail", "_decoder", "raw_tail", "total")
+    __slots__ = ("_rest", "_event", "first", "last", "events", "done", "tail", "_decoder", "raw_tail", "total",
+                 "first_at")
 
     def __init__(self, content_encoding: str = "", raw_tail: bool = False) -> None:
         self._rest = b""
@@ -39,6 +41,7 @@ class StreamTap:
         self.tail = bytearray()
         self.raw_tail = raw_tail  # not SSE: keep the last bytes (the whole of a small body)
         self.total = 0
+        self.first_at: Optional[float] = None  # perf_counter() when the first body byte arrived (time to first token)
         self._decoder: Optional["zlib._Decompress"] = None
         self.set_encoding(content_encoding)
 
@@ -55,6 +58,8 @@ class StreamTap:
     def feed(self, chunk: bytes) -> None:
         if not chunk:
             return
+        if self.first_at is None:
+            self.first_at = time.perf_counter()
         if self._decoder is not None:
             try:
                 chunk = self._decoder.decompress(chunk)

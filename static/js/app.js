@@ -9,7 +9,14 @@
       if (!source || el.dataset.rendered === "1") return;
       var spec = JSON.parse(source.textContent);
       var counts = spec.unit === "count";  // default: US dollars
+      // spec.kind "line": lines in spec.unit ("ms", "%"), gaps where a bucket had no value; else stacked $ bars.
+      var line = spec.kind === "line", unit = spec.unit || "";
       var traces = spec.series.map(function (s) {
+        if (line) {
+          return {type: "scatter", mode: "lines+markers", name: s.name, x: spec.x, y: s.y, connectgaps: false,
+                  line: {color: s.color, width: 2}, marker: {size: 4},
+                  hovertemplate: "%{x}<br>" + s.name + ": %{y:,.1f} " + unit + "<extra></extra>"};
+        }
         return {type: "bar", name: s.name, x: spec.x, y: s.y, marker: {color: s.color},
                 hovertemplate: "%{x}<br>" + s.name + (counts ? ": %{y:,}" : ": $%{y:.4f}") + "<extra></extra>"};
       });
@@ -17,7 +24,8 @@
         barmode: "stack", margin: {l: 52, r: 8, t: 8, b: 36}, height: 280,
         paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
         font: {family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 12, color: "#374151"},
-        yaxis: {tickprefix: counts ? "" : "$", gridcolor: "#eef0f3", rangemode: "tozero"},
+        yaxis: line ? {ticksuffix: " " + unit, gridcolor: "#eef0f3", rangemode: "tozero"}
+                    : {tickprefix: counts ? "" : "$", gridcolor: "#eef0f3", rangemode: "tozero"},
         xaxis: {type: "date", automargin: true, gridcolor: "rgba(0,0,0,0)"},
         legend: {orientation: "h", y: -0.18}, showlegend: spec.series.length > 0
       };

@@ -28,12 +28,15 @@ from .insights_helpers import ev, post_all, raise_detector_errors
 pytestmark = pytest.mark.django_db
 __all__ = ["raise_detector_errors"]  # autouse fixture
 
-KINDS = {"section_spike", "token_bloat", "retry_loop", "model_inefficiency", "spend_cap"}
+KINDS = {"section_spike", "token_bloat", "retry_loop", "model_inefficiency", "spend_cap", "error_spike",
+         "latency_regression"}
 EXPECTED = {  # detector → (section, period kind)
     "section_spike": ("agent:researcher/tool:web_search", "day"),
     "token_bloat": ("agent:writer/step:rewrite", "day"),
     "retry_loop": ("agent:planner/tool:lookup", "week"),
     "model_inefficiency": ("agent:summarizer/step:summarize", "week"),
+    "error_spike": ("agent:triage/step:classify", "day"),
+    "latency_regression": ("agent:triage/step:classify", "day"),
 }
 
 
@@ -99,7 +102,8 @@ def test_load_demo_now_option_builds_the_history_as_of_that_instant(prices):
     assert set(Insight.objects.for_org(org).values_list("kind", flat=True)) == expected_kinds(org, instant) == KINDS
     latest = TraceEvent.objects.for_org(org).order_by("-timestamp").first().timestamp
     assert instant - timedelta(minutes=3) <= latest < instant
-    assert "insights: model_inefficiency, retry_loop, section_spike, spend_cap, token_bloat" in out.getvalue()
+    assert ("insights: error_spike, latency_regression, model_inefficiency, retry_loop, section_spike, spend_cap, "
+            "token_bloat") in out.getvalue()
 
 
 @pytest.mark.parametrize("command", ["load_demo", "run_insights"])
@@ -123,7 +127,7 @@ def test_each_detector_fires_once_on_the_demo_pattern_at_any_instant(org, ingest
     assert demo_cap_set(org=org, now=instant) is not None  # some spend this month, even a minute into it
     frame = detectors.Frame(now=instant)
     for detector in (detectors.section_spike, detectors.token_bloat, detectors.retry_loop,
-                     detectors.model_inefficiency):
+                     detectors.model_inefficiency, detectors.error_spike, detectors.latency_regression):
         found = detector(org=org, now=instant)
         section, period_kind = EXPECTED[detector.__name__]
         assert [(f.kind, f.section) for f in found] == [(detector.__name__, section)], [f.title for f in found]
@@ -148,7 +152,7 @@ def test_run_insights_now_judges_as_of_that_instant(org, ingest_key, post_events
         assert out.getvalue().endswith("0 insight(s), 0 new\n")
         out = StringIO()
         call_command("run_insights", "--org", org.slug, "--now", "2026-11-29T23:40:00Z", stdout=out)
-    assert out.getvalue().endswith("4 insight(s), 4 new\n")  # no cap set: the four pattern detectors
+    assert out.getvalue().endswith("6 insight(s), 6 new\n")  # no cap set: the six pattern detectors
 
 
 # --- token_bloat judges low volume by money, not by a call count ------------------------------------

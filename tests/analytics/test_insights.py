@@ -282,6 +282,11 @@ def test_demo_history_triggers_every_detector_and_leaves_the_steady_agent_alone(
     assert by_kind["section_spike"].customer_id == "acme"
     assert by_kind["model_inefficiency"].model == "gpt-4o"
     assert by_kind["spend_cap"].evidence["level_pct"] == 80
+    errors = by_kind["error_spike"]
+    assert errors.section == "agent:triage/step:classify" and errors.evidence["top_status"] == "rate_limited"
+    assert errors.evidence["by_http_status"] == {"429": 4, "500": 2} and "HTTP 429 ×4" in errors.title
+    latency = by_kind["latency_regression"]
+    assert latency.evidence["p95_ms_24h"] == 1500 and latency.evidence["p95_ms_7d"] == pytest.approx(400, rel=0.02)
 
 
 # --- management command ----------------------------------------------------------------------
@@ -418,3 +423,54 @@ def test_money_in_titles_is_rounded_but_exact_in_evidence():
     assert pico_display(9_000_000_000) == "$0.009" and pico_display(10**10) == "$0.01"
     assert pico_display(1) == "<$0.000001" and pico_display(None) == "unpriced" and pico_display(0) == "$0.00"
     assert detectors.percentile([1] * 19 + [9], 95) == 1 and detectors.percentile([1] * 18 + [9, 9], 95) == 9
+
+
+# --- error_spike and latency_regression ----------------------------------------------------------------
+
+FLAKY = "agent:triage/step:classify"
+
+
+def _failing(day: int, n: int, status: str, code: int, **fields) -> list[dict]:
+    return [{**ev(section=FLAKY, at=at(day, 2 + i / 4), status=status), "http_status": code, **fields}
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("errors, fires", [(4, False), (5, True)])
+def test_error_spike_needs_five_errors_and_names_statuses_and_codes(org, ingest, errors, fires):
+    ingest(daily(FLAKY, 10) + daily(STEADY, 10) + _failing(1, 1, "error", 500)
+           + _failing(0, errors - 1, "rate_limited", 429) + _failing(0, 1, "timeout", 504))
+    found = [i for i in insights_run(org=org, now=NOW) if i.kind == "error_spike"]
+    if not fires:
+        assert found == []
+        return
+    # the section, and its provider (5 of 25 calls failed today, 1 of 140 before)
+    assert sorted((i.evidence["dimension"], i.section) for i in found) == [("provider", ""), ("section", FLAKY)]
+    spike = next(i for i in found if i.section == FLAKY)
+    assert spike.evidence["by_status"] == {"rate_limited": 4, "timeout": 1}
+    assert spike.evidence["by_http_status"] == {"429": 4, "504": 1}
+    assert "4 rate_limited, 1 timeout" in spike.title and "HTTP 429 ×4" in spike.title
+    assert spike.amount_pico == 5 * CALL  # the failed calls were billed
+    # dedupe: a second run refreshes the open insight; a dismissed one stays dismissed for the day
+    assert insights_run(org=org, now=NOW + timedelta(minutes=5))
+    assert Insight.objects.for_org(org).filter(kind="error_spike").count() == 2
+    insight_dismiss(org=org, insight_id=spike.pk)
+    insights_run(org=org, now=NOW + timedelta(minutes=10))
+    assert not Insight.objects.for_org(org).filter(kind="error_spike", section=FLAKY, status="open").exists()
+
+
+def test_latency_regression_compares_p95_with_enough_calls_on_both_sides(org, ingest):
+    fast = [{**e, "latency_ms": 400} for e in daily(FLAKY, 10, days=range(1, 8))]
+    slow = [{**e, "latency_ms": 1500 if i % 2 else 400} for i, e in enumerate(daily(FLAKY, 10, days=[0]))]
+    ingest(fast + slow)
+    found = [i for i in insights_run(org=org, now=NOW) if i.kind == "latency_regression"]
+    # the section and its provider (the only traffic) both slowed down
+    assert sorted(i.evidence["dimension"] for i in found) == ["provider", "section"]
+    section = next(i for i in found if i.evidence["dimension"] == "section")
+    assert section.section == FLAKY and section.evidence["p95_ms_24h"] == 1500
+    assert section.evidence["p95_ms_7d"] == pytest.approx(400, rel=0.02) and section.amount_pico is None
+
+
+def test_latency_regression_stays_quiet_below_ten_calls(org, ingest):
+    ingest([{**e, "latency_ms": 400} for e in daily(FLAKY, 10, days=range(1, 8))]
+           + [{**e, "latency_ms": 5000} for e in daily(FLAKY, 9, days=[0])])
+    assert not [i for i in insights_run(org=org, now=NOW) if i.kind == "latency_regression"]

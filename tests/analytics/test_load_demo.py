@@ -70,7 +70,7 @@ def test_demo_org_overview_renders(client, django_assert_max_num_queries):
     # for each of: the window at agent level, its customers, the previous period.
     with django_assert_max_num_queries(14):
         html = client.get("/o/demo-co/", {"window": "30d"}).content.decode()
-    assert html.count('data-testid="breakdown-row"') == 7 and "Untracked" in html
+    assert html.count('data-testid="breakdown-row"') == 8 and "Untracked" in html  # 7 agents + Untracked
     assert "unpriced call" in html
 
 
@@ -86,7 +86,8 @@ def test_load_demo_history_triggers_every_detector(prices, capsys):
     kinds = set(Insight.objects.for_org(org).values_list("kind", flat=True))
     forecast = forecast_get(org=org, now=Insight.objects.for_org(org).first().detected_at)
     crossing_ahead = forecast.cap_hit_on is not None and not forecast.cap_reached  # the 1st: yes; the 30th: no
-    assert kinds == {"section_spike", "token_bloat", "retry_loop", "model_inefficiency", "spend_cap"} | (
+    assert kinds == {"section_spike", "token_bloat", "retry_loop", "model_inefficiency", "spend_cap", "error_spike",
+                     "latency_regression"} | (
         {"spend_forecast"} if crossing_ahead else set())
     assert not Insight.objects.for_org(org).filter(section__startswith="agent:support").exists()  # the steady agent
     assert capsys.readouterr().out.strip().splitlines()[-1] == "demo login: demo@llmobserve.dev llmobserve-demo"

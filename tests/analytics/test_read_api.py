@@ -170,6 +170,8 @@ def test_inactive_org_gets_402_when_billing_is_on(api, read_key, settings):
 def test_schema_and_docs_are_served_locally(client):
     schema = client.get("/v1/schema", HTTP_ACCEPT="application/json")
     assert schema.status_code == 200 and "/v1/events" in schema.content.decode()
+    for path in ("/v1/stats/latency", "/v1/stats/errors", "latency_p95"):
+        assert path in schema.content.decode()
     docs = client.get("/v1/docs").content.decode()
     assert "swagger-ui" in docs and "cdn" not in docs.lower()
 

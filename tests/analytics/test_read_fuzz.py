@@ -7,13 +7,13 @@ from hypothesis import given, settings, strategies as st
 pytestmark = pytest.mark.django_db
 
 API_PATHS = ["/v1/runs", "/v1/stats/summary", "/v1/stats/breakdown", "/v1/stats/timeseries", "/v1/insights",
-             "/v1/export"]
+             "/v1/export", "/v1/stats/latency", "/v1/stats/errors"]
 PARAMS = ["window", "since", "until", "customer_id", "section", "status", "model", "agent", "cursor", "limit", "by",
-          "interval", "format"]
+          "interval", "format", "metric"]
 ODD = ["0001-01-01", "9999-12-31", "9999-12-31T23:59:59", "0001-01-01T00:00:00+23:59", "9999-12-31T23:00:00-23:59",
        "2024-02-30", "2025-13-01", "2025-06-01T25:00:00", "2025-01-01T00:00:00+99:00", "-1", "0",
        "99999999999999999999999", "1e400", "NaN", "24h", "7d", "30d", "day", "hour", "csv", "json", "agent", "customer",
-       "MjAyNXwxMjM", "OTk5OS0xMi0zMVQwMDowMDowMHw5OTk5OTk5OTk5OTk5OTk5OTk5OTk5", "\x00", "a\x00b", "%00", "\n"]
+       "latency_p95", "error_rate", "calls", "section", "model", "MjAyNXwxMjM", "OTk5OS0xMi0zMVQwMDowMDowMHw5OTk5OTk5OTk5OTk5OTk5OTk5OTk5", "\x00", "a\x00b", "%00", "\n"]
 # Query values are decoded text: anything but lone surrogates (which cannot be sent as UTF-8).
 values = st.sampled_from(ODD) | st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
 queries = st.dictionaries(st.sampled_from(PARAMS), values, max_size=5)
@@ -49,7 +49,8 @@ def test_run_detail_never_answers_500(run_id, api, read_key, some_data):
 
 
 @settings(max_examples=30)
-@given(page=st.sampled_from(["", "runs/", "customers/", "export/", "customers/c1/", "runs/r1/"]), query=queries)
+@given(page=st.sampled_from(["", "runs/", "customers/", "export/", "customers/c1/", "runs/r1/", "performance/"]),
+       query=queries)
 def test_dashboard_pages_never_answer_500(page, query, member_client, org, some_data):
     response = member_client.get(f"/o/{org.slug}/{page}", query)
     _read(response)
@@ -66,7 +67,7 @@ def test_dashboard_pages_never_answer_500(page, query, member_client, org, some_
     ("yesterday", "", "since must be an ISO 8601 date or datetime"),
 ])
 def test_bad_dates_get_a_clear_400(since, until, message, api, read_key):
-    for path in API_PATHS[:4] + ["/v1/export"]:
+    for path in API_PATHS[:4] + ["/v1/export", "/v1/stats/latency", "/v1/stats/errors"]:
         response = api(read_key).get(path, since=since, until=until)
         assert response.status_code == 400, (path, response.content)
         assert response.json()["window"].startswith(message)
@@ -74,7 +75,7 @@ def test_bad_dates_get_a_clear_400(since, until, message, api, read_key):
 
 @pytest.mark.parametrize("since, until", [("0001-01-01", "0001-01-02"), ("9999-12-30", "9999-12-31"),
                                           ("2025-01-01", "9999-12-31")])
-@pytest.mark.parametrize("page", ["", "runs/", "customers/", "export/", "customers/c1/"])
+@pytest.mark.parametrize("page", ["", "runs/", "customers/", "export/", "customers/c1/", "performance/"])
 def test_bad_dates_are_a_form_error_on_pages(page, since, until, member_client, org, some_data):
     response = member_client.get(f"/o/{org.slug}/{page}", {"since": since, "until": until})
     assert response.status_code == 200

@@ -121,7 +121,7 @@ def test_overview_chart_and_window_switch_without_reload(page, demo):
     assert total.startswith("$") and total != "$0.00"
     breakdown = page.get_by_test_id("agent-breakdown")
     rows = breakdown.get_by_test_id("breakdown-row")
-    assert rows.count() == 7  # the demo agents, those of the insight patterns, and Untracked
+    assert rows.count() == 8  # the demo agents, those of the insight patterns, and Untracked
     expect(rows.filter(has_text="Untracked")).to_have_count(1)
     expect(breakdown.get_by_role("link", name="How to label")).to_have_attribute("href", "/docs/labeling/")
     expect(breakdown.get_by_role("link", name="AI auto-instrument")).to_have_attribute("href", "/o/demo-co/auto-instrument/")

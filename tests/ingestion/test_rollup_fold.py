@@ -49,10 +49,12 @@ events = st.fixed_dictionaries({
     "section_path": st.sampled_from(["", "agent:a", "agent:a/tool:x", "agent:b", "agent:b/step:y/z"]),
     "customer_id": st.sampled_from([None, "", "acme", "globex"]),
     "model": st.sampled_from(["gpt-4o", "gpt-4o", "mystery-model", "rerank-v3"]),
-    "status": st.sampled_from(["ok", "ok", "error", "timeout"]),
+    "status": st.sampled_from(["ok", "ok", "error", "timeout", "rate_limited", "cancelled"]),
+    "http_status": st.sampled_from([None, 200, 400, 429, 429, 500, 503]),
     "input_tokens": st.integers(0, 5000),
     "output_tokens": st.integers(0, 2000),
     "latency_ms": st.none() | st.integers(0, 90_000),  # whole ms: float sums exact in any order
+    "ttft_ms": st.none() | st.integers(0, 5_000),  # into the histograms, sums and maxima too
     "minutes": st.integers(0, 3 * 24 * 60),  # spread over three UTC days, in any order
     "micros": st.sampled_from([0, 0, 250_000, 999_999]),
     "units": st.none() | st.integers(0, 50),

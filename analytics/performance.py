@@ -1,0 +1,317 @@
+"""Read-side selectors for latency and errors: every figure from the rollups' histograms and error counts.
+
+A rollup row holds, besides the cost sums, a latency histogram and a time-to-first-token histogram
+(`ingestion.histograms`), their exact maxima and sums, calls per non-ok status and HTTP status class,
+a {code: calls} map of HTTP codes ≥ 400 and the cost of the failed calls. A read fetches the window's
+rollup rows (at most three parts: hourly edges, whole days from the daily table, at the coarsest grain
+holding the grouping) and merges them here: counts add, maxima take the larger. The work depends on the
+number of keys × days, never on the number of events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from django.db.models.functions import Trunc
+
+from accounts.models import Organization
+from ingestion import histograms
+from ingestion.models import ROLLUP_GRAINS, RollupHistograms
+from ingestion.money import pico_to_usd
+
+from .selectors import DIMENSIONS, UNTRACKED, _buckets_step, label_of, rollup_grain, rollup_parts
+from .windows import Window
+
+STATUSES = ("error", "rate_limited", "timeout", "cancelled")
+_SUMMED = ("calls", "errors", "cost_pico", "latency_calls", "latency_ms_sum", "ttft_calls", "ttft_ms_sum",
+           "status_error", "status_rate_limited", "status_timeout", "status_cancelled", "http_4xx", "http_5xx",
+           "failed_cost_pico")
+_MAXED = ("latency_ms_max", "ttft_ms_max")
+_MAPS = ("latency_hist", "ttft_hist", "http_codes")
+_COLUMNS = _SUMMED + _MAXED + _MAPS
+LATENCY_PERCENTILES = (50, 90, 95, 99)
+TOP_HTTP_CODES = 10
+
+
+@dataclass
+class PerfRow:
+    """The merged latency and error figures of one key (and time bucket)."""
+
+    key: tuple = ()
+    calls: int = 0
+    errors: int = 0
+    cost_pico: int = 0
+    latency_calls: int = 0
+    latency_ms_sum: float = 0.0
+    ttft_calls: int = 0
+    ttft_ms_sum: float = 0.0
+    status_error: int = 0
+    status_rate_limited: int = 0
+    status_timeout: int = 0
+    status_cancelled: int = 0
+    http_4xx: int = 0
+    http_5xx: int = 0
+    failed_cost_pico: int = 0
+    latency_ms_max: float | None = None
+    ttft_ms_max: float | None = None
+    latency_hist: dict[int, int] = field(default_factory=dict)
+    ttft_hist: dict[int, int] = field(default_factory=dict)
+    http_codes: dict[int, int] = field(default_factory=dict)
+
+    def add(self, values: dict[str, Any]) -> None:
+        for name in _SUMMED:
+            setattr(self, name, getattr(self, name) + (values[name] or 0))
+        for name in _MAXED:
+            value, mine = values[name], getattr(self, name)
+            if value is not None and (mine is None or value > mine):
+                setattr(self, name, value)
+        for name in _MAPS:
+            value = values[name]
+            if value:
+                histograms.counts_add(getattr(self, name), histograms.decode(value))
+
+    def merge(self, other: PerfRow) -> None:
+        self.add({**{n: getattr(other, n) for n in _SUMMED + _MAXED}, **{n: getattr(other, n) for n in _MAPS}})
+
+    def latency(self, p: float) -> float | None:
+        return histograms.percentile(self.latency_hist, p, max_ms=self.latency_ms_max)
+
+    def ttft(self, p: float) -> float | None:
+        return histograms.percentile(self.ttft_hist, p, max_ms=self.ttft_ms_max)
+
+    # For templates (no arguments there): the percentiles in ms, None without latencies.
+    @property
+    def p50(self) -> float | None:
+        return self.latency(50)
+
+    @property
+    def p95(self) -> float | None:
+        return self.latency(95)
+
+    @property
+    def p99(self) -> float | None:
+        return self.latency(99)
+
+    @property
+    def mean_ms(self) -> float | None:
+        return self.latency_ms_sum / self.latency_calls if self.latency_calls else None
+
+    @property
+    def ttft_p50(self) -> float | None:
+        return self.ttft(50)
+
+    @property
+    def ttft_p95(self) -> float | None:
+        return self.ttft(95)
+
+    @property
+    def status_mix(self) -> list[tuple[str, int]]:
+        """Non-ok statuses with calls, the most frequent first."""
+        return sorted(((s, n) for s, n in self.by_status.items() if n), key=lambda kv: (-kv[1], kv[0]))
+
+    @property
+    def error_rate(self) -> float:
+        return round(self.errors / self.calls, 4) if self.calls else 0.0
+
+    @property
+    def by_status(self) -> dict[str, int]:
+        return {s: getattr(self, f"status_{s}") for s in STATUSES}
+
+    def top_http_codes(self, limit: int = TOP_HTTP_CODES) -> dict[str, int]:
+        top = sorted(self.http_codes.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        return {str(code): n for code, n in top}
+
+
+def perf_columns() -> tuple[str, ...]:
+    """The rollup columns a `PerfRow` merges."""
+    return _COLUMNS
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def perf_rows(*, org: Organization, window: Window, group: tuple[str, ...] = (), interval: str | None = None
+              ) -> dict[tuple, PerfRow]:
+    """The window's rollup rows merged per value of `group` (+ the time bucket with an interval), from the
+    coarsest grain holding `group` — one that keeps histograms (ingestion.models.RollupHistograms)."""
+    grain = rollup_grain(group, customer_filter=False)
+    if not issubclass(ROLLUP_GRAINS[grain][1], RollupHistograms):
+        raise ValueError(f"no rollup grain with histograms holds {group}")
+    keys = group + (("bucket",) if interval else ())
+    merged: dict[tuple, PerfRow] = {}
+    for model, period, start, end in rollup_parts(window, hourly_only=interval == "hour", grain=grain):
+        qs = model.objects.for_org(org).filter(**{f"{period}__gte": start, f"{period}__lt": end})
+        if interval:
+            qs = qs.annotate(bucket=Trunc(period, interval, tzinfo=timezone.utc))
+        for values in qs.values(*keys, *_COLUMNS).order_by().iterator(chunk_size=5000):
+            key = tuple(values[k] for k in keys)
+            row = merged.get(key)
+            if row is None:
+                row = merged[key] = PerfRow(key=key)
+            row.add(values)
+    return merged
+
+
+def _label(by: str, value: str | None) -> tuple[str | None, str]:
+    key = value or None
+    return key, label_of(by, key)
+
+
+def latency_as_api(row: PerfRow) -> dict[str, Any]:
+    latency = None
+    if row.latency_calls:
+        latency = {f"p{p}": _ms(row.latency(p)) for p in LATENCY_PERCENTILES}
+        latency["max"] = _ms(row.latency_ms_max)
+        latency["mean"] = _ms(row.latency_ms_sum / row.latency_calls)
+    ttft = None
+    if row.ttft_calls:
+        ttft = {"calls": row.ttft_calls, **{f"p{p}": _ms(row.ttft(p)) for p in (50, 95, 99)}}
+    return {"calls": row.calls, "latency_ms": latency, "ttft_ms": ttft}
+
+
+def errors_as_api(row: PerfRow) -> dict[str, Any]:
+    return {"calls": row.calls, "errors": row.errors, "error_rate": row.error_rate, "by_status": row.by_status,
+            "by_http_status": row.top_http_codes(), "cost_of_failed_calls_usd": pico_to_usd(row.failed_cost_pico)}
+
+
+@dataclass(frozen=True)
+class PerfEntry:
+    key: str | None
+    label: str
+    row: PerfRow
+
+
+def perf_breakdown(*, org: Organization, by: str, window: Window, order: Literal["calls", "errors", "p95"] = "calls",
+                   limit: int | None = None) -> list[PerfEntry]:
+    """Latency and error figures per key of the dimension (Untracked / no customer: key None)."""
+    column = DIMENSIONS[by]
+    rows = perf_rows(org=org, window=window, group=(column,))
+    entries = [PerfEntry(*_label(by, key[0]), row=row) for key, row in rows.items()]
+    if order == "errors":
+        entries.sort(key=lambda e: (-e.row.errors, -e.row.error_rate, -e.row.calls, e.label))
+    elif order == "p95":
+        entries.sort(key=lambda e: (-(e.row.latency(95) or 0), -e.row.calls, e.label))
+    else:
+        entries.sort(key=lambda e: (-e.row.calls, e.label))
+    return entries[:limit] if limit else entries
+
+
+def latency_breakdown(*, org: Organization, by: str, window: Window) -> list[dict[str, Any]]:
+    return [{"key": e.key, "label": e.label, **latency_as_api(e.row)}
+            for e in perf_breakdown(org=org, by=by, window=window)]
+
+
+def errors_breakdown(*, org: Organization, by: str, window: Window) -> list[dict[str, Any]]:
+    return [{"key": e.key, "label": e.label, **errors_as_api(e.row)}
+            for e in perf_breakdown(org=org, by=by, window=window, order="errors")]
+
+
+METRICS = ("cost", "calls", "latency_p50", "latency_p95", "latency_p99", "error_rate")
+
+
+def metric_of(row: PerfRow, metric: str) -> Any:
+    if metric == "calls":
+        return row.calls
+    if metric == "error_rate":
+        return row.error_rate
+    value = row.latency(float(metric.removeprefix("latency_p")))
+    return _ms(value)
+
+
+def metric_timeseries(*, org: Organization, window: Window, metric: str, interval: str = "day",
+                      by: str = "provider") -> list[dict[str, Any]]:
+    """Every bucket of the window (empty ones as {}), values = the metric per key (calls, ms or a rate)."""
+    column = DIMENSIONS[by]
+    rows = perf_rows(org=org, window=window, group=(column,), interval=interval)
+    by_bucket: dict[datetime, dict[str, PerfRow]] = {}
+    for (value, bucket), row in rows.items():
+        bucket_rows = by_bucket.setdefault(bucket, {})
+        name = value or UNTRACKED
+        if name in bucket_rows:
+            bucket_rows[name].merge(row)
+        else:
+            bucket_rows[name] = row
+    out = []
+    for t, label in _buckets_step(window, interval):
+        values = {name: metric_of(row, metric) for name, row in by_bucket.get(t, {}).items()}
+        values = {k: v for k, v in values.items() if v is not None}
+        out.append({"t": label, "values": dict(sorted(values.items(), key=lambda kv: (-kv[1], kv[0])))})
+    return out
+
+
+# --- the Performance page ------------------------------------------------------------------------------------
+
+def _regroup(rows: dict[tuple, PerfRow], key_of) -> dict[tuple, PerfRow]:
+    out: dict[tuple, PerfRow] = {}
+    for key, row in rows.items():
+        new_key = key_of(key)
+        acc = out.get(new_key)
+        if acc is None:
+            acc = out[new_key] = PerfRow(key=new_key)
+        acc.merge(row)
+    return out
+
+
+@dataclass(frozen=True)
+class PerfPage:
+    totals: PerfRow
+    models: list[PerfEntry]  # key: "provider/model"
+    sections: list[PerfEntry]
+    failing_sections: list[PerfEntry]
+    failing_models: list[PerfEntry]
+    buckets: list[tuple[str, PerfRow]]  # (label, the window's calls in that bucket), every bucket
+    model_p95: dict[str, list[float | None]]  # the busiest models' p95 per bucket
+
+
+def performance_get(*, org: Organization, window: Window, interval: str = "day", chart_models: int = 6) -> PerfPage:
+    """Everything the Performance page shows: two reads of the window's rollup parts (provider × model ×
+    bucket at the agent grain; section at the fine grain), merged and regrouped here."""
+    by_model_bucket = perf_rows(org=org, window=window, group=("provider", "model"), interval=interval)
+    by_section = perf_rows(org=org, window=window, group=("section_path",))
+    totals = _regroup(by_model_bucket, lambda key: ()).get((), PerfRow())
+    per_model = _regroup(by_model_bucket, lambda key: key[:2])
+    models = sorted((PerfEntry(key=model or None, label=f"{provider or '(none)'} / {model or '(none)'}", row=row)
+                     for (provider, model), row in per_model.items()), key=lambda e: (-e.row.calls, e.label))
+    sections = sorted((PerfEntry(*_label("section", key[0]), row=row) for key, row in by_section.items()),
+                      key=lambda e: (-e.row.calls, e.label))
+    by_errors = lambda e: (-e.row.errors, -e.row.error_rate, e.label)  # noqa: E731
+    per_bucket = _regroup(by_model_bucket, lambda key: key[2:])
+    busiest = [e.key for e in models[:chart_models]]
+    per_model_bucket = _regroup(by_model_bucket, lambda key: (key[1], key[2]))
+    buckets, model_p95 = [], {m or "(none)": [] for m in busiest}
+    for t, label in _buckets_step(window, interval):
+        buckets.append((label, per_bucket.get((t,), PerfRow())))
+        for model in busiest:
+            row = per_model_bucket.get((model or "", t))
+            model_p95[model or "(none)"].append(_ms(row.latency(95)) if row else None)
+    return PerfPage(totals=totals, models=models, sections=sections,
+                    failing_sections=sorted((e for e in sections if e.row.errors), key=by_errors)[:10],
+                    failing_models=sorted((e for e in models if e.row.errors), key=by_errors)[:10],
+                    buckets=buckets, model_p95=model_p95)
+
+
+@dataclass(frozen=True)
+class RunPerf:
+    status_mix: list[tuple[str, int]]  # non-ok statuses, the most frequent first
+    http_codes: dict[str, int]  # codes ≥ 400
+    ttft_calls: int
+    ttft_ms_median: float | None  # over the run's streamed calls (exact: a run's events are at hand)
+
+
+def run_perf(*, events: list) -> RunPerf:
+    """A run's status mix, failing HTTP codes and median time to first token, from its events."""
+    statuses: dict[str, int] = {}
+    codes: dict[int, int] = {}
+    ttfts = sorted(e.ttft_ms for e in events if e.ttft_ms is not None)
+    for e in events:
+        if e.status != "ok":
+            statuses[e.status] = statuses.get(e.status, 0) + 1
+        if e.http_status is not None and e.http_status >= 400:
+            codes[e.http_status] = codes.get(e.http_status, 0) + 1
+    median = ttfts[(len(ttfts) - 1) // 2] if ttfts else None
+    return RunPerf(status_mix=sorted(statuses.items(), key=lambda kv: (-kv[1], kv[0])),
+                   http_codes={str(c): n for c, n in sorted(codes.items(), key=lambda kv: (-kv[1], kv[0]))},
+                   ttft_calls=len(ttfts), ttft_ms_median=median)

@@ -1,0 +1,165 @@
+"""Latency histograms: the one definition of the buckets, shared by ingestion, the fold and the reads.
+
+Fixed log-scale buckets of ratio `RATIO` (1.04) from 1 ms to 1 hour, plus an underflow (< 1 ms, index 0)
+and an overflow (≥ 1 hour, index `OVERFLOW`) bucket. Bucket i (1 ≤ i < OVERFLOW) holds
+[RATIO**(i-1), RATIO**i) ms, so its geometric midpoint is within sqrt(1.04) - 1 ≈ 1.98% of any value in it:
+a percentile read from merged counts is within 2% of the exact nearest-rank one.
+
+The bucket index is computed here, in Python, once per event at insert time (`TraceEvent.latency_bucket`,
+`ttft_bucket`); the fold only counts events per index, so PostgreSQL and SQLite never disagree on a
+boundary. A histogram is stored as a count map {index: count} — JSON text on SQLite, jsonb on PostgreSQL,
+None when empty — and merged by adding counts (`counts_merge`), a commutative, associative merge like
+the fold's sums. The same map type holds the HTTP status codes of failed calls.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Iterable, Mapping
+
+RATIO = 1.04
+LOW_MS = 1.0
+HIGH_MS = 3_600_000.0
+_LOG_RATIO = math.log(RATIO)
+OVERFLOW = math.ceil(math.log(HIGH_MS / LOW_MS) / _LOG_RATIO) + 1  # index of the ≥ 1 hour bucket (387)
+
+Counts = dict[int, int]
+
+
+def _lower(index: int) -> float:
+    return LOW_MS * RATIO ** (index - 1)
+
+
+def bucket_of(ms: float | None) -> int | None:
+    """The bucket index of a duration in milliseconds (None stays None: no latency recorded)."""
+    if ms is None or math.isnan(ms):
+        return None
+    if ms < LOW_MS:
+        return 0
+    if ms >= HIGH_MS:
+        return OVERFLOW
+    index = int(math.log(ms / LOW_MS) / _LOG_RATIO) + 1
+    # log() may land one bucket off at a boundary: settle on the bucket whose [lower, upper) holds ms
+    while index > 1 and ms < _lower(index):
+        index -= 1
+    while index < OVERFLOW - 1 and ms >= _lower(index + 1):
+        index += 1
+    return index
+
+
+def representative(index: int) -> float:
+    """The value a bucket stands for: its geometric midpoint (under/overflow: see `percentile`)."""
+    if index <= 0:
+        return LOW_MS / 2
+    if index >= OVERFLOW:
+        return HIGH_MS
+    return _lower(index) * math.sqrt(RATIO)
+
+
+def counts_merge(*maps: Mapping[Any, int] | None) -> Counts:
+    """The sum of count maps (keys as ints); None and empty maps add nothing."""
+    out: Counts = {}
+    for counts in maps:
+        for key, n in (counts or {}).items():
+            k = int(key)
+            out[k] = out.get(k, 0) + int(n)
+    return out
+
+
+def counts_add(into: Counts, counts: Mapping[Any, int] | None) -> Counts:
+    """Add `counts` into `into` in place (the read side's loop over rollup rows)."""
+    for key, n in (counts or {}).items():
+        k = int(key)
+        into[k] = into.get(k, 0) + int(n)
+    return into
+
+
+def counts_of(values: Iterable[int | None]) -> Counts:
+    out: Counts = {}
+    for value in values:
+        if value is not None:
+            out[value] = out.get(value, 0) + 1
+    return out
+
+
+def encode(counts: Mapping[Any, int] | None) -> str | None:
+    """Canonical JSON text of a count map (keys ascending), None when empty."""
+    if not counts:
+        return None
+    return json.dumps({str(k): int(counts[k]) for k in sorted(counts, key=int)}, separators=(",", ":"))
+
+
+def decode(value: str | bytes | Mapping[str, int] | None) -> Counts:
+    if value is None:
+        return {}
+    if isinstance(value, (str, bytes)):
+        value = json.loads(value)
+    return {int(k): int(n) for k, n in value.items()}
+
+
+def percentile(counts: Mapping[int, int], p: float, *, max_ms: float | None = None) -> float | None:
+    """Nearest-rank percentile `p` (0 < p ≤ 100) of a histogram, in ms: the representative of the bucket
+    holding rank ceil(p/100 · n), clamped to the observed maximum (exact for the top of the distribution; the
+    overflow bucket reads as the maximum). Sub-millisecond values (the underflow bucket) read as 0.5 ms: the
+    2% bound holds from 1 ms to 1 hour. None for an empty histogram."""
+    total = sum(counts.values())
+    if total <= 0:
+        return None
+    rank = max(1, math.ceil(p / 100 * total - 1e-9))
+    seen = 0
+    for index in sorted(counts):
+        seen += counts[index]
+        if seen >= rank:
+            value = representative(index)
+            if index >= OVERFLOW:
+                value = max_ms if max_ms is not None else value
+            elif max_ms is not None:
+                value = min(value, max_ms)
+            return value
+    return max_ms
+
+
+def percentiles(counts: Mapping[int, int], ps: Iterable[float], *, max_ms: float | None = None
+                ) -> dict[float, float | None]:
+    return {p: percentile(counts, p, max_ms=max_ms) for p in ps}
+
+
+# --- the databases' side of the merge -----------------------------------------------------------
+
+# PostgreSQL: created by migration ingestion 0011. The fold builds a group's count map inline (a subplan:
+# `jsonb_object_agg` over the unnested values, `ingestion.rollups.Dialect.counts`); `llmo_counts_merge(a, b)`
+# adds two maps when a row exists already (ON CONFLICT).
+PG_FUNCTIONS = [
+    """CREATE OR REPLACE FUNCTION llmo_counts_merge(a jsonb, b jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        SELECT CASE WHEN a IS NULL THEN b WHEN b IS NULL THEN a ELSE (
+            SELECT jsonb_object_agg(k, n) FROM (
+                SELECT k, sum(v::bigint) AS n FROM (
+                    SELECT * FROM jsonb_each_text(a) UNION ALL SELECT * FROM jsonb_each_text(b)) e(k, v)
+                GROUP BY k) s) END
+    $$""",
+]
+PG_FUNCTIONS_DROP = ["DROP FUNCTION IF EXISTS llmo_counts_merge(jsonb, jsonb)"]
+
+
+class SqliteCounts:
+    """SQLite aggregate `llmo_counts_agg(value)`: the count map of the non-null values, as JSON text."""
+
+    def __init__(self) -> None:
+        self.counts: Counts = {}
+
+    def step(self, value: int | None) -> None:
+        if value is not None:
+            self.counts[value] = self.counts.get(value, 0) + 1
+
+    def finalize(self) -> str | None:
+        return encode(self.counts)
+
+
+def sqlite_counts_merge(a: str | None, b: str | None) -> str | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return encode(counts_merge(decode(a), decode(b)))
