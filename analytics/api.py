@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import timezone as dt_timezone
 
 from django.http import StreamingHttpResponse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import ValidationError
@@ -16,6 +18,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import HasReadKey
 from ingestion.api import ApiKeyThrottle
+from ingestion.selectors import price_lookup
 
 from . import performance, selectors
 from .forecast import forecast_get
@@ -167,6 +170,54 @@ class ForecastView(ReadView):
                                "states the model in one sentence.", responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         return Response(forecast_get(org=request.auth.org, now=timezone.now()).as_api())
+
+
+PRICE_PARAMS = [
+    OpenApiParameter("provider", str, required=True, description="As the call reports it (openai, azure_openai, bedrock…)."),
+    OpenApiParameter("model", str, required=True),
+    OpenApiParameter("at", OpenApiTypes.DATETIME, description="The call's time (ISO 8601, UTC if no offset); default now."),
+    OpenApiParameter("service_tier", str, description="The served tier: flex, priority, default, fast…"),
+    OpenApiParameter("processing", str, enum=["batch"]),
+    OpenApiParameter("speed", str),
+]
+
+
+class PricesView(ReadView):
+    @extend_schema(
+        operation_id="prices_lookup", summary="Which price would price such a call",
+        description="The price row (your organisation's overrides first, then the global table, as ingestion), the "
+                    "time window / variant in force, its unit prices (USD as decimal strings per the registry's "
+                    "unit: `input_mtok` is per 1M tokens, `web_searches_kcount` per 1,000 searches), the integer "
+                    "pico-USD per token of the token units, tiers, source (registry / admin / override) and date, "
+                    "and your negotiated discount then (docs/pricing.md § Looking up a price). 404 when no price "
+                    "matches.", parameters=PRICE_PARAMS, responses={200: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT})
+    def get(self, request):
+        q = request.query_params
+        errors = {name: "required" for name in ("provider", "model") if not q.get(name, "").strip()}
+        errors.update({name: "must not contain U+0000" for name in ("provider", "model", "service_tier",
+                                                                    "processing", "speed") if "\x00" in q.get(name, "")})
+        at = timezone.now()
+        if q.get("at"):
+            parsed = None
+            try:
+                parsed = parse_datetime(q["at"].strip())
+            except ValueError:
+                pass
+            if parsed is None:
+                errors["at"] = "must be an ISO 8601 date-time, e.g. 2026-11-29T03:00:00Z"
+            else:
+                at = parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
+                at = at.astimezone(dt_timezone.utc)
+        if errors:
+            raise ValidationError(errors)
+        context = {name: q[name].strip() for name in ("service_tier", "processing", "speed") if q.get(name, "").strip()}
+        provider, model = q["provider"].strip(), q["model"].strip()
+        found = price_lookup(org=request.auth.org, provider=provider, model=model, at=at, context=context or None)
+        if found is None:
+            return Response({"detail": f"No price matches provider {provider!r}, model {model!r} at "
+                                       f"{at.isoformat().replace('+00:00', 'Z')}: such a call would be unpriced."},
+                            status=404)
+        return Response(found)
 
 
 # Numbers in the export: never rewritten by the CSV formula guard (a negative number is not a formula).

@@ -404,7 +404,7 @@ def event_as_api(values: dict[str, Any], rows: dict | None = None) -> dict[str, 
 
 _EVENT_VALUES = tuple(f for f in WIRE_FIELDS if f not in ("cost_usd", "reported_cost_usd")) + (
     "cost_pico", "cost_source", "price_id", "price_source", "price_variant", "price_version", "billed_cost_pico",
-    "reported_cost_pico")
+    "reported_cost_pico", "list_cost_pico", "discount_pct")
 
 
 def events_iter(*, org: Organization, window: Window, filters: RunFilters = RunFilters(),

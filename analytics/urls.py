@@ -51,6 +51,7 @@ urlpatterns = [
     path("v1/stats/errors", api.ErrorsView.as_view(), name="api-errors"),
     path("v1/stats/forecast", api.ForecastView.as_view(), name="api-forecast"),
     path("v1/export", api.ExportView.as_view(), name="api-export"),
+    path("v1/prices", api.PricesView.as_view(), name="api-prices"),
     path("v1/schema", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="api-schema"),
     # The split view serves Swagger UI's init script as a file (no inline script, CSP); its page keeps one
     # static inline <style> of drf-spectacular's template, allowed on this page only.

@@ -2,7 +2,8 @@
 event), over the whole genai-prices registry, without a database.
 
 Four mixes: token-only calls (the common case), the same with a service tier / batch context, calls that report
-web searches or audio tokens (`usage`), and DeepSeek calls across its time window.
+web searches or audio tokens (`usage`), and DeepSeek calls across its time window; then token-only calls of an org
+with negotiated discounts (a provider-wide 20% on openai and a 12.5% on the `claude-` prefix of anthropic).
 
     .venv/bin/python bench/price_book.py [--events 200000]
 
@@ -36,26 +37,30 @@ MODELS = [("openai", "gpt-4o-2024-08-06"), ("openai", "gpt-4o-mini"), ("anthropi
           ("bedrock", "us.anthropic.claude-3-5-sonnet-20240620-v1:0"), ("mistral", "mistral-small-latest")]
 
 
-def book_load() -> PriceBook:
+def book_rows() -> list[ModelPrice]:
     rows = []
     for i, row in enumerate(registry_load().rows, start=1):
         rows.append(ModelPrice(pk=i, provider=row.provider, match_kind=row.match_kind, model_match=row.model_match,
                                effective_from=row.effective_from, source="genai-prices", **row.values()))
-    return PriceBook(rows)
+    return rows
 
 
-def run(book: PriceBook, n: int, **extra) -> float:
+def book_load() -> PriceBook:
+    return PriceBook(book_rows())
+
+
+def run(book: PriceBook, n: int, org_id: int | None = None, **extra) -> float:
     # What the processing task calls per event: `quote` (this checkout), `price` (before it existed).
     price = getattr(book, "quote", book.price)
     at0 = datetime(2026, 11, 29, tzinfo=timezone.utc)
     calls = [(MODELS[i % len(MODELS)], at0 + timedelta(minutes=37 * i)) for i in range(1000)]
     for (provider, model), at in calls:  # warm the memo, as a running worker has
-        book.price(org_id=None, provider=provider, model=model, at=at, input_tokens=1, output_tokens=1, **extra)
+        book.price(org_id=org_id, provider=provider, model=model, at=at, input_tokens=1, output_tokens=1, **extra)
     started = time.perf_counter()
     done = 0
     while done < n:
         for (provider, model), at in calls:
-            price(org_id=None, provider=provider, model=model, at=at, input_tokens=12_000 + done % 7,
+            price(org_id=org_id, provider=provider, model=model, at=at, input_tokens=12_000 + done % 7,
                        output_tokens=800, cached_input_tokens=4_000, cache_write_tokens=0, **extra)
         done += len(calls)
     return done / (time.perf_counter() - started)
@@ -77,6 +82,17 @@ def main() -> None:
         print(f"reporting web searches:    {run(book, args.events, usage={'web_searches': 2}):>12,.0f} events/s")
         print(f"reporting audio tokens:    "
               f"{run(book, args.events, usage={'input_audio_tokens': 1_000}):>12,.0f} events/s")
+    if "discounts" in inspect.signature(PriceBook).parameters:
+        from decimal import Decimal
+
+        from ingestion.models import EPOCH, PriceDiscount
+
+        discounted = PriceBook(book_rows(), [
+            PriceDiscount(pk=1, org_id=1, provider="openai", model_match="", percent=Decimal("20"),
+                          effective_from=EPOCH),
+            PriceDiscount(pk=2, org_id=1, provider="anthropic", match_kind="prefix", model_match="claude-",
+                          percent=Decimal("12.5"), effective_from=EPOCH)])
+        print(f"an org with discounts:     {run(discounted, args.events, org_id=1):>12,.0f} events/s")
 
 
 if __name__ == "__main__":

@@ -73,6 +73,37 @@ class ModelPrice(TenantModel):
         return f"{self.provider}/{self.model_match} ({self.match_kind})"
 
 
+class PriceDiscount(TenantModel):
+    """An org's negotiated discount on a provider's list prices (optionally only on models matching a pattern),
+    effective from a date. Applied at ingestion after the list price (docs/pricing.md § Discounts): the call's
+    `cost_pico` is the net cost, `list_cost_pico` and `discount_pct` keep the list price and the discount."""
+
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="price_discounts")
+    provider = models.CharField(max_length=64)
+    match_kind = models.CharField(max_length=8, choices=ModelPrice.MatchKind.choices, default=ModelPrice.MatchKind.PREFIX)
+    model_match = models.CharField(max_length=256, blank=True,
+                                   help_text="Empty: every model of the provider. Else a name, prefix or regex.")
+    percent = models.DecimalField(max_digits=7, decimal_places=4,
+                                  help_text="Percent off the list price, 0–100 (up to four decimals).")
+    effective_from = models.DateTimeField(default=EPOCH)
+    note = models.CharField(max_length=256, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantManager()
+
+    class Meta:
+        ordering = ["provider", "model_match", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["org", "provider", "match_kind", "model_match", "effective_from"],
+                                    name="pricediscount_unique"),
+            models.CheckConstraint(condition=models.Q(percent__gte=0, percent__lte=100),
+                                   name="pricediscount_percent_0_100"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model_match or '*'} −{self.percent}%"
+
+
 class PriceVersion(models.Model):
     """One row: bumped in the same transaction as every price write, so each process (web, worker,
     shell, on any cache backend) notices within a second that its in-memory price book is stale.
@@ -165,6 +196,10 @@ class TraceEvent(TenantModel):
     price_source = models.CharField(max_length=16, blank=True, db_default="", help_text="registry | admin | override | client")
     price_version = models.BigIntegerField(null=True, blank=True)
     billed_cost_pico = models.BigIntegerField(null=True, blank=True)
+    # A negotiated discount (PriceDiscount): cost_pico is the net; the list price and the percent are kept.
+    # Both null when no discount applied.
+    list_cost_pico = models.BigIntegerField(null=True, blank=True)
+    discount_pct = models.DecimalField(max_digits=7, decimal_places=4, null=True, blank=True)
     service_tier = models.CharField(max_length=32, blank=True, db_default="", help_text="The tier that served the call.")
     processing = models.CharField(max_length=8, blank=True, db_default="", help_text="batch, or empty")
     speed = models.CharField(max_length=32, blank=True, db_default="")

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from accounts.models import Organization
 
-from .models import EPOCH, ModelPrice
+from .models import EPOCH, ModelPrice, PriceDiscount
 from .price_text import (PriceTextError, time_windows_parse, time_windows_render, unit_prices_parse,
                          unit_prices_render, variants_parse, variants_render)
 from .price_units import price_key_canonical
@@ -390,3 +390,64 @@ def prices_sync(*, dry_run: bool = False, now: datetime | None = None) -> SyncRe
         time_windows=sum(len(r.time_windows) for r in synced_rows), tiered=sum(1 for r in synced_rows if r.tiers),
         skipped=list(registry.skipped), seconds=time.monotonic() - started, dry_run=dry_run,
     )
+
+
+# --- An org's own overrides (Settings → Prices) -------------------------------------------------------
+
+OVERRIDE_FIELDS = ("provider", "match_kind", "model_match", "display_name", "input_mtok", "output_mtok",
+                   "cached_input_mtok", "cache_write_mtok", "effective_from")
+
+
+def price_override_save(*, org: Organization, price_id: int | None = None, **fields) -> ModelPrice:
+    """Create (no `price_id`) or update one of `org`'s price overrides; validated like every price write, the
+    price version bumped. Another org's row or a global row raises ModelPrice.DoesNotExist (a 404 for a page)."""
+    unknown = set(fields) - set(OVERRIDE_FIELDS)
+    if unknown:
+        raise TypeError(f"not an override field: {', '.join(sorted(unknown))}")
+    price = None
+    if price_id is not None:
+        price = ModelPrice.objects.for_org(org).get(pk=price_id)
+    else:
+        fields = {"source": "override", **fields}
+    return price_save(price=price, org=org, **fields)
+
+
+def price_override_delete(*, org: Organization, price_id: int) -> int:
+    """Delete one of `org`'s overrides (another org's or a global id deletes nothing)."""
+    return price_delete(prices=ModelPrice.objects.for_org(org).filter(pk=price_id))
+
+
+# --- Negotiated discounts (docs/pricing.md § Discounts) ------------------------------------------------
+
+def discount_save(*, org: Organization, discount: PriceDiscount | None = None, **fields) -> PriceDiscount:
+    """Create (no `discount`) or update one of `org`'s discounts; validated; the price books reload.
+
+    Future calls are priced net of it; stored calls keep their cost until re-priced (`events_reprice_range`)."""
+    discount = discount if discount is not None else PriceDiscount(org=org)
+    if discount.org_id != org.pk:
+        raise PriceDiscount.DoesNotExist  # someone else's row: the same answer as a missing one
+    fields.pop("org", None)
+    for name, value in fields.items():
+        setattr(discount, name, value)
+    discount.provider = (discount.provider or "").strip().lower()
+    discount.model_match = (discount.model_match or "").strip()
+    discount.effective_from = discount.effective_from or EPOCH
+    if discount.match_kind == ModelPrice.MatchKind.REGEX and discount.model_match:
+        try:
+            re.compile(discount.model_match)
+        except re.error as exc:
+            raise ValidationError({"model_match": f"Not a valid regular expression: {exc}."}) from None
+    discount.full_clean()
+    with transaction.atomic():
+        discount.save()
+        prices_changed()
+    return discount
+
+
+def discount_delete(*, org: Organization, discount_id: int) -> int:
+    """Delete one of `org`'s discounts (another org's id deletes nothing); the price books reload."""
+    with transaction.atomic():
+        deleted, _ = PriceDiscount.objects.for_org(org).filter(pk=discount_id).delete()
+        if deleted:
+            prices_changed()
+    return deleted

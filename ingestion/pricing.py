@@ -41,7 +41,7 @@ from django.utils import timezone
 
 from accounts import metrics
 from accounts.tasking import enqueue_on_commit
-from ingestion.models import ModelPrice, PriceVersion
+from ingestion.models import ModelPrice, PriceDiscount, PriceVersion
 from ingestion.money import usd_to_pico
 from ingestion.price_units import (BY_PRICE_KEY, CLASSIC_USAGE_KEYS, COLUMN_KEYS, COLUMN_PRICE_KEYS, UNITS,
                                    pico_per_count, price_key_canonical)
@@ -847,6 +847,106 @@ def price_resolve(*, org_id: int | None, provider: str, model: str, at: datetime
     return next(row for row in rows if row.pk == entry.price_id)
 
 
+# --- Negotiated discounts (docs/pricing.md § Discounts) ------------------------------------------------
+
+class Discount(NamedTuple):
+    """One version of an org's discount rule: `percent` off the list price from `effective_from`."""
+
+    percent: Decimal
+    match_kind: str
+    model_match: str  # "" = every model of the provider
+    effective_from: datetime
+    discount_id: int = 0
+    keep: int | None = None  # (100 − percent) / 100 in millionths (`_keep_millionths`)
+
+
+def _keep_millionths(percent: Decimal) -> int | None:
+    """(100 − percent) / 100 in millionths, or None when `percent` has more than four decimals."""
+    scaled = Decimal(percent) * 10_000
+    return 1_000_000 - int(scaled) if scaled == scaled.to_integral_value() else None
+
+
+def _net(list_cost: int, keep: int) -> int:
+    quotient, rest = divmod(list_cost * keep, 1_000_000)
+    if rest > 500_000 or (rest == 500_000 and quotient % 2):
+        quotient += 1
+    return quotient
+
+
+def discount_apply(list_cost: int, percent: Decimal) -> int:
+    """The net cost of a call listed at `list_cost` pico-USD with `percent` off: exact, rounded once, half to even.
+
+    `percent` has at most four decimals (the model's field), so list × (100 − percent) / 100 is
+    list × (10^6 − percent × 10^4) / 10^6 exactly, in integers; the one rounding is to the whole pico-USD.
+    """
+    keep = _keep_millionths(percent)
+    if keep is None:  # more decimals than the model stores: still exact
+        return _round(Fraction(list_cost) * (100 - Fraction(Decimal(percent))) / 100)
+    return _net(list_cost, keep)
+
+
+class _DiscountIndex:
+    """Discount rules by org → provider: [(order key, kind, match, regex, versions oldest first)].
+
+    A call's discount: among the org's rules for the call's provider (as the call reports it, lower-cased) that
+    match its model, the most specific first (an exact name, then the longest prefix, then a regex by its literal
+    length, then the provider-wide rule); the first one with a version effective at the call's time wins, at its
+    latest such version. A 0% version ends a discount."""
+
+    def __init__(self, rows: Iterable[PriceDiscount]):
+        grouped: dict[tuple, list[Discount]] = {}
+        for row in rows:
+            match = (row.model_match or "").strip()
+            kind = row.match_kind if match else ""
+            if kind != ModelPrice.MatchKind.REGEX:
+                match = match.lower()
+            grouped.setdefault((row.org_id, row.provider.strip().lower(), kind, match), []).append(
+                Discount(Decimal(row.percent), kind, match, row.effective_from, row.pk,
+                         _keep_millionths(Decimal(row.percent))))
+        self.scopes: dict[int, dict[str, list[tuple]]] = {}
+        for (org_id, provider, kind, match), versions in grouped.items():
+            versions.sort(key=lambda d: (d.effective_from, d.discount_id))
+            regex = None
+            if kind == ModelPrice.MatchKind.EXACT:
+                order = (0, 0)
+            elif kind == ModelPrice.MatchKind.PREFIX:
+                order = (1, -len(match))
+            elif kind == ModelPrice.MatchKind.REGEX:
+                try:
+                    regex = re.compile(match, re.IGNORECASE)
+                except re.error:
+                    logger.warning("PriceDiscount regex %r does not compile; ignored", match)
+                    continue
+                order = (2, -_literal_length(match))
+            else:
+                order = (3, 0)
+            self.scopes.setdefault(org_id, {}).setdefault(provider, []).append((order, kind, match, regex, versions))
+        for by_provider in self.scopes.values():
+            for rules in by_provider.values():
+                rules.sort(key=lambda r: (r[0], r[2]))
+
+    def rules(self, org_id: int | None, provider: str, model: str) -> list[list[Discount]]:
+        by_provider = self.scopes.get(org_id)
+        if not by_provider:
+            return []
+        name = model.lower()
+        found = []
+        for _order, kind, match, regex, versions in by_provider.get(provider.strip().lower(), ()):
+            if (kind == "" or (kind == ModelPrice.MatchKind.EXACT and name == match)
+                    or (kind == ModelPrice.MatchKind.PREFIX and name.startswith(match))
+                    or (regex is not None and regex.fullmatch(model))):
+                found.append(versions)
+        return found
+
+
+def _discount_at(rules: list[list[Discount]], at: datetime) -> Discount | None:
+    for versions in rules:
+        i = bisect_right(versions, at, key=lambda d: d.effective_from) - 1
+        if i >= 0:
+            return versions[i]
+    return None
+
+
 # --- The in-memory price book (the batch path) ---------------------------------------------------
 
 class PriceBook:
@@ -859,9 +959,11 @@ class PriceBook:
     MEMO_LIMIT = 200_000  # distinct (org, provider, model) timelines kept before the memo starts over
     version: int | None = None  # the price table's version it was loaded at (stored on the calls it prices)
 
-    def __init__(self, rows: Iterable[ModelPrice]):
+    def __init__(self, rows: Iterable[ModelPrice], discounts: Iterable[PriceDiscount] = ()):
         self._index = _Index(rows)
         self._memo: dict[tuple[int | None, str, str], tuple[list[datetime], list[Entry]]] = {}
+        self._discounts = _DiscountIndex(discounts)
+        self._discount_memo: dict[tuple[int | None, str, str], list[list[Discount]]] = {}
 
     def _timeline(self, org_id: int | None, provider: str, model: str) -> tuple[list[datetime], list[Entry]]:
         if org_id not in self._index.scopes:
@@ -876,7 +978,20 @@ class PriceBook:
 
     @classmethod
     def load(cls) -> PriceBook:
-        return cls(ModelPrice.objects.unscoped().all())
+        return cls(ModelPrice.objects.unscoped().all(), PriceDiscount.objects.unscoped().all())
+
+    def discount(self, *, org_id: int | None, provider: str, model: str, at: datetime) -> Discount | None:
+        """The org's discount in force for such a call at `at` (None: none, or a 0% one)."""
+        if org_id not in self._discounts.scopes:
+            return None
+        key = (org_id, provider, model)
+        rules = self._discount_memo.get(key)
+        if rules is None:
+            if len(self._discount_memo) >= self.MEMO_LIMIT:
+                self._discount_memo.clear()
+            rules = self._discount_memo[key] = self._discounts.rules(org_id, provider, model)
+        found = _discount_at(rules, at)
+        return found if found is not None and found.percent else None
 
     def resolve(self, *, org_id: int | None, provider: str, model: str, at: datetime) -> Entry | None:
         return _at(self._timeline(org_id, provider, model), at)
@@ -916,6 +1031,10 @@ class PriceBook:
                 return None
         cost = _entry_cost(entry, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, units,
                            cache_write_1h_tokens, usage)
+        discount = self.discount(org_id=org_id, provider=provider, model=model, at=at) if org_id is not None else None
+        if discount is not None:
+            net = _net(cost, discount.keep) if discount.keep is not None else discount_apply(cost, discount.percent)
+            return Quote(entry.price_id, net, entry.label, entry.source, cost, discount.percent)
         return Quote(entry.price_id, cost, entry.label, entry.source)
 
     def price(self, *, org_id: int | None, provider: str, model: str, at: datetime, input_tokens: int,
@@ -933,9 +1052,11 @@ class PriceBook:
 
 class Quote(NamedTuple):
     price_id: int
-    cost: int  # pico-USD
+    cost: int  # pico-USD: the net cost (after the org's discount, if any)
     variant: str  # the time window / variant that priced the call ("" = the row's own price)
     source: str  # registry | admin | override
+    list_cost: int | None = None  # with a discount: the list price (pico-USD); else None
+    discount_pct: Decimal | None = None  # with a discount: the percent off; else None
 
 
 _book_lock = threading.Lock()

@@ -67,7 +67,7 @@ _EVENT_COLUMNS = (
     "cache_write_tokens", "reasoning_tokens", "latency_ms", "ttft_ms", "status", "http_status", "customer_id",
     "stream", "timestamp", "cost_pico", "cost_source", "price_id", "metadata", "api_key_id", "received_at",
     "service_tier", "processing", "speed", "usage", "price_variant", "price_source", "price_version",
-    "billed_cost_pico", "source", "reported_cost_pico",
+    "billed_cost_pico", "list_cost_pico", "discount_pct", "source", "reported_cost_pico",
     "latency_bucket", "ttft_bucket",
 )
 SDK_SOURCE = ("sdk", None)
@@ -107,15 +107,16 @@ def _event_price(book, org_id: int, event: EventIn | TraceEvent):
                       reasoning_tokens=event.reasoning_tokens)
 
 
-def _event_cost(book, org_id: int, event: EventIn) -> tuple[int | None, str, int | None, str, str]:
-    """(cost_pico, cost_source, price_id, price_variant, price_source). The price table wins; a client cost
-    only fills a gap."""
+def _event_cost(book, org_id: int, event: EventIn) -> tuple:
+    """(cost_pico, cost_source, price_id, price_variant, price_source, list_cost_pico, discount_pct). The price
+    table wins; a client cost only fills a gap (taken as reported: no discount applies to it). With an org's
+    negotiated discount, cost_pico is the net cost and the list price and percent are kept beside it."""
     quote = _event_price(book, org_id, event)
     if quote is not None:
-        return quote.cost, "price", quote.price_id, quote.variant, quote.source
+        return quote.cost, "price", quote.price_id, quote.variant, quote.source, quote.list_cost, quote.discount_pct
     if event.cost_usd is not None:
-        return usd_to_pico(event.cost_usd, exact=False), "client", None, "", "client"
-    return None, "", None, "", ""
+        return usd_to_pico(event.cost_usd, exact=False), "client", None, "", "client", None, None
+    return None, "", None, "", "", None, None
 
 
 def _is_pg() -> bool:
@@ -209,7 +210,7 @@ def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]],
             if event.event_id in seen:
                 continue
             seen.add(event.event_id)
-            cost, source, price_id, variant, price_source = _event_cost(book, org_id, event)
+            cost, source, price_id, variant, price_source, list_cost, discount_pct = _event_cost(book, org_id, event)
             rows.append((
                 org_id, event.event_id, event.run_id, event.span_id, event.parent_span_id, event.section,
                 event.section_path, event.span_type, event.provider, event.model, event.endpoint,
@@ -218,7 +219,7 @@ def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]],
                 event.customer_id, event.stream, adapt(event.timestamp), cost, source, price_id,
                 encode(event.metadata).decode(), api_key_id, received,
                 event.service_tier or "", event.processing or "", event.speed or "", encode(event.usage).decode(),
-                variant, price_source, version if price_id is not None else None, cost,
+                variant, price_source, version if price_id is not None else None, cost, list_cost, discount_pct,
                 *sources.get(event.event_id, SDK_SOURCE),
                 bucket_of(event.latency_ms), bucket_of(event.ttft_ms),
             ))
@@ -492,7 +493,8 @@ def _reprice(qs, *, chunk: int = 5000) -> int:
                 if quote is None:
                     continue
                 if (ev.cost_pico == quote.cost and ev.price_id == quote.price_id
-                        and ev.price_variant == quote.variant and ev.price_source == quote.source):
+                        and ev.price_variant == quote.variant and ev.price_source == quote.source
+                        and ev.list_cost_pico == quote.list_cost and ev.discount_pct == quote.discount_pct):
                     continue
                 if not days[ev.org_id]:
                     rollups.lock_org(ev.org_id, exclusive=True)  # before any change: no fold in flight
@@ -500,6 +502,7 @@ def _reprice(qs, *, chunk: int = 5000) -> int:
                 updated = TraceEvent.objects.unscoped().filter(pk=ev.pk, cost_pico=ev.cost_pico).update(
                     cost_pico=quote.cost, cost_source="price", price_id=quote.price_id, price_variant=quote.variant,
                     price_source=quote.source, price_version=getattr(book, "version", None),
+                    list_cost_pico=quote.list_cost, discount_pct=quote.discount_pct,
                     billed_cost_pico=Coalesce(F("billed_cost_pico"), Value(quote.cost)))
                 if not updated:
                     continue
@@ -571,7 +574,7 @@ def events_reprice_preview(*, since: datetime, until: datetime, org_id: int | No
         row = sums[(ev.provider, ev.model)]
         row[0] += 1
         if quote is not None and (ev.cost_pico != quote.cost or ev.price_id != quote.price_id
-                                  or ev.price_variant != quote.variant):
+                                  or ev.price_variant != quote.variant or ev.discount_pct != quote.discount_pct):
             row[1] += 1
             row[4] += ev.cost_pico is None
         row[2] += old

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import template
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
@@ -99,3 +101,12 @@ def agent_label(key) -> str:
     from analytics.selectors import label_of
 
     return label_of("agent", key or None)
+
+
+@register.filter
+def percent_text(value) -> str:
+    """A stored percent (Decimal("20.0000")) as people write it: "20", "12.5"."""
+    if value is None:
+        return ""
+    text = format(Decimal(str(value)), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text

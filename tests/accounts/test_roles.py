@@ -6,6 +6,7 @@ read; someone outside the org gets the same 404 as for a missing org.
 """
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Callable
 
 import pytest
@@ -16,6 +17,8 @@ from accounts.models import ApiKey, Invitation, Membership, Organization
 from accounts.services import api_key_create, invitation_create
 from analytics.models import Insight
 from billing.models import PromoCode
+from ingestion.models import ModelPrice, PriceDiscount
+from ingestion.price_services import discount_save, price_override_save
 from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -61,6 +64,23 @@ MANAGE_ACTIONS = {a.name + ("" if a.method == "post" else "_get"): a for a in [
     Action("billing_portal", done=None),
     Action("billing_redeem", data={"code": "WELCOME"},
            done=lambda ctx: _org(ctx).subscription_status == Organization.Subscription.COMPED),
+    Action("price_override_create", data={"provider": "openai", "match_kind": "exact", "model_match": "gpt-x",
+                                          "input_mtok": "1", "output_mtok": "2"},
+           done=lambda ctx: ModelPrice.objects.for_org(ctx["org"]).filter(model_match="gpt-x").exists()),
+    Action("price_override_update", args=lambda ctx: [ctx["price"].pk],
+           data={"provider": "openai", "match_kind": "exact", "model_match": "gpt-4o", "input_mtok": "3",
+                 "output_mtok": "4"},
+           done=lambda ctx: ModelPrice.objects.for_org(ctx["org"]).get(pk=ctx["price"].pk).input_mtok == 3),
+    Action("price_override_delete", args=lambda ctx: [ctx["price"].pk],
+           done=lambda ctx: not ModelPrice.objects.for_org(ctx["org"]).exists()),
+    Action("price_discount_create", data={"provider": "anthropic", "match_kind": "prefix", "percent": "15"},
+           done=lambda ctx: PriceDiscount.objects.for_org(ctx["org"]).filter(provider="anthropic").exists()),
+    Action("price_discount_update", args=lambda ctx: [ctx["discount"].pk],
+           data={"provider": "openai", "match_kind": "prefix", "percent": "7.5"},
+           done=lambda ctx: PriceDiscount.objects.for_org(ctx["org"]).get().percent == Decimal("7.5")),
+    Action("price_discount_delete", args=lambda ctx: [ctx["discount"].pk],
+           done=lambda ctx: not PriceDiscount.objects.for_org(ctx["org"]).exists()),
+    Action("prices_reprice", data={"since": "2026-01-01", "until": "2026-02-01"}, done=None),
 ]}
 
 
@@ -78,6 +98,9 @@ def ctx(org):
         "promo": PromoCode.objects.create(code="WELCOME", months=1),
         "insight": Insight.objects.create(org=org, kind=Insight.Kind.SECTION_SPIKE, title="spike",
                                           dedupe_key="d", period="2026-01-01"),
+        "price": price_override_save(org=org, provider="openai", match_kind="exact", model_match="gpt-4o",
+                                     input_mtok="2", output_mtok="8"),
+        "discount": discount_save(org=org, provider="openai", percent="10"),
     }
 
 
@@ -133,7 +156,7 @@ def test_a_signed_in_user_of_no_org_gets_404_and_anonymous_is_sent_to_login(clie
 
 @pytest.mark.parametrize("role", list(Membership.Role))
 @pytest.mark.parametrize("name", ["settings", "settings_keys", "settings_members", "onboarding", "billing",
-                                  "insights", "overview"])
+                                  "insights", "overview", "settings_prices"])
 def test_every_member_reads_the_pages_they_may_not_change(client, ctx, role, name):
     assert _login(client, ctx, role).get(reverse(name, args=[ctx["org"].slug])).status_code == 200
 

@@ -161,7 +161,7 @@ def test_provenance_in_the_read_api_the_export_and_the_run_page(org, ingest_key,
     assert events["b"]["processing"] == "batch" and events["b"]["usage"] == {"web_searches": 1}
     assert events["b"]["billed_cost_usd"] == events["b"]["cost_usd"]
     assert events["c"]["price"] == {"source": "client", "entry": None, "version": None, "variant": None,
-                                    "synced_at": None}
+                                    "synced_at": None, "list_cost_usd": None, "discount_pct": None}
     assert events["u"]["price"] is None and events["u"]["service_tier"] is None
 
     response = api(read_key).get("/v1/export", format="csv", window="24h")
