@@ -138,13 +138,14 @@ class TimeseriesView(ReadView):
 
 
 PERF_PARAMS = WINDOW_PARAMS + [
-    OpenApiParameter("by", str, enum=list(selectors.DIMENSIONS), description="Default: model."),
+    OpenApiParameter("by", str, enum=list(performance.PERF_DIMENSIONS),
+                     description="Default: model. endpoint: the URL path of the call, per provider."),
 ]
 
 
 class PerfView(ReadView):
     def perf_args(self, request) -> dict:
-        return {"org": request.auth.org, "by": self.choice(request, "by", selectors.DIMENSIONS, "model"),
+        return {"org": request.auth.org, "by": self.choice(request, "by", performance.PERF_DIMENSIONS, "model"),
                 "window": self.window(request)}
 
 

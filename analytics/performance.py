@@ -32,6 +32,10 @@ _MAXED = ("latency_ms_max", "ttft_ms_max")
 _MAPS = ("latency_hist", "ttft_hist", "http_codes")
 _COLUMNS = _SUMMED + _MAXED + _MAPS
 LATENCY_PERCENTILES = (50, 90, 95, 99)
+NO_ENDPOINT = "(no endpoint)"
+# The latency and error breakdowns' `by`: the cost dimensions plus the endpoint (the URL path of the call,
+# read from the (provider, endpoint) grain).
+PERF_DIMENSIONS: tuple[str, ...] = (*DIMENSIONS, "endpoint")
 TOP_HTTP_CODES = 10
 
 
@@ -184,12 +188,28 @@ class PerfEntry:
     row: PerfRow
 
 
+def _endpoint_entries(rows: dict[tuple, PerfRow]) -> list[PerfEntry]:
+    """(provider, endpoint) rows as entries: key = the endpoint, label = "provider endpoint"; the calls
+    without an endpoint, whatever their provider, in one entry (key None, label "(no endpoint)")."""
+    entries, none = [], PerfRow(key=("", ""))
+    for (provider, endpoint), row in rows.items():
+        if endpoint:
+            entries.append(PerfEntry(key=endpoint, label=f"{provider} {endpoint}" if provider else endpoint, row=row))
+        else:
+            none.merge(row)
+    if none.calls:
+        entries.append(PerfEntry(key=None, label=NO_ENDPOINT, row=none))
+    return entries
+
+
 def perf_breakdown(*, org: Organization, by: str, window: Window, order: Literal["calls", "errors", "p95"] = "calls",
                    limit: int | None = None) -> list[PerfEntry]:
-    """Latency and error figures per key of the dimension (Untracked / no customer: key None)."""
-    column = DIMENSIONS[by]
-    rows = perf_rows(org=org, window=window, group=(column,))
-    entries = [PerfEntry(*_label(by, key[0]), row=row) for key, row in rows.items()]
+    """Latency and error figures per key of the dimension (Untracked / no customer / no endpoint: key None)."""
+    if by == "endpoint":
+        entries = _endpoint_entries(perf_rows(org=org, window=window, group=("provider", "endpoint")))
+    else:
+        rows = perf_rows(org=org, window=window, group=(DIMENSIONS[by],))
+        entries = [PerfEntry(*_label(by, key[0]), row=row) for key, row in rows.items()]
     if order == "errors":
         entries.sort(key=lambda e: (-e.row.errors, -e.row.error_rate, -e.row.calls, e.label))
     elif order == "p95":
@@ -261,16 +281,18 @@ class PerfPage:
     models: list[PerfEntry]  # key: "provider/model"
     sections: list[PerfEntry]
     failing_sections: list[PerfEntry]
-    failing_models: list[PerfEntry]
+    failing_endpoints: list[PerfEntry]  # key: the endpoint (None: calls without one), label "provider endpoint"
     buckets: list[tuple[str, PerfRow]]  # (label, the window's calls in that bucket), every bucket
     model_p95: dict[str, list[float | None]]  # the busiest models' p95 per bucket
 
 
 def performance_get(*, org: Organization, window: Window, interval: str = "day", chart_models: int = 6) -> PerfPage:
-    """Everything the Performance page shows: two reads of the window's rollup parts (provider × model ×
-    bucket at the agent grain; section at the fine grain), merged and regrouped here."""
+    """Everything the Performance page shows: three reads of the window's rollup parts (provider × model ×
+    bucket at the agent grain; section at the section grain; provider × endpoint at the endpoint grain),
+    merged and regrouped here."""
     by_model_bucket = perf_rows(org=org, window=window, group=("provider", "model"), interval=interval)
     by_section = perf_rows(org=org, window=window, group=("section_path",))
+    endpoints = _endpoint_entries(perf_rows(org=org, window=window, group=("provider", "endpoint")))
     totals = _regroup(by_model_bucket, lambda key: ()).get((), PerfRow())
     per_model = _regroup(by_model_bucket, lambda key: key[:2])
     models = sorted((PerfEntry(key=model or None, label=f"{provider or '(none)'} / {model or '(none)'}", row=row)
@@ -289,7 +311,7 @@ def performance_get(*, org: Organization, window: Window, interval: str = "day",
             model_p95[model or "(none)"].append(_ms(row.latency(95)) if row else None)
     return PerfPage(totals=totals, models=models, sections=sections,
                     failing_sections=sorted((e for e in sections if e.row.errors), key=by_errors)[:10],
-                    failing_models=sorted((e for e in models if e.row.errors), key=by_errors)[:10],
+                    failing_endpoints=sorted((e for e in endpoints if e.row.errors), key=by_errors)[:10],
                     buckets=buckets, model_p95=model_p95)
 
 

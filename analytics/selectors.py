@@ -81,7 +81,9 @@ def _floor_day(value: datetime) -> datetime:
 def rollup_grain(group: tuple[str, ...], *, customer_filter: bool) -> str:
     """The coarsest rollup grain whose dimensions hold `group` (and the customer filter, if any)."""
     needed = set(group) | ({"customer_id"} if customer_filter else set())
-    return next(grain for grain in ("customer", "section", "agent", "fine") if needed <= set(ROLLUP_GRAINS[grain][0]))
+    # "endpoint" last: only the latency and error reads by endpoint group by it (it holds no model or agent)
+    grains = ("customer", "section", "agent", "fine", "endpoint")
+    return next(grain for grain in grains if needed <= set(ROLLUP_GRAINS[grain][0]))
 
 
 def rollup_parts(window: Window, *, hourly_only: bool = False, grain: str = "fine"

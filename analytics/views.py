@@ -141,7 +141,7 @@ def performance(request):
         "nav": "performance", "form": form, "window": window, "window_links": _window_links(request, window),
         "window_query": urlencode(_window_query(window)), "totals": data.totals, "models": data.models,
         "sections": data.sections, "failing_sections": data.failing_sections,
-        "failing_models": data.failing_models, "latency_chart": _line_chart(x, latency, "ms"),
+        "failing_endpoints": data.failing_endpoints, "latency_chart": _line_chart(x, latency, "ms"),
         "model_chart": _line_chart(x, data.model_p95, "ms"), "error_chart": _line_chart(x, errors, "%"),
         "has_ttft": any(e.row.ttft_calls for e in data.models),
     }

@@ -371,6 +371,31 @@ class SectionRollupBase(RollupHistograms):
         abstract = True
 
 
+class EndpointRollupBase(RollupHistograms):
+    """Sums, latency histograms and error counts per org × period × (provider, endpoint): the latency and
+    error breakdowns by endpoint (the URL path of the call). No endpoint = endpoint ''."""
+
+    provider = models.CharField(max_length=64, blank=True)
+    endpoint = models.CharField(max_length=256, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class EndpointHourlyRollup(EndpointRollupBase):
+    hour = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "hour", "dims_hash"], name="endpointhourly_unique_key")]
+
+
+class EndpointDailyRollup(EndpointRollupBase):
+    day = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "day", "dims_hash"], name="endpointdaily_unique_key")]
+
+
 class SectionHourlyRollup(SectionRollupBase):
     hour = models.DateTimeField()
 
@@ -439,6 +464,7 @@ ROLLUP_GRAINS: dict[str, tuple[tuple[str, ...], type[RollupSums], type[RollupSum
     "agent": (("agent", "provider", "model"), AgentHourlyRollup, AgentDailyRollup),
     "customer": (("customer_id",), CustomerHourlyRollup, CustomerDailyRollup),
     "section": (("section_path",), SectionHourlyRollup, SectionDailyRollup),
+    "endpoint": (("provider", "endpoint"), EndpointHourlyRollup, EndpointDailyRollup),
 }
 
 

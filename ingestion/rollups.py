@@ -28,7 +28,7 @@ from .models import ROLLUP_GRAINS, RollupHistograms, RunFacet, RunSummary, Trace
 SOURCE_COLUMNS = ("org_id", "run_id", "timestamp", "latency_ms", "section_path", "provider", "model", "customer_id",
                   "api_key_id", "status", "cost_pico", "input_tokens", "output_tokens", "cached_input_tokens",
                   "cache_write_tokens", "reasoning_tokens", "ttft_ms", "latency_bucket", "ttft_bucket",
-                  "http_status")
+                  "http_status", "endpoint")
 
 # Sum column -> SQL over the source (the same on both backends).
 ROLLUP_SUMS: dict[str, str] = {

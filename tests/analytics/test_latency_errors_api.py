@@ -91,6 +91,70 @@ def test_errors_by_model_counts_statuses_http_codes_and_failed_cost(api, read_ke
     assert gpt["cost_of_failed_calls_usd"] == "0"
 
 
+@pytest.fixture
+def endpoints(org, ingest_key, post_events, prices):
+    chat, emb = "/v1/chat/completions", "/v1/embeddings"
+    events = [
+        ev(0, endpoint=chat, latency_ms=100),
+        ev(1, endpoint=chat, latency_ms=300, status="rate_limited", http_status=429),
+        ev(2, endpoint=chat, latency_ms=500, status="rate_limited", http_status=429),
+        ev(3, endpoint=emb, model="text-embedding-3-small", latency_ms=40),
+        ev(4, endpoint=emb, model="text-embedding-3-small", latency_ms=60),
+        # the same path at another provider: its own row, the same key
+        ev(5, provider="azure", endpoint=chat, latency_ms=700, status="error", http_status=500),
+        ev(6, provider="anthropic", model="claude-sonnet-4", endpoint="/v1/messages", latency_ms=900,
+           stream=True, ttft_ms=150),
+        # no endpoint: one row whatever the provider
+        ev(7, status="timeout", latency_ms=60000),
+        ev(8, provider="anthropic", model="claude-sonnet-4"),
+    ]
+    assert post_events(ingest_key, events).json()["accepted"] == len(events)
+    return events
+
+
+def test_latency_by_endpoint_groups_provider_and_path_with_a_no_endpoint_row(api, read_key, endpoints):
+    body = api(read_key).get("/v1/stats/latency", window="24h", by="endpoint").json()
+    assert body["by"] == "endpoint"
+    rows = {r["label"]: r for r in body["results"]}
+    assert set(rows) == {"openai /v1/chat/completions", "openai /v1/embeddings", "azure /v1/chat/completions",
+                         "anthropic /v1/messages", "(no endpoint)"}
+    assert [r["label"] for r in body["results"]][:1] == ["openai /v1/chat/completions"]  # the busiest first
+    assert {label: (r["key"], r["calls"]) for label, r in rows.items()} == {
+        "openai /v1/chat/completions": ("/v1/chat/completions", 3),
+        "openai /v1/embeddings": ("/v1/embeddings", 2),
+        "azure /v1/chat/completions": ("/v1/chat/completions", 1),
+        "anthropic /v1/messages": ("/v1/messages", 1),
+        "(no endpoint)": (None, 2),
+    }
+    chat = rows["openai /v1/chat/completions"]["latency_ms"]
+    assert chat["p50"] == pytest.approx(300, rel=0.02) and chat["max"] == 500 and chat["mean"] == 300
+    assert rows["anthropic /v1/messages"]["ttft_ms"]["calls"] == 1
+    assert rows["(no endpoint)"]["latency_ms"]["max"] == 60000 and rows["(no endpoint)"]["ttft_ms"] is None
+
+
+def test_errors_by_endpoint_counts_statuses_and_http_codes(api, read_key, endpoints):
+    results = api(read_key).get("/v1/stats/errors", window="24h", by="endpoint").json()["results"]
+    assert [(r["label"], r["errors"]) for r in results[:3]] == [
+        ("openai /v1/chat/completions", 2), ("azure /v1/chat/completions", 1), ("(no endpoint)", 1)]
+    rows = {r["label"]: r for r in results}
+    chat = rows["openai /v1/chat/completions"]
+    assert chat["calls"] == 3 and chat["error_rate"] == pytest.approx(2 / 3, abs=1e-4)
+    assert chat["by_status"] == {"error": 0, "rate_limited": 2, "timeout": 0, "cancelled": 0}
+    assert chat["by_http_status"] == {"429": 2}
+    # two failed gpt-4o calls of 1000 in + 200 out at $2.50 / $10 per 1M
+    assert chat["cost_of_failed_calls_usd"] == "0.009"
+    assert rows["azure /v1/chat/completions"]["by_http_status"] == {"500": 1}
+    none = rows["(no endpoint)"]
+    assert none["key"] is None and none["calls"] == 2 and none["by_status"]["timeout"] == 1
+    assert rows["openai /v1/embeddings"]["errors"] == 0
+
+
+def test_endpoint_does_not_change_the_timeseries_dimensions(api, read_key, endpoints):
+    client = api(read_key)
+    assert client.get("/v1/stats/timeseries", metric="calls", by="endpoint").status_code == 400
+    assert client.get("/v1/stats/breakdown", by="endpoint").status_code == 400  # cost has no endpoint grain read
+
+
 def test_timeseries_metrics_come_from_the_same_rollups(api, read_key, mixed):
     client = api(read_key)
     calls = client.get("/v1/stats/timeseries", window="24h", interval="hour", metric="calls").json()
@@ -116,6 +180,7 @@ def test_another_org_sees_none_of_it(api, other_read_key, mixed):
     client = api(other_read_key)
     assert client.get("/v1/stats/latency", by="model").json()["results"] == []
     assert client.get("/v1/stats/errors", by="provider").json()["results"] == []
+    assert client.get("/v1/stats/errors", by="endpoint").json()["results"] == []
     buckets = client.get("/v1/stats/timeseries", metric="error_rate").json()["buckets"]
     assert all(b["values"] == {} for b in buckets)
 

@@ -34,8 +34,10 @@ def ev(i, **fields):
 def history(org, ingest_key, post_events, prices):
     events = [ev(i) for i in range(20)] + [
         ev(20, stream=True, ttft_ms=240, latency_ms=2000, section_path="agent:b"),
-        ev(21, run_id="run-2", model="gpt-4o-mini", status="rate_limited", http_status=429, section_path="agent:b"),
-        ev(22, run_id="run-2", model="gpt-4o-mini", status="error", http_status=500, section_path="agent:b"),
+        ev(21, run_id="run-2", model="gpt-4o-mini", status="rate_limited", http_status=429, section_path="agent:b",
+           endpoint="/v1/chat/completions"),
+        ev(22, run_id="run-2", model="gpt-4o-mini", status="error", http_status=500, section_path="agent:b",
+           endpoint="/v1/chat/completions"),
         ev(23, run_id="run-2", model="gpt-4o-mini", section_path=""),
         ev(24, timestamp=(NOW - timedelta(days=3)).isoformat(), latency_ms=5000),
     ]
@@ -49,8 +51,8 @@ def url(name, org, *args):
 
 def test_performance_page_shows_percentiles_errors_and_failed_cost(member_client, org, history,
                                                                    django_assert_max_num_queries):
-    # session, user, membership, org list, then at most 3 rollup parts for each of the page's two reads
-    with django_assert_max_num_queries(12):
+    # session, user, membership, org list, then at most 3 rollup parts for each of the page's three reads
+    with django_assert_max_num_queries(15):
         response = member_client.get(url("performance", org), {"window": "24h"})
     html = response.content.decode()
     assert response.status_code == 200 and 'aria-current="page">Performance<' in html
@@ -61,7 +63,12 @@ def test_performance_page_shows_percentiles_errors_and_failed_cost(member_client
     ttft = re.search(r'Time to first token \(streams\)</div>\s*<div class="value">(\d+) ms<', html)
     assert abs(int(ttft.group(1)) - 240) <= 240 * 0.02 and "p50 of 1 streamed call " in html  # within 2%
     # rows link to the runs list, filtered
-    assert f'href="/o/{org.slug}/runs/?window=24h&amp;model=gpt-4o-mini&amp;status=' in html
+    # the top failing endpoints with their status mix: the runs list cannot filter by endpoint, so the row
+    # links to the runs with a call of its most frequent failing status
+    failing = re.findall(r'data-testid="failing-endpoint-row">(.*?)</tr>', html, re.S)
+    assert len(failing) == 1 and "openai /v1/chat/completions" in failing[0]
+    assert "1 rate_limited" in failing[0] and "1 error" in failing[0] and "HTTP 500 ×1" in failing[0]
+    assert f'href="/o/{org.slug}/runs/?window=24h&amp;status=error"' in failing[0]  # a tie: by status name
     assert f'href="/o/{org.slug}/runs/?window=24h&amp;section=agent%3Ab"' in html
     latency = json.loads(re.search(r'id="latency-chart-data" type="application/json">(.*?)</script>', html).group(1))
     assert latency["kind"] == "line" and [s["name"] for s in latency["series"]] == ["p50", "p95", "p99"]

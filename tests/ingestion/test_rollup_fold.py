@@ -49,6 +49,7 @@ events = st.fixed_dictionaries({
     "section_path": st.sampled_from(["", "agent:a", "agent:a/tool:x", "agent:b", "agent:b/step:y/z"]),
     "customer_id": st.sampled_from([None, "", "acme", "globex"]),
     "model": st.sampled_from(["gpt-4o", "gpt-4o", "mystery-model", "rerank-v3"]),
+    "endpoint": st.sampled_from(["", "/v1/chat/completions", "/v1/embeddings"]),  # the endpoint grain's key
     "status": st.sampled_from(["ok", "ok", "error", "timeout", "rate_limited", "cancelled"]),
     "http_status": st.sampled_from([None, 200, 400, 429, 429, 500, 503]),
     "input_tokens": st.integers(0, 5000),
