@@ -75,7 +75,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0002_invitation'),
-        ('ingestion', '0012_price_units'),
+        ('ingestion', '0013_price_discounts'),
     ]
 
     operations = [

@@ -12,7 +12,7 @@ from ingestion.models import EndpointDailyRollup, EndpointHourlyRollup
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BEFORE = [("ingestion", "0012_price_units")]
+BEFORE = [("ingestion", "0013_price_discounts")]
 LATE = datetime(2026, 10, 31, 23, 40, 12, 250000, tzinfo=timezone.utc)  # a month's last hour
 EARLY = datetime(2026, 10, 31, 0, 5, tzinfo=timezone.utc)
 
