@@ -1007,14 +1007,10 @@ class PriceBook:
         row's `unit_field` units and the 1-hour cache writes are read from `usage`, else from `metadata`,
         unless given explicitly.
         """
-        times, entries = self._timeline(org_id, provider, model)
-        if not times:
+        entry = _at(self._timeline(org_id, provider, model), at)
+        if entry is None:
             return None
-        i = bisect_right(times, at) - 1
-        if i < 0:
-            return None
-        entry = entries[i]
-        if entry.windows or (context and entry.variants):
+        if entry.windows or (context and entry.variants):  # most calls: no window, no variant to pick
             entry = entry_resolve(entry, at, context)
         if metadata or usage:
             meta_units, meta_1h = metadata_usage(entry, metadata, usage)

@@ -112,7 +112,7 @@ def price_lookup(*, org, provider: str, model: str, at: datetime, context: dict 
     entry = book.resolve(org_id=org.pk, provider=provider, model=model, at=at)
     if entry is None:
         return None
-    resolved = entry_resolve(entry, at, context) if (entry.windows or (context and entry.variants)) else entry
+    resolved = entry_resolve(entry, at, context)  # the row's own prices when no window or variant applies
     row = price_rows_get(org=org, ids={entry.price_id}).get(entry.price_id)
     if row is None:  # pragma: no cover - the book is reloaded on every price write
         return None
