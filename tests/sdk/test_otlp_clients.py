@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import itertools
 import json
 import os
@@ -40,7 +41,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from .fakes import ProviderHandler, ProviderServer, serve
+from .fakes import ProviderHandler, ProviderServer, openai_chat, serve
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,6 +72,27 @@ class UniqueIdHandler(ProviderHandler):
     def _stream(self, chunks: List[bytes], content_type: str = "text/event-stream") -> None:
         n = next(self.server.ids)
         super()._stream([self._fresh(c.decode(), n).encode() for c in chunks], content_type)
+
+
+    def do_POST(self) -> None:
+        """A chat completion offered tools and holding no tool result yet asks for the first tool (an agent's loop)."""
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        body = json.loads(raw) if raw else {}
+        messages = body.get("messages") or []
+        if (self.path.endswith("/chat/completions") and body.get("tools") and not body.get("stream")
+                and not any(m.get("role") == "tool" for m in messages)):
+            tool = body["tools"][0]["function"]["name"]
+            reply = openai_chat()
+            reply["choices"][0]["message"] = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [{
+                "id": "call_1", "type": "function", "function": {"name": tool, "arguments": '{"question": "q"}'}}]}
+            reply["choices"][0]["finish_reason"] = "tool_calls"
+            return self._json(200, reply)
+        connection, self.rfile = self.rfile, io.BytesIO(raw)  # the shared fake reads the body itself
+        try:
+            super().do_POST()
+        finally:
+            self.rfile = connection
 
 
 class UniqueIdServer(ProviderServer):
@@ -358,6 +380,95 @@ def test_traceloop_anthropic_beside_the_sdks_own_spans_counts_one_call_per_respo
     for batch in RawBatch.objects.for_org(collector.org):
         assert batch.processed_at is not None
         assert secret.encode() not in bytes(batch.payload)
+
+
+def test_pydantic_ai_agents_and_tools_count_each_model_request_once(collector, provider, tracing):
+    """Pydantic AI's own instrumentation: invoke_agent (with aggregated usage) and execute_tool become sections.
+
+    A planner agent calls a tool that runs a researcher agent: three model requests, three calls, and the
+    `invoke_agent` spans' `gen_ai.aggregated_usage.*` totals are not counted again.
+    """
+    from pydantic_ai import Agent
+    from pydantic_ai.models.instrumented import InstrumentationSettings
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    from ingestion.models import RunSummary
+
+    t = tracing(batch=True)
+    settings = InstrumentationSettings(tracer_provider=t.provider)
+    model = OpenAIChatModel("gpt-4o", provider=OpenAIProvider(base_url=provider.url + "/v1", api_key="sk-test"))
+    researcher = Agent(model, name="researcher")
+    planner = Agent(model, name="planner")
+
+    @planner.tool_plain
+    async def ask_researcher(question: str) -> str:
+        return (await researcher.run(question)).output
+
+    Agent.instrument_all(settings)
+    try:
+        assert planner.run_sync("pydantic-secret-prompt").output == "Hello, world!"
+    finally:
+        Agent.instrument_all(False)
+    t.flush()
+
+    chats = t.spans(**{"gen_ai.operation.name": "chat"})
+    agents = t.spans(**{"gen_ai.operation.name": "invoke_agent"})
+    [tool] = t.spans(**{"gen_ai.operation.name": "execute_tool"})
+    assert len(chats) == 3 and {a.attributes["gen_ai.agent.name"] for a in agents} == {"planner", "researcher"}
+    assert tool.attributes["gen_ai.tool.name"] == "ask_researcher"
+    [outer] = [a for a in agents if a.attributes["gen_ai.agent.name"] == "planner"]
+    assert outer.attributes["gen_ai.aggregated_usage.input_tokens"] == 2 * 1200  # its own requests: not counted again
+
+    events = stored(collector.org)
+    assert {e.span_id for e in events} == {hexid(s.context.span_id, 16) for s in chats}
+    scope = chats[0].instrumentation_scope.name
+    for call in events:
+        # The fake reports 1,024 of the 1,200 input tokens as cached and 128 of the 300 output as reasoning.
+        assert (call.provider, call.model) == ("openai", "gpt-4o-2024-08-06")
+        assert (call.input_tokens, call.cached_input_tokens) == (1200, 1024)
+        assert (call.output_tokens, call.reasoning_tokens) == (300, 128)
+        assert call.cost_pico == 176 * GPT4O_IN + 1024 * GPT4O_CACHED + 300 * GPT4O_OUT
+        assert call.source == f"otlp:{scope}"
+        assert "pydantic-secret-prompt" not in json.dumps(call.metadata)
+    assert sorted(e.section_path for e in events) == [
+        "agent:planner", "agent:planner", "agent:planner/tool:ask_researcher/agent:researcher"]
+    run = RunSummary.objects.for_org(collector.org).get(run_id=hexid(outer.context.trace_id, 32))
+    assert (run.calls, run.cost_pico) == (3, sum(e.cost_pico for e in events))
+
+
+def test_traceloop_openai_instrumentation_chat_and_stream(collector, provider, tracing):
+    """OpenLLMetry's OpenAI instrumentation (the one `traceloop-sdk` installs): cached and reasoning tokens."""
+    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+
+    t = tracing(batch=True)
+    OpenAIInstrumentor().instrument(tracer_provider=t.provider)
+    try:
+        oai = openai.OpenAI(base_url=provider.url + "/v1", api_key="sk-test", max_retries=0)
+        with t.agent("triage"):
+            with t.tool("classify"):
+                oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "tl-secret"}])
+            for _ in oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "tl-secret"}],
+                                                 stream=True, stream_options={"include_usage": True}):
+                pass
+        t.flush()
+    finally:
+        OpenAIInstrumentor().uninstrument()
+
+    chats = t.spans(**{"gen_ai.operation.name": "chat"})
+    assert len(chats) == 2
+    events = stored(collector.org)
+    assert {e.span_id for e in events} == {hexid(s.context.span_id, 16) for s in chats}
+    created, streamed = events
+    for call in events:
+        assert (call.provider, call.model) == ("openai", "gpt-4o-2024-08-06")
+        assert (call.input_tokens, call.cached_input_tokens) == (1200, 1024)
+        assert call.output_tokens == 300
+        assert call.cost_pico == 176 * GPT4O_IN + 1024 * GPT4O_CACHED + 300 * GPT4O_OUT
+        assert call.source == f"otlp:{chats[0].instrumentation_scope.name}"
+        assert "tl-secret" not in json.dumps(call.metadata)
+    assert (created.section_path, created.stream) == ("agent:triage/tool:classify", False)
+    assert (streamed.section_path, streamed.stream) == ("agent:triage", True)
 
 
 # --- Node: OpenTelemetry JS proto exporter + the Vercel AI SDK ----------------------------------------
