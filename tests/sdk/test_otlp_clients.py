@@ -7,8 +7,9 @@ against the local fake provider servers, and reads what the collector stored.
 
 Covered: the official ``opentelemetry-instrumentation-openai-v2`` (protobuf), an OTLP/JSON export of
 spans the OTel SDK recorded, Traceloop's ``opentelemetry-instrumentation-anthropic`` beside the
-anthropic SDK's own spans (gzip), and a Node process (OpenTelemetry JS proto exporter + the Vercel AI
-SDK's telemetry), whose exporter sends chunked bodies.
+anthropic SDK's own spans (gzip), OpenLLMetry's OpenAI instrumentation, Pydantic AI's own instrumentation
+(agents, tools, aggregated usage), and Node processes (OpenTelemetry JS proto exporter + the Vercel AI SDK's
+telemetry, or OpenLLMetry JS on the `openai` client), whose exporter sends chunked bodies.
 """
 
 from __future__ import annotations
@@ -504,14 +505,16 @@ def node_modules() -> Path:
     return NODE_DIR / "node_modules"
 
 
-def run_node_export(provider: UniqueIdServer) -> None:
-    """tests/sdk/node/export.mjs: one generateText and one streamText call, exported to the collector."""
+def run_node_export(provider: UniqueIdServer, script: str = "export.mjs") -> Dict[str, Any]:
+    """A script of tests/sdk/node (export.mjs: one generateText and one streamText call), exported to the collector."""
     env = dict(os.environ, OPENAI_BASE_URL=f"{provider.url}/v1")
-    proc = subprocess.run([shutil.which("node") or "node", "export.mjs"], cwd=NODE_DIR, env=env,
+    proc = subprocess.run([shutil.which("node") or "node", script], cwd=NODE_DIR, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["generated"] == out["streamed"] == "Hello, world!"
+    if script == "export.mjs":
+        assert out["generated"] == out["streamed"] == "Hello, world!"
+    return out
 
 
 @pytest.fixture
@@ -575,3 +578,31 @@ def test_the_otlp_json_encoding_uses_hex_ids_and_integer_enums():
     assert encoded["traceId"] == hexid(span.context.trace_id, 32)
     assert encoded["spanId"] == hexid(span.context.span_id, 16)
     assert encoded["kind"] == 3  # SPAN_KIND_CLIENT
+
+
+def test_node_openllmetry_openai_instrumentation(collector, provider, node_modules, wsgi_like_production):
+    """OpenLLMetry JS (@traceloop/instrumentation-openai on the `openai` client) → proto exporter → priced calls."""
+    from ingestion.models import RunSummary
+
+    out = run_node_export(provider, "export-traceloop.mjs")
+    assert out == {"created": "Hello, world!", "streamed": "Hello, world!"}
+
+    events = stored(collector.org)
+    assert len(events) == 2, [(e.source, e.span_id, e.input_tokens) for e in events]
+    created, streamed = events
+    # OpenLLMetry JS reports input and output only: no cached or reasoning tokens, so cached input is priced
+    # as uncached (as with the official Python openai-v2 instrumentation).
+    assert (created.provider, created.model) == ("openai", "gpt-4o-2024-08-06")
+    assert (created.input_tokens, created.cached_input_tokens, created.output_tokens) == (1200, 0, 300)
+    assert created.cost_pico == 1200 * GPT4O_IN + 300 * GPT4O_OUT
+    assert created.section_path == "agent:billing-agent/tool:lookup"
+    # On a streamed chat completion it records no usage and no stream flag (0.27.0), even with
+    # include_usage: the call is kept, flagged usage_missing like an SDK call whose usage never came.
+    assert (streamed.model, streamed.input_tokens, streamed.output_tokens) == ("gpt-4o-2024-08-06", 0, 0)
+    assert streamed.metadata == {"usage_missing": True} and streamed.cost_pico == 0
+    assert streamed.section_path == "agent:billing-agent"
+    for call in events:
+        assert call.source == "otlp:@traceloop/instrumentation-openai"
+        assert "traceloop-js-secret-prompt" not in json.dumps(call.metadata)
+    run = RunSummary.objects.for_org(collector.org).get(run_id=created.run_id)
+    assert (run.calls, run.cost_pico) == (2, created.cost_pico)
