@@ -30,6 +30,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 import anthropic
 import openai
 import pytest
+import requests
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -470,6 +471,60 @@ def test_traceloop_openai_instrumentation_chat_and_stream(collector, provider, t
         assert "tl-secret" not in json.dumps(call.metadata)
     assert (created.section_path, created.stream) == ("agent:triage/tool:classify", False)
     assert (streamed.section_path, streamed.stream) == ("agent:triage", True)
+
+
+class CountingSession(requests.Session):
+    """The exporter's own requests session, keeping each answer (status, headers, body) it got."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answers: List[requests.Response] = []
+
+    def send(self, *args: Any, **kwargs: Any) -> requests.Response:
+        response = super().send(*args, **kwargs)
+        self.answers.append(response)
+        return response
+
+
+@pytest.mark.parametrize("refusal", ["no-key", "read-key", "throttled"])
+def test_the_python_exporter_reads_our_refusals_as_the_spec_says(collector, monkeypatch, settings, refusal):
+    """401/403 are final, 429's Retry-After is honoured: one request each, a failed export, a decodable Status."""
+    from google.rpc import code_pb2
+    from google.rpc.status_pb2 import Status
+
+    from accounts.services import api_key_create
+
+    if refusal == "no-key":
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%20llmo_nope")
+    elif refusal == "read-key":
+        read = api_key_create(org=collector.org, name="read", scope="read").raw_key
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", f"Authorization=Bearer%20{read}")
+    else:
+        settings.LLMOBSERVE_INGEST_RATE = 1
+    session = CountingSession()
+    exporter = OTLPSpanExporter(session=session)
+    memory = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(memory))
+    with tp.get_tracer("t").start_as_current_span("chat gpt-4o", attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 5}):
+        pass
+    tp.shutdown()
+    spans = memory.get_finished_spans()
+    if refusal == "throttled":
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        session.answers.clear()
+    assert exporter.export(spans) is SpanExportResult.FAILURE
+    exporter.shutdown()
+
+    [answer] = session.answers  # not retried: 401/403 are final; 429's Retry-After is past the export's deadline
+    expected = {"no-key": (401, code_pb2.UNAUTHENTICATED), "read-key": (403, code_pb2.PERMISSION_DENIED),
+                "throttled": (429, code_pb2.RESOURCE_EXHAUSTED)}[refusal]
+    assert answer.headers["Content-Type"] == "application/x-protobuf"
+    assert (answer.status_code, Status.FromString(answer.content).code) == expected
+    if refusal == "throttled":
+        assert int(answer.headers["Retry-After"]) > 10  # the exporter's default timeout: it gives up, no hammering
 
 
 # --- Node: OpenTelemetry JS proto exporter + the Vercel AI SDK ----------------------------------------
