@@ -206,6 +206,22 @@ def stored(org) -> List[Any]:
     return list(TraceEvent.objects.for_org(org).order_by("timestamp", "id"))
 
 
+def openai_agent_calls(t: Tracing, provider: UniqueIdServer, *, agent: str, tool: str, prompt: str,
+                       embed: bool = False) -> None:
+    """Under an agent: a chat completion inside a tool, a streamed one (with usage), optionally an embedding."""
+    oai = openai.OpenAI(base_url=provider.url + "/v1", api_key="sk-test", max_retries=0)
+    messages = [{"role": "user", "content": prompt}]
+    with t.agent(agent):
+        with t.tool(tool):
+            oai.chat.completions.create(model="gpt-4o", messages=messages)
+        for _ in oai.chat.completions.create(model="gpt-4o", messages=messages, stream=True,
+                                             stream_options={"include_usage": True}):
+            pass
+        if embed:
+            oai.embeddings.create(model="text-embedding-3-small", input=prompt)
+    t.flush()
+
+
 def test_official_openai_v2_instrumentation_chat_stream_and_embeddings(collector, provider, tracing):
     """openai-v2 + the protobuf exporter, one span per request: exact tokens, cost, sections, source."""
     from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
@@ -215,15 +231,7 @@ def test_official_openai_v2_instrumentation_chat_stream_and_embeddings(collector
     t = tracing(batch=False)
     OpenAIInstrumentor().instrument(tracer_provider=t.provider)
     try:
-        oai = openai.OpenAI(base_url=provider.url + "/v1", api_key="sk-test", max_retries=0)
-        with t.agent("researcher"):
-            with t.tool("search"):
-                oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
-            for _ in oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}],
-                                                 stream=True, stream_options={"include_usage": True}):
-                pass
-            oai.embeddings.create(model="text-embedding-3-small", input="hi")
-        t.flush()
+        openai_agent_calls(t, provider, agent="researcher", tool="search", prompt="hi", embed=True)
     finally:
         OpenAIInstrumentor().uninstrument()
 
@@ -440,20 +448,13 @@ def test_pydantic_ai_agents_and_tools_count_each_model_request_once(collector, p
 
 
 def test_traceloop_openai_instrumentation_chat_and_stream(collector, provider, tracing):
-    """OpenLLMetry's OpenAI instrumentation (the one `traceloop-sdk` installs): cached and reasoning tokens."""
+    """OpenLLMetry's OpenAI instrumentation (the one `traceloop-sdk` installs): cached input tokens, sections."""
     from opentelemetry.instrumentation.openai import OpenAIInstrumentor
 
     t = tracing(batch=True)
     OpenAIInstrumentor().instrument(tracer_provider=t.provider)
     try:
-        oai = openai.OpenAI(base_url=provider.url + "/v1", api_key="sk-test", max_retries=0)
-        with t.agent("triage"):
-            with t.tool("classify"):
-                oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "tl-secret"}])
-            for _ in oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "tl-secret"}],
-                                                 stream=True, stream_options={"include_usage": True}):
-                pass
-        t.flush()
+        openai_agent_calls(t, provider, agent="triage", tool="classify", prompt="tl-secret")
     finally:
         OpenAIInstrumentor().uninstrument()
 
