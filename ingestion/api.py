@@ -248,15 +248,18 @@ class OtlpTracesView(IngestMetricsMixin, APIView):
             result = otlp_ingest(api_key=request.auth, body=body, json_body=json_body)
         except OtlpDecodeError as exc:
             raise ParseError(str(exc)) from None
-        except (OperationalError, InterfaceError):
-            logger.warning("otlp: the export could not be stored", exc_info=True)
-            return self._status_response(status.HTTP_503_SERVICE_UNAVAILABLE, "Storage is unavailable; retry later.",
-                                         {"Retry-After": str(OTLP_RETRY_AFTER_SECONDS)})
         payload = response_encode(rejected=result.rejected, message=result.error_message, json_body=json_body)
         return HttpResponse(payload, content_type=media_type, status=200)
 
     def handle_exception(self, exc):
-        """Every refusal (400, 401/403, 413, 415, 429) answers a google.rpc.Status, as the OTLP/HTTP spec asks."""
+        """Every refusal (400, 401/403, 413, 415, 429, 503) answers a google.rpc.Status, as the OTLP/HTTP spec asks.
+
+        A database fault anywhere in the request (the key's lookup and touch included, not only the store) is a
+        503 the exporter retries, never a 500."""
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            logger.warning("otlp: the export could not be stored", exc_info=True)
+            return self._status_response(status.HTTP_503_SERVICE_UNAVAILABLE, "Storage is unavailable; retry later.",
+                                         {"Retry-After": str(OTLP_RETRY_AFTER_SECONDS)})
         response = super().handle_exception(exc)
         data = response.data
         message = str(data.get("detail", data)) if isinstance(data, dict) else str(data)

@@ -528,6 +528,51 @@ def test_the_python_exporter_reads_our_refusals_as_the_spec_says(collector, monk
         assert int(answer.headers["Retry-After"]) > 10  # the exporter's default timeout: it gives up, no hammering
 
 
+def test_the_python_exporter_retries_after_our_503_and_the_export_is_stored_once(collector, monkeypatch):
+    """A real storage fault: another connection holds SQLite's write lock, so the request's first write (the key's
+    touch, before the store) fails: 503, Retry-After: 5, a google.rpc.Status UNAVAILABLE, not a 500. The
+    exporter waits and re-sends, and the call counts once."""
+    import sqlite3
+    import threading
+
+    from django.db import connection, connections
+    from google.rpc import code_pb2
+    from google.rpc.status_pb2 import Status
+
+    if connection.vendor != "sqlite":
+        pytest.skip("the write lock is SQLite's; PostgreSQL storage faults are in tests/ingestion/test_faults.py")
+    # The live server opens a connection per request: make its wait for the lock short.
+    monkeypatch.setitem(connections.settings["default"]["OPTIONS"], "timeout", 0.2)
+    locker = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None, check_same_thread=False)
+    locker.execute("BEGIN IMMEDIATE")  # the write lock: readers go on (WAL), writers time out
+    release = threading.Timer(2.0, lambda: locker.execute("COMMIT"))
+
+    session = CountingSession()
+    exporter = OTLPSpanExporter(session=session)
+    memory = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(memory))
+    with tp.get_tracer("t").start_as_current_span("chat gpt-4o", attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 5}):
+        pass
+    tp.shutdown()
+    release.start()
+    try:
+        assert exporter.export(memory.get_finished_spans()) is SpanExportResult.SUCCESS
+    finally:
+        release.join()
+        locker.close()
+        exporter.shutdown()
+
+    first, second = session.answers
+    assert (first.status_code, first.headers["Retry-After"]) == (503, "5")
+    assert Status.FromString(first.content).code == code_pb2.UNAVAILABLE
+    assert second.status_code == 200
+    [event] = stored(collector.org)
+    assert (event.input_tokens, event.output_tokens) == (10, 5)
+
+
 # --- Node: OpenTelemetry JS proto exporter + the Vercel AI SDK ----------------------------------------
 
 
