@@ -487,6 +487,19 @@ class CountingSession(requests.Session):
         return response
 
 
+def one_chat_span() -> Sequence[ReadableSpan]:
+    """A finished chat span of 10 input and 5 output tokens, recorded in memory."""
+    memory = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(memory))
+    with tp.get_tracer("t").start_as_current_span("chat gpt-4o", attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 5}):
+        pass
+    tp.shutdown()
+    return memory.get_finished_spans()
+
+
 @pytest.mark.parametrize("refusal", ["no-key", "read-key", "throttled"])
 def test_the_python_exporter_reads_our_refusals_as_the_spec_says(collector, monkeypatch, settings, refusal):
     """401/403 are final, 429's Retry-After is honoured: one request each, a failed export, a decodable Status."""
@@ -504,15 +517,7 @@ def test_the_python_exporter_reads_our_refusals_as_the_spec_says(collector, monk
         settings.LLMOBSERVE_INGEST_RATE = 1
     session = CountingSession()
     exporter = OTLPSpanExporter(session=session)
-    memory = InMemorySpanExporter()
-    tp = TracerProvider()
-    tp.add_span_processor(SimpleSpanProcessor(memory))
-    with tp.get_tracer("t").start_as_current_span("chat gpt-4o", attributes={
-            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
-            "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 5}):
-        pass
-    tp.shutdown()
-    spans = memory.get_finished_spans()
+    spans = one_chat_span()
     if refusal == "throttled":
         assert exporter.export(spans) is SpanExportResult.SUCCESS
         session.answers.clear()
@@ -549,17 +554,10 @@ def test_the_python_exporter_retries_after_our_503_and_the_export_is_stored_once
 
     session = CountingSession()
     exporter = OTLPSpanExporter(session=session)
-    memory = InMemorySpanExporter()
-    tp = TracerProvider()
-    tp.add_span_processor(SimpleSpanProcessor(memory))
-    with tp.get_tracer("t").start_as_current_span("chat gpt-4o", attributes={
-            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
-            "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 5}):
-        pass
-    tp.shutdown()
+    spans = one_chat_span()
     release.start()
     try:
-        assert exporter.export(memory.get_finished_spans()) is SpanExportResult.SUCCESS
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
     finally:
         release.join()
         locker.close()
