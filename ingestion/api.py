@@ -26,7 +26,7 @@ from accounts.authentication import HasApiKey
 from accounts.models import ApiKey
 
 from .chunked import DECODED as chunked_decoded
-from .otlp import OtlpDecodeError, response_encode
+from .otlp import OtlpDecodeError, response_encode, status_encode
 from .otlp_services import otlp_ingest
 from .schema import BatchDecodeError, BatchShapeError, batch_decode, events_validate
 from .services import events_ingest
@@ -195,6 +195,7 @@ class EventsIngestAliasView(EventsIngestView):
 # --- OTLP/HTTP traces --------------------------------------------------------------------------
 
 OTLP_MEDIA_TYPES = ("application/x-protobuf", "application/protobuf", "application/json")
+OTLP_ERROR_HEADERS = ("Retry-After", "WWW-Authenticate")
 OTLP_RETRY_AFTER_SECONDS = 5
 
 
@@ -247,10 +248,27 @@ class OtlpTracesView(IngestMetricsMixin, APIView):
             result = otlp_ingest(api_key=request.auth, body=body, json_body=json_body)
         except OtlpDecodeError as exc:
             raise ParseError(str(exc)) from None
-        except (OperationalError, InterfaceError):
-            logger.warning("otlp: the export could not be stored", exc_info=True)
-            return Response({"detail": "Storage is unavailable; retry later."},
-                            status=status.HTTP_503_SERVICE_UNAVAILABLE,
-                            headers={"Retry-After": str(OTLP_RETRY_AFTER_SECONDS)})
         payload = response_encode(rejected=result.rejected, message=result.error_message, json_body=json_body)
         return HttpResponse(payload, content_type=media_type, status=200)
+
+    def handle_exception(self, exc):
+        """Every refusal (400, 401/403, 413, 415, 429, 503) answers a google.rpc.Status, as the OTLP/HTTP spec asks.
+
+        A database fault anywhere in the request (the key's lookup and touch included, not only the store) is a
+        503 the exporter retries, never a 500."""
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            logger.warning("otlp: the export could not be stored", exc_info=True)
+            return self._status_response(status.HTTP_503_SERVICE_UNAVAILABLE, "Storage is unavailable; retry later.",
+                                         {"Retry-After": str(OTLP_RETRY_AFTER_SECONDS)})
+        response = super().handle_exception(exc)
+        data = response.data
+        message = str(data.get("detail", data)) if isinstance(data, dict) else str(data)
+        return self._status_response(response.status_code, message,
+                                     {h: response[h] for h in OTLP_ERROR_HEADERS if response.has_header(h)})
+
+    def _status_response(self, http_status: int, message: str, headers: dict[str, str]) -> HttpResponse:
+        """The Status in the request's encoding: protobuf for a protobuf request, JSON otherwise."""
+        content_type = (self.request.content_type or "").split(";")[0].strip().lower()
+        media_type = content_type if content_type in OTLP_MEDIA_TYPES else "application/json"
+        body = status_encode(http_status=http_status, message=message, json_body=media_type == "application/json")
+        return HttpResponse(body, content_type=media_type, status=http_status, headers=headers)

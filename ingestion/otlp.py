@@ -21,7 +21,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Iterator
 
 import msgspec
+from google.protobuf import json_format
 from google.protobuf.message import DecodeError
+from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -270,6 +272,23 @@ def response_encode(*, rejected: int, message: str, json_body: bool) -> bytes:
         response.partial_success.rejected_spans = rejected
         response.partial_success.error_message = message
     return response.SerializeToString()
+
+
+# The google.rpc.Code of each error status the endpoint answers with (the OpenTelemetry Collector's mapping;
+# 413 and 415 are the client's to fix, like 400, and exporters do not retry them).
+_RPC_CODES = {
+    400: code_pb2.INVALID_ARGUMENT, 401: code_pb2.UNAUTHENTICATED, 403: code_pb2.PERMISSION_DENIED,
+    404: code_pb2.NOT_FOUND, 405: code_pb2.UNIMPLEMENTED, 413: code_pb2.INVALID_ARGUMENT,
+    415: code_pb2.INVALID_ARGUMENT, 429: code_pb2.RESOURCE_EXHAUSTED, 503: code_pb2.UNAVAILABLE,
+}
+
+
+def status_encode(*, http_status: int, message: str, json_body: bool) -> bytes:
+    """An error answer's body per the OTLP/HTTP spec: a google.rpc.Status in the request's encoding."""
+    status = status_pb2.Status(code=_RPC_CODES.get(http_status, code_pb2.UNKNOWN), message=message)
+    if json_body:
+        return json.dumps(json_format.MessageToDict(status)).encode()
+    return status.SerializeToString()
 
 
 # --- mapping --------------------------------------------------------------------------------------

@@ -7,14 +7,16 @@ against the local fake provider servers, and reads what the collector stored.
 
 Covered: the official ``opentelemetry-instrumentation-openai-v2`` (protobuf), an OTLP/JSON export of
 spans the OTel SDK recorded, Traceloop's ``opentelemetry-instrumentation-anthropic`` beside the
-anthropic SDK's own spans (gzip), and a Node process (OpenTelemetry JS proto exporter + the Vercel AI
-SDK's telemetry), whose exporter sends chunked bodies.
+anthropic SDK's own spans (gzip), OpenLLMetry's OpenAI instrumentation, Pydantic AI's own instrumentation
+(agents, tools, aggregated usage), and Node processes (OpenTelemetry JS proto exporter + the Vercel AI SDK's
+telemetry, or OpenLLMetry JS on the `openai` client), whose exporter sends chunked bodies.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import itertools
 import json
 import os
@@ -28,6 +30,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 import anthropic
 import openai
 import pytest
+import requests
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -40,7 +43,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from .fakes import ProviderHandler, ProviderServer, serve
+from .fakes import ProviderHandler, ProviderServer, openai_chat, serve
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,6 +74,27 @@ class UniqueIdHandler(ProviderHandler):
     def _stream(self, chunks: List[bytes], content_type: str = "text/event-stream") -> None:
         n = next(self.server.ids)
         super()._stream([self._fresh(c.decode(), n).encode() for c in chunks], content_type)
+
+
+    def do_POST(self) -> None:
+        """A chat completion offered tools and holding no tool result yet asks for the first tool (an agent's loop)."""
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        body = json.loads(raw) if raw else {}
+        messages = body.get("messages") or []
+        if (self.path.endswith("/chat/completions") and body.get("tools") and not body.get("stream")
+                and not any(m.get("role") == "tool" for m in messages)):
+            tool = body["tools"][0]["function"]["name"]
+            reply = openai_chat()
+            reply["choices"][0]["message"] = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [{
+                "id": "call_1", "type": "function", "function": {"name": tool, "arguments": '{"question": "q"}'}}]}
+            reply["choices"][0]["finish_reason"] = "tool_calls"
+            return self._json(200, reply)
+        connection, self.rfile = self.rfile, io.BytesIO(raw)  # the shared fake reads the body itself
+        try:
+            super().do_POST()
+        finally:
+            self.rfile = connection
 
 
 class UniqueIdServer(ProviderServer):
@@ -182,6 +206,22 @@ def stored(org) -> List[Any]:
     return list(TraceEvent.objects.for_org(org).order_by("timestamp", "id"))
 
 
+def openai_agent_calls(t: Tracing, provider: UniqueIdServer, *, agent: str, tool: str, prompt: str,
+                       embed: bool = False) -> None:
+    """Under an agent: a chat completion inside a tool, a streamed one (with usage), optionally an embedding."""
+    oai = openai.OpenAI(base_url=provider.url + "/v1", api_key="sk-test", max_retries=0)
+    messages = [{"role": "user", "content": prompt}]
+    with t.agent(agent):
+        with t.tool(tool):
+            oai.chat.completions.create(model="gpt-4o", messages=messages)
+        for _ in oai.chat.completions.create(model="gpt-4o", messages=messages, stream=True,
+                                             stream_options={"include_usage": True}):
+            pass
+        if embed:
+            oai.embeddings.create(model="text-embedding-3-small", input=prompt)
+    t.flush()
+
+
 def test_official_openai_v2_instrumentation_chat_stream_and_embeddings(collector, provider, tracing):
     """openai-v2 + the protobuf exporter, one span per request: exact tokens, cost, sections, source."""
     from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
@@ -191,15 +231,7 @@ def test_official_openai_v2_instrumentation_chat_stream_and_embeddings(collector
     t = tracing(batch=False)
     OpenAIInstrumentor().instrument(tracer_provider=t.provider)
     try:
-        oai = openai.OpenAI(base_url=provider.url + "/v1", api_key="sk-test", max_retries=0)
-        with t.agent("researcher"):
-            with t.tool("search"):
-                oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
-            for _ in oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}],
-                                                 stream=True, stream_options={"include_usage": True}):
-                pass
-            oai.embeddings.create(model="text-embedding-3-small", input="hi")
-        t.flush()
+        openai_agent_calls(t, provider, agent="researcher", tool="search", prompt="hi", embed=True)
     finally:
         OpenAIInstrumentor().uninstrument()
 
@@ -360,6 +392,185 @@ def test_traceloop_anthropic_beside_the_sdks_own_spans_counts_one_call_per_respo
         assert secret.encode() not in bytes(batch.payload)
 
 
+def test_pydantic_ai_agents_and_tools_count_each_model_request_once(collector, provider, tracing):
+    """Pydantic AI's own instrumentation: invoke_agent (with aggregated usage) and execute_tool become sections.
+
+    A planner agent calls a tool that runs a researcher agent: three model requests, three calls, and the
+    `invoke_agent` spans' `gen_ai.aggregated_usage.*` totals are not counted again.
+    """
+    from pydantic_ai import Agent
+    from pydantic_ai.models.instrumented import InstrumentationSettings
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    from ingestion.models import RunSummary
+
+    t = tracing(batch=True)
+    settings = InstrumentationSettings(tracer_provider=t.provider)
+    model = OpenAIChatModel("gpt-4o", provider=OpenAIProvider(base_url=provider.url + "/v1", api_key="sk-test"))
+    researcher = Agent(model, name="researcher")
+    planner = Agent(model, name="planner")
+
+    @planner.tool_plain
+    async def ask_researcher(question: str) -> str:
+        return (await researcher.run(question)).output
+
+    Agent.instrument_all(settings)
+    try:
+        assert planner.run_sync("pydantic-secret-prompt").output == "Hello, world!"
+    finally:
+        Agent.instrument_all(False)
+    t.flush()
+
+    chats = t.spans(**{"gen_ai.operation.name": "chat"})
+    agents = t.spans(**{"gen_ai.operation.name": "invoke_agent"})
+    [tool] = t.spans(**{"gen_ai.operation.name": "execute_tool"})
+    assert len(chats) == 3 and {a.attributes["gen_ai.agent.name"] for a in agents} == {"planner", "researcher"}
+    assert tool.attributes["gen_ai.tool.name"] == "ask_researcher"
+    [outer] = [a for a in agents if a.attributes["gen_ai.agent.name"] == "planner"]
+    assert outer.attributes["gen_ai.aggregated_usage.input_tokens"] == 2 * 1200  # its own requests: not counted again
+
+    events = stored(collector.org)
+    assert {e.span_id for e in events} == {hexid(s.context.span_id, 16) for s in chats}
+    scope = chats[0].instrumentation_scope.name
+    for call in events:
+        # The fake reports 1,024 of the 1,200 input tokens as cached and 128 of the 300 output as reasoning.
+        assert (call.provider, call.model) == ("openai", "gpt-4o-2024-08-06")
+        assert (call.input_tokens, call.cached_input_tokens) == (1200, 1024)
+        assert (call.output_tokens, call.reasoning_tokens) == (300, 128)
+        assert call.cost_pico == 176 * GPT4O_IN + 1024 * GPT4O_CACHED + 300 * GPT4O_OUT
+        assert call.source == f"otlp:{scope}"
+        assert "pydantic-secret-prompt" not in json.dumps(call.metadata)
+    assert sorted(e.section_path for e in events) == [
+        "agent:planner", "agent:planner", "agent:planner/tool:ask_researcher/agent:researcher"]
+    run = RunSummary.objects.for_org(collector.org).get(run_id=hexid(outer.context.trace_id, 32))
+    assert (run.calls, run.cost_pico) == (3, sum(e.cost_pico for e in events))
+
+
+def test_traceloop_openai_instrumentation_chat_and_stream(collector, provider, tracing):
+    """OpenLLMetry's OpenAI instrumentation (the one `traceloop-sdk` installs): cached input tokens, sections."""
+    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+
+    t = tracing(batch=True)
+    OpenAIInstrumentor().instrument(tracer_provider=t.provider)
+    try:
+        openai_agent_calls(t, provider, agent="triage", tool="classify", prompt="tl-secret")
+    finally:
+        OpenAIInstrumentor().uninstrument()
+
+    chats = t.spans(**{"gen_ai.operation.name": "chat"})
+    assert len(chats) == 2
+    events = stored(collector.org)
+    assert {e.span_id for e in events} == {hexid(s.context.span_id, 16) for s in chats}
+    created, streamed = events
+    for call in events:
+        assert (call.provider, call.model) == ("openai", "gpt-4o-2024-08-06")
+        assert (call.input_tokens, call.cached_input_tokens) == (1200, 1024)
+        assert call.output_tokens == 300
+        assert call.cost_pico == 176 * GPT4O_IN + 1024 * GPT4O_CACHED + 300 * GPT4O_OUT
+        assert call.source == f"otlp:{chats[0].instrumentation_scope.name}"
+        assert "tl-secret" not in json.dumps(call.metadata)
+    assert (created.section_path, created.stream) == ("agent:triage/tool:classify", False)
+    assert (streamed.section_path, streamed.stream) == ("agent:triage", True)
+
+
+class CountingSession(requests.Session):
+    """The exporter's own requests session, keeping each answer (status, headers, body) it got."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answers: List[requests.Response] = []
+
+    def send(self, *args: Any, **kwargs: Any) -> requests.Response:
+        response = super().send(*args, **kwargs)
+        self.answers.append(response)
+        return response
+
+
+def one_chat_span() -> Sequence[ReadableSpan]:
+    """A finished chat span of 10 input and 5 output tokens, recorded in memory."""
+    memory = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(memory))
+    with tp.get_tracer("t").start_as_current_span("chat gpt-4o", attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 5}):
+        pass
+    tp.shutdown()
+    return memory.get_finished_spans()
+
+
+@pytest.mark.parametrize("refusal", ["no-key", "read-key", "throttled"])
+def test_the_python_exporter_reads_our_refusals_as_the_spec_says(collector, monkeypatch, settings, refusal):
+    """401/403 are final, 429's Retry-After is honoured: one request each, a failed export, a decodable Status."""
+    from google.rpc import code_pb2
+    from google.rpc.status_pb2 import Status
+
+    from accounts.services import api_key_create
+
+    if refusal == "no-key":
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%20llmo_nope")
+    elif refusal == "read-key":
+        read = api_key_create(org=collector.org, name="read", scope="read").raw_key
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", f"Authorization=Bearer%20{read}")
+    else:
+        settings.LLMOBSERVE_INGEST_RATE = 1
+    session = CountingSession()
+    exporter = OTLPSpanExporter(session=session)
+    spans = one_chat_span()
+    if refusal == "throttled":
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        session.answers.clear()
+    assert exporter.export(spans) is SpanExportResult.FAILURE
+    exporter.shutdown()
+
+    [answer] = session.answers  # not retried: 401/403 are final; 429's Retry-After is past the export's deadline
+    expected = {"no-key": (401, code_pb2.UNAUTHENTICATED), "read-key": (403, code_pb2.PERMISSION_DENIED),
+                "throttled": (429, code_pb2.RESOURCE_EXHAUSTED)}[refusal]
+    assert answer.headers["Content-Type"] == "application/x-protobuf"
+    assert (answer.status_code, Status.FromString(answer.content).code) == expected
+    if refusal == "throttled":
+        assert int(answer.headers["Retry-After"]) > 10  # the exporter's default timeout: it gives up, no hammering
+
+
+def test_the_python_exporter_retries_after_our_503_and_the_export_is_stored_once(collector, monkeypatch):
+    """A real storage fault: another connection holds SQLite's write lock, so the request's first write (the key's
+    touch, before the store) fails: 503, Retry-After: 5, a google.rpc.Status UNAVAILABLE, not a 500. The
+    exporter waits and re-sends, and the call counts once."""
+    import sqlite3
+    import threading
+
+    from django.db import connection, connections
+    from google.rpc import code_pb2
+    from google.rpc.status_pb2 import Status
+
+    if connection.vendor != "sqlite":
+        pytest.skip("the write lock is SQLite's; PostgreSQL storage faults are in tests/ingestion/test_faults.py")
+    # The live server opens a connection per request: make its wait for the lock short.
+    monkeypatch.setitem(connections.settings["default"]["OPTIONS"], "timeout", 0.2)
+    locker = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None, check_same_thread=False)
+    locker.execute("BEGIN IMMEDIATE")  # the write lock: readers go on (WAL), writers time out
+    release = threading.Timer(2.0, lambda: locker.execute("COMMIT"))
+
+    session = CountingSession()
+    exporter = OTLPSpanExporter(session=session)
+    spans = one_chat_span()
+    release.start()
+    try:
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+    finally:
+        release.join()
+        locker.close()
+        exporter.shutdown()
+
+    first, second = session.answers
+    assert (first.status_code, first.headers["Retry-After"]) == (503, "5")
+    assert Status.FromString(first.content).code == code_pb2.UNAVAILABLE
+    assert second.status_code == 200
+    [event] = stored(collector.org)
+    assert (event.input_tokens, event.output_tokens) == (10, 5)
+
+
 # --- Node: OpenTelemetry JS proto exporter + the Vercel AI SDK ----------------------------------------
 
 
@@ -393,14 +604,16 @@ def node_modules() -> Path:
     return NODE_DIR / "node_modules"
 
 
-def run_node_export(provider: UniqueIdServer) -> None:
-    """tests/sdk/node/export.mjs: one generateText and one streamText call, exported to the collector."""
+def run_node_export(provider: UniqueIdServer, script: str = "export.mjs") -> Dict[str, Any]:
+    """A script of tests/sdk/node (export.mjs: one generateText and one streamText call), exported to the collector."""
     env = dict(os.environ, OPENAI_BASE_URL=f"{provider.url}/v1")
-    proc = subprocess.run([shutil.which("node") or "node", "export.mjs"], cwd=NODE_DIR, env=env,
+    proc = subprocess.run([shutil.which("node") or "node", script], cwd=NODE_DIR, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["generated"] == out["streamed"] == "Hello, world!"
+    if script == "export.mjs":
+        assert out["generated"] == out["streamed"] == "Hello, world!"
+    return out
 
 
 @pytest.fixture
@@ -464,3 +677,31 @@ def test_the_otlp_json_encoding_uses_hex_ids_and_integer_enums():
     assert encoded["traceId"] == hexid(span.context.trace_id, 32)
     assert encoded["spanId"] == hexid(span.context.span_id, 16)
     assert encoded["kind"] == 3  # SPAN_KIND_CLIENT
+
+
+def test_node_openllmetry_openai_instrumentation(collector, provider, node_modules, wsgi_like_production):
+    """OpenLLMetry JS (@traceloop/instrumentation-openai on the `openai` client) → proto exporter → priced calls."""
+    from ingestion.models import RunSummary
+
+    out = run_node_export(provider, "export-traceloop.mjs")
+    assert out == {"created": "Hello, world!", "streamed": "Hello, world!"}
+
+    events = stored(collector.org)
+    assert len(events) == 2, [(e.source, e.span_id, e.input_tokens) for e in events]
+    created, streamed = events
+    # OpenLLMetry JS reports input and output only: no cached or reasoning tokens, so cached input is priced
+    # as uncached (as with the official Python openai-v2 instrumentation).
+    assert (created.provider, created.model) == ("openai", "gpt-4o-2024-08-06")
+    assert (created.input_tokens, created.cached_input_tokens, created.output_tokens) == (1200, 0, 300)
+    assert created.cost_pico == 1200 * GPT4O_IN + 300 * GPT4O_OUT
+    assert created.section_path == "agent:billing-agent/tool:lookup"
+    # On a streamed chat completion it records no usage and no stream flag (0.27.0), even with
+    # include_usage: the call is kept, flagged usage_missing like an SDK call whose usage never came.
+    assert (streamed.model, streamed.input_tokens, streamed.output_tokens) == ("gpt-4o-2024-08-06", 0, 0)
+    assert streamed.metadata == {"usage_missing": True} and streamed.cost_pico == 0
+    assert streamed.section_path == "agent:billing-agent"
+    for call in events:
+        assert call.source == "otlp:@traceloop/instrumentation-openai"
+        assert "traceloop-js-secret-prompt" not in json.dumps(call.metadata)
+    run = RunSummary.objects.for_org(collector.org).get(run_id=created.run_id)
+    assert (run.calls, run.cost_pico) == (2, created.cost_pico)
