@@ -55,6 +55,7 @@ PRICES = [
     ("anthropic", "prefix", "claude-sonnet-4", "3", "15", "0.3"), ("anthropic", "prefix", "claude-haiku-4", "1", "5", "0.1"),
     ("google", "exact", "gemini-2.5-flash", "0.3", "2.5", "0.075"), ("google", "exact", "gemini-2.5-pro", "1.25", "10", "0.31"),
 ]
+PERF_READS = ("performance", "latency", "errors")  # the labels of issue 15's reads (latency/error histograms)
 
 
 def ensure_prices() -> None:
@@ -170,12 +171,14 @@ def main() -> None:
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}); "
           f"small = {counts['small']:,} events, big = {counts['big']:,} events")
     print(f"{'page / API':32} {'small ms':>9} {'big ms':>9} {'ratio':>6}")
-    worst = 0.0
+    worst, worst_perf = 0.0, 0.0
     for label, row in results.items():
         ratio = row["big"] / row["small"] if row["small"] else float("inf")
         worst = max(worst, ratio)
+        if any(w in label for w in PERF_READS):
+            worst_perf = max(worst_perf, ratio)
         print(f"{label:32} {row['small']:9.1f} {row['big']:9.1f} {ratio:6.2f}")
-    print(f"worst ratio {worst:.2f} (target ≤ 1.5)")
+    print(f"worst ratio {worst:.2f} (target ≤ 1.5); latency/error reads (issue 15) {worst_perf:.2f}")
 
 
 if __name__ == "__main__":
