@@ -153,7 +153,7 @@ def _merge_expressions() -> dict[str, Any]:
     """One aggregate per merged column, named `m_<column>`: exact SUMs (analytics.sums), MAX, and the count maps'
     sums (in the database)."""
     return {**sum_expressions({f"m_{c}": c for c in _INT_SUMMED}), **{f"m_{c}": Sum(c) for c in _FLOAT_SUMMED},
-            **{f"m_{c}": Max(c) for c in _MAXED}, **{f"m_{c}": histograms.CountsSum(c, dense=c in _HISTS) for c in _MAPS}}
+            **{f"m_{c}": Max(c) for c in _MAXED}, **{f"m_{c}": histograms.CountsSum(c) for c in _MAPS}}
 
 
 def _merged_of(values: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import json
 import math
 import operator
 from bisect import bisect_left
+from collections import deque
 from itertools import accumulate
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -108,15 +109,20 @@ def decode(value: str | bytes | Mapping[str, int] | list | None) -> Counts:
 
 
 def dense(value: str | bytes | Mapping[Any, int] | list | None) -> list[int]:
-    """A histogram as a dense list of `SIZE` counts by index ([] when empty) from its stored map, or from
-    `CountsSum(dense=True)`'s JSON list as is: dense histograms merge and read in C (`dense_add`, `percentile`),
-    at the same cost however many buckets are filled."""
+    """A histogram as a dense list of `SIZE` counts by index ([] when empty), from its stored map, from
+    `CountsSum`'s [[index, count], …] pairs, or a dense list (returned as is). Dense histograms merge and read
+    in C (`dense_add`, `percentile`) at the same cost however many buckets are filled."""
     if value is None:
         return []
     if isinstance(value, (str, bytes)):
         value = json.loads(value)
     if isinstance(value, list):
-        return value
+        if not value or not isinstance(value[0], list):
+            return value
+        out = [0] * SIZE
+        indexes, counts = zip(*value)
+        deque(map(out.__setitem__, indexes, counts), maxlen=0)  # the pairs scattered in C
+        return out
     out = [0] * SIZE
     for key, n in value.items():
         out[int(key)] += int(n)
@@ -189,31 +195,21 @@ PG_FUNCTIONS_DROP = ["DROP FUNCTION IF EXISTS llmo_counts_merge(jsonb, jsonb)"]
 
 
 class CountsSum(Aggregate):
-    """The sum of the group's count maps, done by the database (None when every map is None): JSON text of its
-    [index, count] pairs by index (`decode` reads it), or with `dense=True` of the list of `SIZE` counts by
-    index (`dense` reads it).
+    """The sum of the group's count maps, done by the database: JSON text of its [index, count] pairs by index
+    (`decode` / `dense` read it), None when every map is None.
 
     PostgreSQL: a subplan per group over its maps' entries (`jsonb_each_text`, summed per key), so a read gets
-    one merged map per key instead of one map per rollup row to decode and add in Python, and the JSON lists
-    decode in C. SQLite: the aggregates `llmo_counts_sum` / `llmo_counts_dense` (`SqliteCountsSum`)."""
+    one merged map per key instead of one map per rollup row to decode and add in Python, and the pairs
+    decode in C. SQLite: the aggregate `llmo_counts_sum` (`SqliteCountsSum`, `counts_add`)."""
 
+    function = "llmo_counts_sum"
     name = "CountsSum"
     output_field = TextField()
-    _MERGED = ("SELECT e.key::bigint AS k, sum(e.value::bigint) AS n "
-               "FROM unnest(array_agg(%(expressions)s)) AS m(map), jsonb_each_text(m.map) AS e GROUP BY 1")
-
-    def __init__(self, expression, *, dense: bool = False, **extra):
-        self.dense = dense
-        self.function = "llmo_counts_dense" if dense else "llmo_counts_sum"
-        super().__init__(expression, **extra)
 
     def as_postgresql(self, compiler, connection, **extra_context):
-        if self.dense:
-            template = (f"CASE WHEN count(%(expressions)s) > 0 THEN (SELECT to_json(array_agg(coalesce(s.n, 0) "
-                        f"ORDER BY i.i))::text FROM generate_series(0, {OVERFLOW}) AS i(i) LEFT JOIN "
-                        f"({self._MERGED}) s ON s.k = i.i) END")
-        else:
-            template = f"(SELECT to_json(array_agg(ARRAY[k, n] ORDER BY k))::text FROM ({self._MERGED}) s)"
+        template = ("(SELECT to_json(array_agg(ARRAY[k, n] ORDER BY k))::text FROM ("
+                    "SELECT e.key::bigint AS k, sum(e.value::bigint) AS n "
+                    "FROM unnest(array_agg(%(expressions)s)) AS m(map), jsonb_each_text(m.map) AS e GROUP BY 1) s)")
         return super().as_sql(compiler, connection, template=template, **extra_context)
 
 
@@ -234,18 +230,6 @@ class SqliteCountsSum:
         if not self.seen:
             return None
         return json.dumps(sorted(self.counts.items()), separators=(",", ":"))
-
-
-class SqliteCountsDense(SqliteCountsSum):
-    """SQLite aggregate `llmo_counts_dense(map)`: `CountsSum(dense=True)` — the sum as the list of `SIZE` counts."""
-
-    def finalize(self) -> str | None:
-        if not self.seen:
-            return None
-        out = [0] * SIZE
-        for index, n in self.counts.items():
-            out[index] = n
-        return json.dumps(out, separators=(",", ":"))
 
 
 class SqliteCounts:

@@ -1,6 +1,7 @@
 """The latency and error reads merge the rollups' count maps in the database (`histograms.CountsSum`) and read
 dense histograms: the figures equal a merge, in Python, of every rollup row's stored maps, on both databases."""
 
+import json
 import random
 from datetime import datetime, timedelta, timezone
 
@@ -93,6 +94,7 @@ def test_a_dense_histogram_reads_the_same_percentiles_as_its_map(seed):
     max_ms = rng.choice([None, histograms.representative(max(counts)) * rng.uniform(0.9, 1.1)])
     dense = histograms.dense({str(k): n for k, n in counts.items()})
     assert len(dense) == histograms.SIZE
+    assert histograms.dense(json.dumps(sorted(counts.items()))) == dense  # CountsSum's pairs
     for p in (0.1, 1, 25, 50, 90, 95, 99, 99.9, 100):
         assert histograms.percentile(dense, p, max_ms=max_ms) == histograms.percentile(counts, p, max_ms=max_ms)
     half = histograms.dense({k: n // 2 for k, n in counts.items()})
