@@ -4,8 +4,10 @@ A rollup row holds, besides the cost sums, a latency histogram and a time-to-fir
 (`ingestion.histograms`), their exact maxima and sums, calls per non-ok status and HTTP status class,
 a {code: calls} map of HTTP codes ≥ 400 and the cost of the failed calls. A read fetches the window's
 rollup rows (at most three parts: hourly edges, whole days from the daily table, at the coarsest grain
-holding the grouping) and merges them here: counts add, maxima take the larger. The work depends on the
-number of keys × days, never on the number of events.
+holding the grouping), one grouped query per part: the database adds the counts and the count maps
+(`histograms.CountsSum`), maxima take the larger; here the parts' rows are added per key, the latency and
+TTFT histograms as dense lists (`histograms.dense`), so Python's work depends on the number of keys × parts,
+never on the number of events or how many buckets they fill.
 """
 
 from __future__ import annotations
