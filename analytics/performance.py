@@ -4,8 +4,10 @@ A rollup row holds, besides the cost sums, a latency histogram and a time-to-fir
 (`ingestion.histograms`), their exact maxima and sums, calls per non-ok status and HTTP status class,
 a {code: calls} map of HTTP codes ≥ 400 and the cost of the failed calls. A read fetches the window's
 rollup rows (at most three parts: hourly edges, whole days from the daily table, at the coarsest grain
-holding the grouping) and merges them here: counts add, maxima take the larger. The work depends on the
-number of keys × days, never on the number of events.
+holding the grouping), one grouped query per part: the database adds the counts and the count maps
+(`histograms.CountsSum`), maxima take the larger; here the parts' rows are added per key, the latency and
+TTFT histograms as dense lists (`histograms.dense`), so Python's work depends on the number of keys × parts,
+never on the number of events or how many buckets they fill.
 """
 
 from __future__ import annotations
@@ -14,14 +16,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from django.db import connection
+from django.db.models import Max, Sum
 from django.db.models.functions import Trunc
 
 from accounts.models import Organization
 from ingestion import histograms
 from ingestion.models import ROLLUP_GRAINS, RollupHistograms
 from ingestion.money import pico_to_usd
+from ingestion.rollups import sqlite_functions_register
 
 from .selectors import DIMENSIONS, UNTRACKED, _buckets_step, label_of, rollup_grain, rollup_parts
+from .sums import sum_expressions, sums_of
 from .windows import Window
 
 STATUSES = ("error", "rate_limited", "timeout", "cancelled")
@@ -29,7 +35,9 @@ _SUMMED = ("calls", "errors", "cost_pico", "latency_calls", "latency_ms_sum", "t
            "status_error", "status_rate_limited", "status_timeout", "status_cancelled", "http_4xx", "http_5xx",
            "failed_cost_pico")
 _MAXED = ("latency_ms_max", "ttft_ms_max")
-_MAPS = ("latency_hist", "ttft_hist", "http_codes")
+_HISTS = ("latency_hist", "ttft_hist")
+_MAPS = (*_HISTS, "http_codes")
+_FLOAT_SUMMED = ("latency_ms_sum", "ttft_ms_sum")
 _COLUMNS = _SUMMED + _MAXED + _MAPS
 LATENCY_PERCENTILES = (50, 90, 95, 99)
 NO_ENDPOINT = "(no endpoint)"
@@ -60,8 +68,8 @@ class PerfRow:
     failed_cost_pico: int = 0
     latency_ms_max: float | None = None
     ttft_ms_max: float | None = None
-    latency_hist: dict[int, int] = field(default_factory=dict)
-    ttft_hist: dict[int, int] = field(default_factory=dict)
+    latency_hist: list[int] = field(default_factory=list)  # dense (histograms.dense): merged in C
+    ttft_hist: list[int] = field(default_factory=list)
     http_codes: dict[int, int] = field(default_factory=dict)
 
     def add(self, values: dict[str, Any]) -> None:
@@ -71,13 +79,16 @@ class PerfRow:
             value, mine = values[name], getattr(self, name)
             if value is not None and (mine is None or value > mine):
                 setattr(self, name, value)
-        for name in _MAPS:
+        for name in _HISTS:
             value = values[name]
             if value:
-                histograms.counts_add(getattr(self, name), histograms.decode(value))
+                setattr(self, name, histograms.dense_add(getattr(self, name), histograms.dense(value)))
+        value = values["http_codes"]
+        if value:
+            histograms.counts_add(self.http_codes, histograms.decode(value))
 
     def merge(self, other: PerfRow) -> None:
-        self.add({**{n: getattr(other, n) for n in _SUMMED + _MAXED}, **{n: getattr(other, n) for n in _MAPS}})
+        self.add({n: getattr(other, n) for n in _SUMMED + _MAXED} | {n: getattr(other, n) for n in _MAPS})
 
     def latency(self, p: float) -> float | None:
         return histograms.percentile(self.latency_hist, p, max_ms=self.latency_ms_max)
@@ -137,25 +148,51 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
+_INT_SUMMED = tuple(c for c in _SUMMED if c not in _FLOAT_SUMMED)
+
+
+def _merge_expressions() -> dict[str, Any]:
+    """One aggregate per merged column, named `m_<column>`: exact SUMs (analytics.sums), MAX, and the count maps'
+    sums (in the database)."""
+    return {**sum_expressions({f"m_{c}": c for c in _INT_SUMMED}), **{f"m_{c}": Sum(c) for c in _FLOAT_SUMMED},
+            **{f"m_{c}": Max(c) for c in _MAXED}, **{f"m_{c}": histograms.CountsSum(c) for c in _MAPS}}
+
+
+def _merged_of(values: dict[str, Any]) -> dict[str, Any]:
+    """A row annotated with `_merge_expressions` as {column: merged value} (what `PerfRow.add` takes)."""
+    sums = sums_of(values, [f"m_{c}" for c in _INT_SUMMED])
+    return {c: sums[f"m_{c}"] if c in _INT_SUMMED else values[f"m_{c}"] for c in _COLUMNS}
+
+
 def perf_rows(*, org: Organization, window: Window, group: tuple[str, ...] = (), interval: str | None = None
               ) -> dict[tuple, PerfRow]:
     """The window's rollup rows merged per value of `group` (+ the time bucket with an interval), from the
-    coarsest grain holding `group` — one that keeps histograms (ingestion.models.RollupHistograms)."""
+    coarsest grain holding `group` — one that keeps histograms (ingestion.models.RollupHistograms).
+
+    Each part (at most three: hourly edges, whole days) is one grouped query: the database adds the counts and
+    count maps (`histograms.CountsSum`), so Python decodes one map per key and part, not one per rollup row."""
     grain = rollup_grain(group, customer_filter=False)
     if not issubclass(ROLLUP_GRAINS[grain][1], RollupHistograms):
         raise ValueError(f"no rollup grain with histograms holds {group}")
+    if connection.vendor == "sqlite":
+        sqlite_functions_register()
     keys = group + (("bucket",) if interval else ())
     merged: dict[tuple, PerfRow] = {}
     for model, period, start, end in rollup_parts(window, hourly_only=interval == "hour", grain=grain):
         qs = model.objects.for_org(org).filter(**{f"{period}__gte": start, f"{period}__lt": end})
         if interval:
             qs = qs.annotate(bucket=Trunc(period, interval, tzinfo=timezone.utc))
-        for values in qs.values(*keys, *_COLUMNS).order_by().iterator(chunk_size=5000):
+        rows = qs.values(*keys).annotate(**_merge_expressions()).order_by() if keys else \
+            [qs.aggregate(**_merge_expressions())]
+        for values in rows:
+            merged_values = _merged_of(values)
+            if not keys and not merged_values["calls"]:  # an empty part
+                continue
             key = tuple(values[k] for k in keys)
             row = merged.get(key)
             if row is None:
                 row = merged[key] = PerfRow(key=key)
-            row.add(values)
+            row.add(merged_values)
     return merged
 
 

@@ -209,6 +209,7 @@ def sqlite_functions_register() -> None:
     connection.ensure_connection()
     connection.connection.create_function("llmo_after_ms", 2, _after_ms, deterministic=True)
     connection.connection.create_aggregate("llmo_counts_agg", 1, histograms.SqliteCounts)
+    connection.connection.create_aggregate("llmo_counts_sum", 1, histograms.SqliteCountsSum)
     connection.connection.create_function("llmo_counts_merge", 2, histograms.sqlite_counts_merge, deterministic=True)
 
 
