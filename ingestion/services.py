@@ -135,7 +135,7 @@ def _insert_events(rows: list[tuple]) -> int:
             part = rows[start:start + chunk]
             cursor.execute(
                 f"INSERT INTO {table} ({cols}) VALUES {', '.join([placeholders] * len(part))} "
-                f"ON CONFLICT (org_id, event_id) DO NOTHING",
+                f'ON CONFLICT (org_id, event_id, "timestamp") DO NOTHING',
                 [v for row in part for v in row],
             )
             inserted += cursor.rowcount
@@ -149,7 +149,7 @@ def _store_pg_sql() -> str:
     return f"""
     WITH ins AS (
         INSERT INTO {ev} ({cols}) SELECT {cols} FROM _events_in
-        ON CONFLICT (org_id, event_id) DO NOTHING
+        ON CONFLICT (org_id, event_id, "timestamp") DO NOTHING
         RETURNING {", ".join(rollups.SOURCE_COLUMNS)}
     ),
     {rollups.fold_ctes(pg=True, src="ins")}
