@@ -23,11 +23,13 @@ TABLE = "ingestion_traceevent"
 OLD_TABLE = "ingestion_traceevent_unpartitioned"
 
 
-def _partition(cursor) -> None:
+def _rebuild(cursor, *, partitioned: bool) -> None:
+    """Rebuild the events table partitioned by month (or, backwards, as one table) with its own indexes,
+    constraints and id sequence as the catalog states them."""
     from ingestion.partitions import AHEAD_MONTHS, default_partition_create, month_add, month_start, partition_create
 
     cursor.execute("SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass(%s))", [TABLE])
-    if cursor.fetchone()[0]:
+    if cursor.fetchone()[0] == partitioned:
         return
     cursor.execute(f"LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE")
     # Indexes not backing a constraint, and the constraints, as the catalog states them today.
@@ -35,7 +37,7 @@ def _partition(cursor) -> None:
                    "WHERE i.indrelid = %s::regclass AND NOT EXISTS "
                    "(SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid) "
                    "ORDER BY c.relname", [TABLE])
-    indexes = cursor.fetchall()
+    indexes = [(name, definition.replace(" ON ONLY ", " ON ", 1)) for name, definition in cursor.fetchall()]
     cursor.execute("SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint "
                    "WHERE conrelid = %s::regclass ORDER BY conname", [TABLE])
     constraints = cursor.fetchall()
@@ -57,43 +59,44 @@ def _partition(cursor) -> None:
         cursor.execute(f"ALTER TABLE {OLD_TABLE} ALTER COLUMN id DROP DEFAULT")
         cursor.execute(f"DROP SEQUENCE {sequence}")
 
-    cursor.execute(f'CREATE TABLE {TABLE} (LIKE {OLD_TABLE} INCLUDING DEFAULTS INCLUDING STORAGE INCLUDING COMMENTS) '
-                   f'PARTITION BY RANGE ("timestamp")')
+    partition_by = ' PARTITION BY RANGE ("timestamp")' if partitioned else ""
+    cursor.execute(f"CREATE TABLE {TABLE} (LIKE {OLD_TABLE} INCLUDING DEFAULTS INCLUDING STORAGE INCLUDING COMMENTS)"
+                   f"{partition_by}")
     cursor.execute(f"CREATE SEQUENCE {TABLE}_id_seq AS bigint OWNED BY {TABLE}.id")
     cursor.execute(f"SELECT setval('{TABLE}_id_seq', %s, %s)", [last_value, is_called])
     cursor.execute(f"ALTER TABLE {TABLE} ALTER COLUMN id SET DEFAULT nextval('{TABLE}_id_seq')")
 
-    cursor.execute(f"SELECT DISTINCT date_trunc('month', \"timestamp\" AT TIME ZONE 'UTC') FROM {OLD_TABLE}")
-    months = {month_start(m.replace(tzinfo=dt_timezone.utc)) for (m,) in cursor.fetchall()}
-    current = month_start(timezone.now())
-    months.update(month_add(current, n) for n in range(AHEAD_MONTHS + 1))
-    for month in sorted(months):
-        partition_create(cursor, month)
-    default_partition_create(cursor)
+    if partitioned:
+        cursor.execute(f"SELECT DISTINCT date_trunc('month', \"timestamp\" AT TIME ZONE 'UTC') FROM {OLD_TABLE}")
+        months = {month_start(m.replace(tzinfo=dt_timezone.utc)) for (m,) in cursor.fetchall()}
+        current = month_start(timezone.now())
+        months.update(month_add(current, n) for n in range(AHEAD_MONTHS + 1))
+        for month in sorted(months):
+            partition_create(cursor, month)
+        default_partition_create(cursor)
     cursor.execute(f"INSERT INTO {TABLE} SELECT * FROM {OLD_TABLE}")
-    cursor.execute(f"DROP TABLE {OLD_TABLE}")
+    cursor.execute(f"DROP TABLE {OLD_TABLE}")  # with its partitions, backwards
 
     for name, kind, definition in constraints:
         if kind == "p":
-            definition = 'PRIMARY KEY (id, "timestamp")'
-        elif kind in ("u", "x") and "timestamp" not in definition:
+            definition = 'PRIMARY KEY (id, "timestamp")' if partitioned else "PRIMARY KEY (id)"
+        elif partitioned and kind in ("u", "x") and "timestamp" not in definition:
             raise RuntimeError(f"{name}: a unique key of a table partitioned on timestamp must include it")
         cursor.execute(f'ALTER TABLE {TABLE} ADD CONSTRAINT "{name}" {definition}')
     for _, definition in indexes:
-        cursor.execute(definition)  # "CREATE INDEX … ON public.ingestion_traceevent …": now the partitioned table
+        cursor.execute(definition)  # "CREATE INDEX … ON public.ingestion_traceevent …": the new table
 
 
 def forwards(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         with schema_editor.connection.cursor() as cursor:
-            _partition(cursor)
+            _rebuild(cursor, partitioned=True)
 
 
 def backwards(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        raise migrations.exceptions.IrreversibleError(
-            "the partitioned events table is not turned back into one table (the key without the timestamp "
-            "may no longer hold); restore a backup taken before 0016 instead")
+        with schema_editor.connection.cursor() as cursor:
+            _rebuild(cursor, partitioned=False)
 
 
 def response_keys_fill(apps, schema_editor):
