@@ -35,6 +35,14 @@ def partition_name(month: datetime) -> str:
     return f"{TABLE}_p{month.year:04d}_{month.month:02d}"
 
 
+def partition_month(name: str) -> datetime:
+    """The month a partition named by `partition_name` holds."""
+    match = _NAME.match(name)
+    if match is None:
+        raise ValueError(f"{name!r} is not a monthly partition of {TABLE}")
+    return datetime(int(match[1]), int(match[2]), 1, tzinfo=dt_timezone.utc)
+
+
 @dataclass(frozen=True)
 class Partition:
     name: str
@@ -57,9 +65,8 @@ def partitions_list(cursor) -> list[Partition]:
                    "WHERE i.inhparent = to_regclass(%s)", [TABLE])
     months, default = [], []
     for (name,) in cursor.fetchall():
-        match = _NAME.match(name)
-        if match:
-            start = datetime(int(match[1]), int(match[2]), 1, tzinfo=dt_timezone.utc)
+        if _NAME.match(name):
+            start = partition_month(name)
             months.append(Partition(name, start, month_add(start, 1)))
         elif name == DEFAULT_PARTITION:
             default.append(Partition(name, None, None))
@@ -89,6 +96,7 @@ def partition_create(cursor, month: datetime) -> bool:
     if not waiting:
         cursor.execute(f"CREATE TABLE {name} PARTITION OF {TABLE} {bounds}", [start, end])
         return True
+    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # pending deferred FK checks would block the DETACH
     cursor.execute(f"ALTER TABLE {TABLE} DETACH PARTITION {DEFAULT_PARTITION}")
     cursor.execute(f"CREATE TABLE {name} PARTITION OF {TABLE} {bounds}", [start, end])
     cursor.execute(f'WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE "timestamp" >= %s AND "timestamp" < %s '

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
+from django.db.models import Q
 
 from accounts.models import Organization
 from accounts.services import org_update
@@ -60,12 +61,16 @@ def events_prune(*, now: datetime, dry_run: bool = False, chunk: int = CHUNK) ->
     if partitions.is_partitioned():
         report.partitions_created = _partitions_ahead(now=now, dry_run=dry_run)
         report.partitions_dropped = _partitions_drop(before=min(cutoffs.values()), dry_run=dry_run)
+    in_dropped = Q()  # a dry run: rows of the months that would be dropped are counted there, not again per org
+    for name, _ in report.partitions_dropped if dry_run else ():
+        start = partitions.partition_month(name)
+        in_dropped |= Q(timestamp__gte=start, timestamp__lt=partitions.month_add(start, 1))
     for org in orgs:
         cutoff = cutoffs[org.pk]
         old = TraceEvent.objects.for_org(org).filter(timestamp__lt=cutoff)
         keys = OtlpResponseKey.objects.for_org(org).filter(timestamp__lt=cutoff)
         if dry_run:
-            report.rows_deleted.append((org.slug, cutoff, old.count()))
+            report.rows_deleted.append((org.slug, cutoff, old.exclude(in_dropped).count() if in_dropped else old.count()))
             report.response_keys_deleted += keys.count()
             continue
         if org.events_pruned_before is None or org.events_pruned_before < cutoff:
@@ -96,6 +101,8 @@ def _partitions_drop(*, before: datetime, dry_run: bool) -> list[tuple[str, int]
             rows = cursor.fetchone()[0]
             if not dry_run:
                 with transaction.atomic():
+                    # Deferred FK checks of rows inserted earlier in an enclosing transaction would block the DROP.
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                     cursor.execute(f"ALTER TABLE {partitions.TABLE} DETACH PARTITION {part.name}")
                     cursor.execute(f"DROP TABLE {part.name}")
             dropped.append((part.name, rows))

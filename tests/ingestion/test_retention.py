@@ -122,7 +122,8 @@ def test_events_prune_command_prints_what_it_would_do_and_does_it(org, ingest_ke
         post_events(ingest_key, [ev("a", OLD), ev("b", RECENT)])
     call_command("events_prune", "--dry-run", "--now", NOW.isoformat())
     out = capsys.readouterr().out
-    assert f"org {org.slug}: would delete 1 events before" in out and "dry run: 1 events past retention found" in out
+    assert "dry run: 1 events past retention found" in out
+    assert f"org {org.slug}: would delete 1 events before" in out or "(1 events)" in out  # a row, or a month
     assert stored(org) == {"a", "b"}
     call_command("events_prune", "--now", "2027-01-31T23:40:00Z")
     assert "1 events past retention removed" in capsys.readouterr().out
@@ -146,6 +147,8 @@ def test_far_past_and_next_month_timestamps_are_stored(org, ingest_key, post_eve
 def test_a_month_created_later_takes_its_rows_from_the_default_partition_and_is_dropped_whole(
         org, ingest_key, post_events, prices):
     with time_machine.travel(NOW, tick=False):
+        with connection.cursor() as cursor:  # (another test's migration may have left October's partition)
+            cursor.execute(f"DROP TABLE IF EXISTS {partitions.partition_name(partitions.month_start(OLD))}")
         post_events(ingest_key, [ev("oct", OLD), ev("jan", RECENT)])
         with connection.cursor() as cursor:
             assert partitions.partition_create(cursor, OLD)
@@ -155,10 +158,12 @@ def test_a_month_created_later_takes_its_rows_from_the_default_partition_and_is_
             cursor.execute(f"SELECT count(*) FROM {partitions.DEFAULT_PARTITION}")
             assert cursor.fetchone()[0] == 0
         dry = events_prune(now=NOW, dry_run=True)
-        assert dry.partitions_dropped == [("ingestion_traceevent_p2026_10", 1)]
+        # (other, empty months may be left by the migration test)
+        assert [p for p in dry.partitions_dropped if p[1]] == [("ingestion_traceevent_p2026_10", 1)]
+        assert dry.rows_deleted == [(org.slug, NOW - timedelta(days=90), 0)]  # counted once, in its month
         assert stored(org) == {"oct", "jan"}
         report = events_prune(now=NOW)
-        assert report.partitions_dropped == [("ingestion_traceevent_p2026_10", 1)]
+        assert [p for p in report.partitions_dropped if p[1]] == [("ingestion_traceevent_p2026_10", 1)]
         with connection.cursor() as cursor:
             names = {p.name for p in partitions.partitions_list(cursor)}
         assert "ingestion_traceevent_p2026_10" not in names
