@@ -499,7 +499,9 @@ def _reprice(qs, *, chunk: int = 5000) -> int:
                 if not days[ev.org_id]:
                     rollups.lock_org(ev.org_id, exclusive=True)  # before any change: no fold in flight
                 # The first cost computed stays as billed_cost_pico (an event priced only now is billed now).
-                updated = TraceEvent.objects.unscoped().filter(pk=ev.pk, cost_pico=ev.cost_pico).update(
+                # The timestamp lets PostgreSQL look in the event's month partition only.
+                updated = TraceEvent.objects.unscoped().filter(
+                    pk=ev.pk, timestamp=ev.timestamp, cost_pico=ev.cost_pico).update(
                     cost_pico=quote.cost, cost_source="price", price_id=quote.price_id, price_variant=quote.variant,
                     price_source=quote.source, price_version=getattr(book, "version", None),
                     list_cost_pico=quote.list_cost, discount_pct=quote.discount_pct,
