@@ -29,9 +29,10 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "subscription_status", "over_cap", "created_at"]
+    list_display = ["name", "slug", "subscription_status", "over_cap", "event_retention_days", "created_at"]
     list_filter = ["subscription_status", "over_cap"]
     search_fields = ["name", "slug"]
+    readonly_fields = ["events_pruned_before"]
     inlines = [MembershipInline]
 
 

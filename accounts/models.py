@@ -298,12 +298,23 @@ class Organization(models.Model):
     alert_email = models.BooleanField(default=True)
     alert_webhook_url = models.URLField(blank=True, max_length=500)
     alert_digest = models.BooleanField(default=False, help_text="Send one daily digest instead of one alert per insight.")
+    # Raw-event retention (docs/self-hosting.md § Retention), set by the operator per plan in the admin; rollups,
+    # run summaries and insights are kept. `events_pruned_before` is written by the prune job before it deletes.
+    event_retention_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Days raw events are kept. Empty: LLMOBSERVE_EVENT_RETENTION_DAYS (90).")
+    events_pruned_before = models.DateTimeField(
+        null=True, blank=True, help_text="Raw events before this instant were pruned (set by events_prune).")
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def retention_days(self) -> int:
+        """Days this org's raw events are kept: its own setting, else the installation's default."""
+        return self.event_retention_days or settings.LLMOBSERVE_EVENT_RETENTION_DAYS
 
     @property
     def is_active(self) -> bool:

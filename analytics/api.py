@@ -94,6 +94,7 @@ class RunDetailView(ReadView):
         run = selectors.run_get(org=org, run_id=run_id)
         events = selectors.run_events(org=org, run_id=run_id)
         body = selectors.run_as_api(run)
+        body["calls_past_retention"] = selectors.run_past_retention(org=org, run=run)
         body["events"] = selectors.run_events_priced(org=request.auth.org, events=events)
         body["sections"] = [node.as_api() for node in selectors.section_tree(events)]
         return Response(body)

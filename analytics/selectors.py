@@ -370,6 +370,12 @@ def run_get(*, org: Organization, run_id: str) -> RunSummary:
     return run
 
 
+def run_past_retention(*, org: Organization, run: RunSummary) -> bool:
+    """Were some of the run's calls pruned (older than the org's retention when the prune job last ran)? Its
+    summary, section rollups and totals stay; only the raw calls are gone (ingestion.retention)."""
+    return org.events_pruned_before is not None and run.started_at < org.events_pruned_before
+
+
 def run_events(*, org: Organization, run_id: str) -> list[TraceEvent]:
     return list(TraceEvent.objects.for_org(org).filter(run_id=run_id).order_by("timestamp", "id"))
 

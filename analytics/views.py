@@ -188,6 +188,7 @@ def run_detail(request, run_id: str):
                                       price_labels=selectors.run_price_labels(org=org, events=events))
     context = {
         "nav": "runs", "run": run, "events": events, "tree": selectors.section_tree(events),
+        "past_retention": selectors.run_past_retention(org=org, run=run), "retention_days": org.retention_days,
         "timeline": timeline[:MAX_TIMELINE_ROWS], "hidden_calls": max(len(timeline) - MAX_TIMELINE_ROWS, 0),
         "duration_ms": (run.ended_at - run.started_at).total_seconds() * 1000,
         "cached_tokens": sum(e.cached_input_tokens for e in events),

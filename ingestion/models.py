@@ -158,7 +158,9 @@ class RawBatch(TenantModel):
 
 
 class TraceEvent(TenantModel):
-    """One captured call, priced. Unique per (org, event_id): a re-sent event is stored once."""
+    """One captured call, priced. Unique per (org, event_id, timestamp): a re-sent event (same id, same
+    timestamp) is stored once. On PostgreSQL the table is range-partitioned by month on `timestamp`
+    (`ingestion.partitions`), and a partitioned table's unique keys must hold the partition key."""
 
     id = models.BigAutoField(primary_key=True)
     org = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
@@ -215,7 +217,7 @@ class TraceEvent(TenantModel):
     objects = TenantManager()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["org", "event_id"], name="traceevent_unique_org_event")]
+        constraints = [models.UniqueConstraint(fields=["org", "event_id", "timestamp"], name="traceevent_unique_org_event_ts")]
         indexes = [
             models.Index(fields=["org", "timestamp"], name="traceevent_org_ts_idx"),
             models.Index(fields=["org", "run_id"], name="traceevent_org_run_idx"),
@@ -269,6 +271,26 @@ class OtlpSpan(TenantModel):
                          condition=~models.Q(response_id="")),
             models.Index(fields=["first_seen_at"], name="otlpspan_seen_idx"),
         ]
+
+
+class OtlpResponseKey(TenantModel):
+    """The timestamp an OTLP call keyed by its provider response id (`otlp.event_id_for`) was first stored at.
+
+    Spans of one response can start microseconds apart (the provider SDK's span, an instrumentation library's):
+    each later one takes this timestamp, so the events table's (org, event_id, timestamp) key still stores the
+    response once. Pruned with the org's raw events.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
+    event_id = models.CharField(max_length=64)
+    timestamp = models.DateTimeField()
+
+    objects = TenantManager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "event_id"], name="otlpresponsekey_unique")]
+        indexes = [models.Index(fields=["org", "timestamp"], name="otlpresponsekey_org_ts_idx")]
 
 
 class RollupSums(TenantModel):

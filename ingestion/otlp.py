@@ -516,8 +516,11 @@ def _is_hex(value: str) -> bool:
     return _HEX.issuperset(value)
 
 
+RESPONSE_PREFIX = "resp:"  # an event id derived from a provider response id (otlp_services keeps it unique)
+
+
 def event_id_for(*, trace_id: str, span_id: str, provider: str, response_id: str) -> str:
     """One call per provider response: spans sharing a response id share the event id (≤ 64 chars)."""
     if response_id:
-        return "resp:" + hashlib.sha1(f"{provider}\x1f{response_id}".encode()).hexdigest()
+        return RESPONSE_PREFIX + hashlib.sha1(f"{provider}\x1f{response_id}".encode()).hexdigest()
     return trace_id + span_id

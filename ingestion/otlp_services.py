@@ -30,10 +30,10 @@ from accounts import metrics
 from accounts.models import ApiKey
 from accounts.tasking import enqueue_on_commit
 
-from .models import OtlpSpan, RawBatch, TraceEvent
+from .models import OtlpResponseKey, OtlpSpan, RawBatch, TraceEvent
 from .money import usd_to_pico
 from .otlp import (
-    PATH_MAX, SpanIn, call_decode, call_encode, event_id_for, export_decode, span_record, spans_decode,
+    PATH_MAX, RESPONSE_PREFIX, SpanIn, call_decode, call_encode, event_id_for, export_decode, span_record, spans_decode,
     spans_encode,
 )
 from .pricing import price_book_get
@@ -335,6 +335,7 @@ def _resolve(*, org_id: int, book, by_trace: dict[str, dict[str, _Node]], now: d
         events_by_key[(span.api_key_id, span.received_at)].append(event)
     new_events = 0
     if events_by_key:
+        _response_times_claim(org_id, [event for events in events_by_key.values() for event in events])
         group = [(SimpleNamespace(api_key_id=key_id, received_at=received), events)
                  for (key_id, received), events in events_by_key.items()]
         new_events = store(org_id, book, group, sources)
@@ -345,6 +346,34 @@ def _resolve(*, org_id: int, book, by_trace: dict[str, dict[str, _Node]], now: d
         _mark(org_id, [node.pk for node in nodes if node.pk is not None], outcome, now)
     _mark(org_id, superseded_pks, OtlpSpan.Outcome.SUPERSEDED, now)
     return new_events
+
+
+def _response_times_claim(org_id: int, events: list[EventIn]) -> None:
+    """One provider response, one event, whichever of its spans counts: the first span's timestamp is claimed
+    for the response's event id (`OtlpResponseKey`) and every later span of it takes that timestamp, so the
+    events table's (org, event_id, timestamp) key drops it like a re-sent event. A concurrent claim waits on
+    the unique key until the first commits (then reads its timestamp) or rolls back (then wins)."""
+    keyed = [event for event in events if event.event_id.startswith(RESPONSE_PREFIX)]
+    if not keyed:
+        return
+    table = OtlpResponseKey._meta.db_table
+    adapt = connection.ops.adapt_datetimefield_value
+    first: dict[str, EventIn] = {}
+    for event in keyed:
+        first.setdefault(event.event_id, event)
+    rows = [(org_id, event_id, adapt(event.timestamp)) for event_id, event in sorted(first.items())]
+    claimed: dict[str, datetime] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), _CHUNK):
+            part = rows[start:start + _CHUNK]
+            cursor.execute(f'INSERT INTO {table} (org_id, event_id, "timestamp") VALUES '
+                           f'{", ".join(["(%s, %s, %s)"] * len(part))} ON CONFLICT (org_id, event_id) DO NOTHING',
+                           [v for row in part for v in row])
+    for chunk in _chunks(sorted(first)):
+        claimed.update(OtlpResponseKey.objects.unscoped().filter(org_id=org_id, event_id__in=chunk)
+                       .values_list("event_id", "timestamp"))
+    for event in keyed:
+        event.timestamp = claimed[event.event_id]
 
 
 def _counted_spans(org_id: int, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:

@@ -135,7 +135,7 @@ def _insert_events(rows: list[tuple]) -> int:
             part = rows[start:start + chunk]
             cursor.execute(
                 f"INSERT INTO {table} ({cols}) VALUES {', '.join([placeholders] * len(part))} "
-                f"ON CONFLICT (org_id, event_id) DO NOTHING",
+                f'ON CONFLICT (org_id, event_id, "timestamp") DO NOTHING',
                 [v for row in part for v in row],
             )
             inserted += cursor.rowcount
@@ -149,7 +149,7 @@ def _store_pg_sql() -> str:
     return f"""
     WITH ins AS (
         INSERT INTO {ev} ({cols}) SELECT {cols} FROM _events_in
-        ON CONFLICT (org_id, event_id) DO NOTHING
+        ON CONFLICT (org_id, event_id, "timestamp") DO NOTHING
         RETURNING {", ".join(rollups.SOURCE_COLUMNS)}
     ),
     {rollups.fold_ctes(pg=True, src="ins")}
@@ -499,7 +499,9 @@ def _reprice(qs, *, chunk: int = 5000) -> int:
                 if not days[ev.org_id]:
                     rollups.lock_org(ev.org_id, exclusive=True)  # before any change: no fold in flight
                 # The first cost computed stays as billed_cost_pico (an event priced only now is billed now).
-                updated = TraceEvent.objects.unscoped().filter(pk=ev.pk, cost_pico=ev.cost_pico).update(
+                # The timestamp lets PostgreSQL look in the event's month partition only.
+                updated = TraceEvent.objects.unscoped().filter(
+                    pk=ev.pk, timestamp=ev.timestamp, cost_pico=ev.cost_pico).update(
                     cost_pico=quote.cost, cost_source="price", price_id=quote.price_id, price_variant=quote.variant,
                     price_source=quote.source, price_version=getattr(book, "version", None),
                     list_cost_pico=quote.list_cost, discount_pct=quote.discount_pct,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.utils import timezone
+
 from accounts.tasking import house_task
 
-from . import services
+from . import partitions, retention, services
 
 
 @house_task(name="ingestion.tasks.batch_process")
@@ -44,3 +46,19 @@ def events_reprice_range(since: str, until: str, org_id: int | None = None) -> i
     """Admin action: re-price a time range with the current price table."""
     return services.events_reprice_range(since=datetime.fromisoformat(since), until=datetime.fromisoformat(until),
                                          org_id=org_id)
+
+
+@house_task(name="ingestion.tasks.event_partitions_ensure", max_retries=0)
+def event_partitions_ensure() -> list[str]:
+    """Beat, every 6 hours: PostgreSQL's monthly event partitions exist for this month and the next two."""
+    return partitions.event_partitions_ensure(now=timezone.now())
+
+
+@house_task(name="ingestion.tasks.events_prune", max_retries=0)
+def events_prune() -> int:
+    """Beat, daily: raw events past their org's retention are removed (rollups and run summaries stay).
+
+    Not retried itself: it is idempotent and tomorrow's run finishes what an outage interrupted.
+    """
+    report = retention.events_prune(now=timezone.now())
+    return sum(rows for _, rows in report.partitions_dropped) + sum(rows for _, _, rows in report.rows_deleted)

@@ -315,6 +315,9 @@ LLMOBSERVE_MAX_EVENTS_PER_REQUEST = 1000
 LLMOBSERVE_MAX_BODY_BYTES = 5 * 1024 * 1024
 # OTLP: seconds a call span waits for its ancestors before its section path is built from what has arrived.
 LLMOBSERVE_OTLP_RESOLVE_WAIT = float(os.environ.get("LLMOBSERVE_OTLP_RESOLVE_WAIT", "30"))
+# Days raw events are kept when an org has no retention of its own (Organization.event_retention_days, set per
+# plan in the admin). Rollups, run summaries and insights are kept; `manage.py events_prune` and beat enforce it.
+LLMOBSERVE_EVENT_RETENTION_DAYS = int(os.environ.get("LLMOBSERVE_EVENT_RETENTION_DAYS", "90"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = LLMOBSERVE_MAX_BODY_BYTES + 1024
 ANTHROPIC_API_KEY = os.environ.get("ANTHROPIC_API_KEY", "")
 
@@ -376,6 +379,10 @@ LLMOBSERVE_WEBHOOK_ALLOW_HTTP = env_bool("LLMOBSERVE_WEBHOOK_ALLOW_HTTP", False)
 LLMOBSERVE_DIGEST_HOUR = int(os.environ.get("LLMOBSERVE_DIGEST_HOUR", "8"))
 CELERY_BEAT_SCHEDULE.update({
     "analytics-insights-hourly": {"task": "analytics.tasks.insights_run_all", "schedule": crontab(minute=2)},
+    # PostgreSQL: the events table's monthly partitions, created ahead (this month and the next two); then the
+    # daily retention job (drops whole months past every org's retention, deletes the rest in chunks).
+    "ingestion-event-partitions": {"task": "ingestion.tasks.event_partitions_ensure", "schedule": crontab(minute=17, hour="*/6")},
+    "ingestion-events-prune-daily": {"task": "ingestion.tasks.events_prune", "schedule": crontab(minute=40, hour=3)},
     "analytics-alerts-digest-daily": {
         "task": "analytics.tasks.alerts_digest",
         "schedule": crontab(minute=5, hour=LLMOBSERVE_DIGEST_HOUR),

@@ -11,6 +11,7 @@ import gzip
 import json
 import re
 import time
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -58,10 +59,14 @@ class Stream:
         self.web, self.key = web, key
         self.sent: dict[str, tuple[int, int]] = {}
         self.next_batch = 0
+        self.started = datetime.now(timezone.utc) - timedelta(minutes=10)
 
     def events(self, n: int) -> list[dict]:
+        # Each event carries its own call time, as the SDK's do: a re-send repeats it, so the (org, event_id,
+        # timestamp) key stores it once.
         return [{"event_id": f"b{n}-e{i}", "run_id": f"run-{n}", "provider": "openai", "model": "gpt-4o",
-                 "input_tokens": 1000 + 37 * n + i, "output_tokens": 100 + i, "section_path": "agent:bot"}
+                 "input_tokens": 1000 + 37 * n + i, "output_tokens": 100 + i, "section_path": "agent:bot",
+                 "timestamp": (self.started + timedelta(seconds=n, milliseconds=i)).isoformat()}
                 for i in range(BATCH)]
 
     def big_batch(self) -> list[dict]:

@@ -279,3 +279,26 @@ def test_explicit_section_path_and_customer_attributes_win(org, ingest_key, post
     [event] = TraceEvent.objects.for_org(org)
     assert event.section_path == "agent:billing/step:refund/agent:writer bot"
     assert event.customer_id == "acme"
+
+
+@pytest.mark.parametrize("first", ["sdk", "traceloop"])
+def test_spans_of_one_response_that_start_apart_still_count_once(org, ingest_key, prices, post_otlp, first):
+    """The events key holds the timestamp (monthly partitions): two spans of one response starting 3 ms apart,
+    in separate exports, still make one call — the later one takes the first's timestamp (OtlpResponseKey)."""
+    start = T0 - timedelta(minutes=1)
+    with time_machine.travel(T0, tick=False):
+        attrs = {"gen_ai.response.id": "msg_apart"}
+        sdk = chat(new_trace_id(), provider="anthropic", model="claude-sonnet-4-5", input_tokens=10,
+                   start=start + timedelta(milliseconds=3), **attrs)
+        sdk.scope = "anthropic"
+        traceloop = chat(new_trace_id(), provider="anthropic", model="claude-sonnet-4-5", input_tokens=10,
+                         start=start, **attrs)
+        traceloop.scope = "opentelemetry.instrumentation.anthropic"
+        spans = [sdk, traceloop] if first == "sdk" else [traceloop, sdk]
+        post_otlp(ingest_key, protobuf([spans[0]]))
+        post_otlp(ingest_key, protobuf([spans[1]]))
+        post_otlp(ingest_key, protobuf([spans[1]]))  # and re-sent
+        [event] = TraceEvent.objects.for_org(org)
+        assert event.timestamp == (start + timedelta(milliseconds=3) if first == "sdk" else start)
+        assert RunSummary.objects.for_org(org).get().calls == 1
+        _assert_rollups_equal_rebuild()
