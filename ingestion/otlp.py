@@ -29,7 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from .schema import MAX_TOKENS, EventIn, _normalise, _semantic_errors
+from .schema import MAX_TOKENS, EventIn, timestamp_error, tokens_inclusive
 
 # --- the alias table (first present wins) -------------------------------------------------------
 
@@ -67,6 +67,11 @@ KEPT_KEYS = frozenset(PROVIDER_KEYS + MODEL_KEYS + INPUT_KEYS + CACHE_READ_KEYS 
                           RESPONSE_ID, TTFT, TTFT_MS, TIER, ERROR_TYPE, HTTP_STATUS, SERVER_ADDRESS, COST_AMOUNT,
                           COST_CURRENCY))
 USAGE_KEYS = INPUT_KEYS + OUTPUT_KEYS
+
+# The fields read through the alias table (`_firsts`): each one's keys, first present wins.
+ALIAS_FIELDS = {"provider": PROVIDER_KEYS, "model": MODEL_KEYS, "input": INPUT_KEYS, "cache_read": CACHE_READ_KEYS,
+                "cache_write": CACHE_WRITE_KEYS, "output": OUTPUT_KEYS, "reasoning": REASONING_KEYS,
+                "stream": STREAM_KEYS, "customer": CUSTOMER_KEYS, "cost": COST_KEYS}
 
 CALL_OPERATIONS = frozenset({"chat", "generate_content", "text_completion", "embeddings"})
 NEVER_CALL_OPERATIONS = frozenset({"invoke_agent", "create_agent", "execute_tool", "invoke_workflow",
@@ -301,6 +306,33 @@ def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _plan(keys: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """For a span's attribute keys: each field of ALIAS_FIELDS with its aliases present, in priority order.
+
+    One instrumentation emits the same keys span after span: the plan is computed once per key set (only
+    KEPT_KEYS reach here, so the cache is bounded by what instrumentations send, not by the body)."""
+    present = frozenset(keys)
+    plan = []
+    for name, aliases in ALIAS_FIELDS.items():
+        keys_present = tuple(key for key in aliases if key in present)
+        if keys_present:
+            plan.append((name, keys_present))
+    return tuple(plan)
+
+
+def _firsts(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Field → the value of its first present alias (`_first` for every field of ALIAS_FIELDS at once)."""
+    found: dict[str, Any] = {}
+    for name, keys in _plan(tuple(attrs)):
+        for key in keys:
+            value = attrs[key]
+            if value is not None and value != "":
+                found[name] = value
+                break
+    return found
+
+
 def _text(value: Any, limit: int) -> str:
     """A label as the SDK sends it: C0 controls become spaces, lone surrogates U+FFFD, cut to `limit`."""
     if value is None:
@@ -365,8 +397,13 @@ def span_label(attrs: dict[str, Any]) -> str:
     return ""
 
 
-def span_is_call(attrs: dict[str, Any]) -> bool:
-    """A billable provider call; wrappers (agents, tools, Vercel's outer spans, aggregates) never are."""
+def span_is_call(attrs: dict[str, Any], found: dict[str, Any] | None = None) -> bool:
+    """A billable provider call; wrappers (agents, tools, Vercel's outer spans, aggregates) never are.
+
+    `found`: `_firsts(attrs)`, if the caller has it."""
+    if found is None:
+        found = _firsts(attrs)
+    has_usage = "input" in found or "output" in found
     op = attrs.get(OPERATION)
     if op in NEVER_CALL_OPERATIONS:
         return False
@@ -377,18 +414,18 @@ def span_is_call(attrs: dict[str, Any]) -> bool:
         return True
     kind = attrs.get(SPAN_KIND)
     if kind is not None:
-        return kind in ("LLM", "EMBEDDING") and _first(attrs, USAGE_KEYS) is not None
+        return kind in ("LLM", "EMBEDDING") and has_usage
     if op or attrs.get(AGENT) or attrs.get(TOOL):
         return False
-    return _first(attrs, USAGE_KEYS) is not None
+    return has_usage
 
 
-def _reported_cost(attrs: dict[str, Any]) -> str | None:
+def _reported_cost(attrs: dict[str, Any], found: dict[str, Any]) -> str | None:
     amount = attrs.get(COST_AMOUNT)
     if amount is not None and str(attrs.get(COST_CURRENCY) or "USD").upper() != "USD":
         amount = None
     if amount is None:
-        amount = _first(attrs, COST_KEYS)
+        amount = found.get("cost")
     if amount is None or isinstance(amount, bool):
         return None
     try:
@@ -425,16 +462,22 @@ def _ttft_ms(attrs: dict[str, Any]) -> float | None:
     return None
 
 
-def _call(span: RawSpan, attrs: dict[str, Any], now: datetime) -> tuple[EventIn | None, dict[str, str]]:
+def _call(span: RawSpan, attrs: dict[str, Any], found: dict[str, Any], now: datetime
+          ) -> tuple[EventIn | None, dict[str, str]]:
+    """The call, complete as the wire format's `_normalise` leaves an event but for its ids (set when resolved).
+
+    Every text goes through `_text` (no control characters or lone surrogates, cut to the field's limit),
+    every number is range-checked here: of the wire format's `_semantic_errors`, only the timestamp's can fail."""
     operation_id = attrs.get(OPERATION_ID) or ""
     embedding = attrs.get(OPERATION) == "embeddings" or str(operation_id).endswith(".doEmbed") \
         or attrs.get(SPAN_KIND) == "EMBEDDING"
+    get = found.get
     tokens = {
-        "input_tokens": _count(_first(attrs, INPUT_KEYS)),
-        "output_tokens": _count(_first(attrs, OUTPUT_KEYS)),
-        "cached_input_tokens": _count(_first(attrs, CACHE_READ_KEYS)),
-        "cache_write_tokens": _count(_first(attrs, CACHE_WRITE_KEYS)),
-        "reasoning_tokens": _count(_first(attrs, REASONING_KEYS)),
+        "input_tokens": _count(get("input")),
+        "output_tokens": _count(get("output")),
+        "cached_input_tokens": _count(get("cache_read")),
+        "cache_write_tokens": _count(get("cache_write")),
+        "reasoning_tokens": _count(get("reasoning")),
     }
     errors = {name: f"must be an integer from 0 to {MAX_TOKENS}" for name, value in tokens.items()
               if not 0 <= value <= MAX_TOKENS}
@@ -442,33 +485,34 @@ def _call(span: RawSpan, attrs: dict[str, Any], now: datetime) -> tuple[EventIn 
         return None, errors
     status, http_status = _status(span, attrs)
     metadata: dict[str, Any] = {}
-    if _first(attrs, USAGE_KEYS) is None and status == "ok":
+    if "input" not in found and "output" not in found and status == "ok":
         metadata["usage_missing"] = True
     if status != "ok" and (error_type := _text(attrs.get(ERROR_TYPE), 256)):
         metadata["error_type"] = error_type
     ttft_ms = _ttft_ms(attrs)
     latency_ms = (span.end_ns - span.start_ns) / 1e6 if span.end_ns >= span.start_ns > 0 else None
-    stream = _flag(_first(attrs, STREAM_KEYS)) or str(operation_id).endswith(".doStream")
+    stream = _flag(get("stream")) or str(operation_id).endswith(".doStream")
     try:
         timestamp = datetime.fromtimestamp(span.start_ns / 1e9, tz=timezone.utc)
     except (OverflowError, OSError, ValueError):
         return None, {"timestamp": "start time out of range"}
+    if problem := timestamp_error(timestamp, now):
+        return None, {"timestamp": problem}
     event = EventIn(
         span_type="embedding" if embedding else "llm",
-        provider=provider_normalise(_first(attrs, PROVIDER_KEYS), attrs.get(SERVER_ADDRESS)) or "unknown",
-        model=_text(_first(attrs, MODEL_KEYS), 256) or "unknown",
+        provider=provider_normalise(get("provider"), attrs.get(SERVER_ADDRESS)) or "unknown",
+        model=_text(get("model"), 256) or "unknown",
         latency_ms=latency_ms if latency_ms is None or latency_ms <= 1e10 else None,
         ttft_ms=ttft_ms, status=status, http_status=http_status,
         service_tier=_text(attrs.get(TIER), 32) or None,  # the served tier prices the call (price variants)
-        customer_id=_text(_first(attrs, CUSTOMER_KEYS), 256) or None,
-        stream=stream, timestamp=timestamp, cost_usd=_reported_cost(attrs), metadata=metadata, **tokens,
+        customer_id=_text(get("customer"), 256) or None,
+        stream=stream, timestamp=timestamp, cost_usd=_reported_cost(attrs, found), metadata=metadata, **tokens,
     )
-    errors = _semantic_errors(event, now)
-    if errors:
-        return None, errors
-    return _normalise(event, now), {}
+    tokens_inclusive(event)
+    return event, {}
 
 
+@functools.lru_cache(maxsize=256)
 def _rank(scope: str) -> int:
     scope = scope.lower()
     return 1 if any(part in scope for part in _SECOND_CHOICE_SCOPES) else 0
@@ -491,15 +535,16 @@ def span_record(span: RawSpan, *, now: datetime) -> tuple[SpanIn | None, str]:
     if parent.strip("0") == "":
         parent = ""
     attrs = span.attrs
+    found = _firsts(attrs)
     source = _source(span.scope)
     record = SpanIn(trace_id=span.trace_id, span_id=span.span_id, parent_span_id=parent, label=span_label(attrs),
                     source=source)
     if path := attrs.get(SECTION_PATH):
         record.section_path = "/".join(s for s in (_text(p, LABEL_MAX) for p in str(path).split("/")) if s)[:PATH_MAX]
-    if customer := _first(attrs, CUSTOMER_KEYS):
+    if customer := found.get("customer"):
         record.customer_id = _text(customer, 256) or None
-    if span_is_call(attrs):
-        call, errors = _call(span, attrs, now)
+    if span_is_call(attrs, found):
+        call, errors = _call(span, attrs, found, now)
         if call is None:
             detail = "; ".join(f"{k}: {v}" for k, v in sorted(errors.items()))
             return None, f"span {span.span_id}: {detail}"

@@ -211,9 +211,12 @@ class _Node:
 
     __slots__ = _SPAN_FIELDS + ("call",)
 
-    def __init__(self, *values):
-        for name, value in zip(_SPAN_FIELDS, values):
-            setattr(self, name, value)
+    def __init__(self, pk, trace_id, span_id, parent_span_id, label, section_path, customer_id, is_call, response_id,
+                 rank, source, api_key_id, received_at, first_seen_at, outcome):  # _SPAN_FIELDS, spelled out: fast
+        self.pk, self.trace_id, self.span_id, self.parent_span_id = pk, trace_id, span_id, parent_span_id
+        self.label, self.section_path, self.customer_id, self.is_call = label, section_path, customer_id, is_call
+        self.response_id, self.rank, self.source, self.api_key_id = response_id, rank, source, api_key_id
+        self.received_at, self.first_seen_at, self.outcome = received_at, first_seen_at, outcome
         self.call = None
 
 

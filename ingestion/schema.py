@@ -166,6 +166,25 @@ def _usage_error(event: EventIn) -> str | None:
     return None
 
 
+def timestamp_error(timestamp: datetime, now: datetime) -> str | None:
+    """Why a call's timestamp is refused (naive means UTC), or None."""
+    ts = timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=timezone.utc)
+    if ts > now + FUTURE_TOLERANCE:
+        return "more than 1 hour in the future"
+    if ts.year < 2000:
+        return "before 2000-01-01"
+    return None
+
+
+def tokens_inclusive(event: EventIn) -> None:
+    """Input includes cache reads/writes and output includes reasoning (Anthropic's convention reports input
+    without the cache; ours includes it)."""
+    if event.cached_input_tokens + event.cache_write_tokens > event.input_tokens:
+        event.input_tokens += event.cached_input_tokens + event.cache_write_tokens
+    if event.reasoning_tokens > event.output_tokens:
+        event.output_tokens += event.reasoning_tokens
+
+
 def _semantic_errors(event: EventIn, now: datetime) -> dict[str, str]:
     errors: dict[str, str] = {}
     for name in LABEL_FIELDS:
@@ -180,12 +199,8 @@ def _semantic_errors(event: EventIn, now: datetime) -> dict[str, str]:
             errors["provider"] = f"required for {event.span_type} spans"
         if not event.model:
             errors["model"] = f"required for {event.span_type} spans"
-    if event.timestamp is not None:
-        ts = event.timestamp if event.timestamp.tzinfo else event.timestamp.replace(tzinfo=timezone.utc)
-        if ts > now + FUTURE_TOLERANCE:
-            errors["timestamp"] = "more than 1 hour in the future"
-        elif ts.year < 2000:
-            errors["timestamp"] = "before 2000-01-01"
+    if event.timestamp is not None and (problem := timestamp_error(event.timestamp, now)):
+        errors["timestamp"] = problem
     if event.cost_usd is not None:
         try:
             cost = Decimal(str(event.cost_usd))
@@ -235,11 +250,7 @@ def _normalise(event: EventIn, now: datetime) -> EventIn:
             elif count:
                 usage[name] = count
         event.usage = usage
-    # Anthropic's convention reports input without cache reads/writes; ours includes them.
-    if event.cached_input_tokens + event.cache_write_tokens > event.input_tokens:
-        event.input_tokens += event.cached_input_tokens + event.cache_write_tokens
-    if event.reasoning_tokens > event.output_tokens:
-        event.output_tokens += event.reasoning_tokens
+    tokens_inclusive(event)
     if event.cost_usd is not None:
         event.cost_usd = format(Decimal(str(event.cost_usd)), "f")
     return event
