@@ -195,8 +195,27 @@ def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]],
     Returns the number of new events: rows already stored (re-sent, or a retry) are skipped and
     never folded twice. `sources`: event id → (source, reported cost) for events not from the SDK (OTLP).
     """
+    rows, sizes = _event_rows(org_id, book, group, sources)
+    if _is_pg():
+        rollups.lock_org(org_id, exclusive=False)
+        inserted = _store_pg(rows)
+    else:
+        with connection.cursor() as cursor:  # ids only grow (AUTOINCREMENT): the new events are those above
+            cursor.execute(f"SELECT coalesce(max(id), 0) FROM {TraceEvent._meta.db_table}")
+            last_id = cursor.fetchone()[0]
+        inserted = _insert_events(rows)
+        if inserted:
+            rollups.fold_new_events(org_id=org_id, after_id=last_id)
+    _processed_on_commit(sizes, total=len(rows), inserted=inserted)
+    return inserted
+
+
+def _event_rows(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]],
+                sources: dict[str, tuple[str, int | None]] | None = None
+                ) -> tuple[list[tuple], list[tuple[datetime, int]]]:
+    """The priced event rows (`_EVENT_COLUMNS`) of `group`, each event id once, and (received_at, index of the
+    batch's first row) per batch."""
     sources = sources or {}
-    pg = _is_pg()
     adapt = connection.ops.adapt_datetimefield_value
     encode = _json_encode
     version = getattr(book, "version", None)
@@ -223,18 +242,7 @@ def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]],
                 *sources.get(event.event_id, SDK_SOURCE),
                 bucket_of(event.latency_ms), bucket_of(event.ttft_ms),
             ))
-    if pg:
-        rollups.lock_org(org_id, exclusive=False)
-        inserted = _store_pg(rows)
-    else:
-        with connection.cursor() as cursor:  # ids only grow (AUTOINCREMENT): the new events are those above
-            cursor.execute(f"SELECT coalesce(max(id), 0) FROM {TraceEvent._meta.db_table}")
-            last_id = cursor.fetchone()[0]
-        inserted = _insert_events(rows)
-        if inserted:
-            rollups.fold_new_events(org_id=org_id, after_id=last_id)
-    _processed_on_commit(sizes, total=len(rows), inserted=inserted)
-    return inserted
+    return rows, sizes
 
 
 def _processed_on_commit(sizes: list[tuple[datetime, int]], *, total: int, inserted: int) -> None:
