@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 from typing import Any, Iterable
 
 import msgspec
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
@@ -175,7 +176,6 @@ def _store_pg(rows: list[tuple]) -> int:
         return cursor.fetchone()[0]
 
 
-COALESCE_MAX_EVENTS = 5000  # a backed-up queue is drained several batches per transaction
 COALESCE_MAX_SPANS = 15000  # OTLP batches count spans, about a third of them calls
 MAX_ATTEMPTS = 5  # a batch that fails this many times is quarantined
 RETRY_BASE = timedelta(minutes=1)  # then 2, 4, 8 minutes: quarantined ~15 minutes after its first failure
@@ -305,10 +305,10 @@ def _batches_process_together(*, batch_id: int, now: datetime) -> int | None:
         if _is_pg():
             _pg_session_setup()
             otlp = batch.kind == RawBatch.Kind.OTLP
-            budget = (COALESCE_MAX_SPANS if otlp else COALESCE_MAX_EVENTS) - batch.event_count
+            budget = (COALESCE_MAX_SPANS if otlp else settings.LLMOBSERVE_INGEST_GROUP_EVENTS) - batch.event_count
             more = (_processable(RawBatch.objects.unscoped().select_for_update(skip_locked=True).defer("payload"))
                     .filter(org_id=batch.org_id, kind=batch.kind, attempts=0, event_count__lte=budget)
-                    .exclude(pk=batch_id).order_by("pk")[:32 if otlp else 8])
+                    .exclude(pk=batch_id).order_by("pk")[:32])
             for other in more:
                 if other.event_count <= budget:
                     batches.append(other)
