@@ -375,10 +375,11 @@ def floors_measure(db: str, repeat: int = 3) -> dict[str, float]:
                 for row in conn.execute(f"SELECT {col_list} FROM ingestion_traceevent")]
         tables = {
             "own": "CREATE TABLE bench_own (LIKE ingestion_traceevent INCLUDING ALL)",
-            "lean": "CREATE TABLE bench_lean (LIKE ingestion_traceevent INCLUDING DEFAULTS); ALTER TABLE bench_lean DROP id; "
-                    "ALTER TABLE bench_lean ADD PRIMARY KEY (org_id, event_id); "
+            "lean": "CREATE TABLE bench_lean (LIKE ingestion_traceevent INCLUDING DEFAULTS); "
+                    "ALTER TABLE bench_lean DROP id; ALTER TABLE bench_lean ADD PRIMARY KEY (org_id, event_id); "
                     "CREATE INDEX ON bench_lean (org_id, timestamp); CREATE INDEX ON bench_lean (org_id, run_id)",
-            "heap": "CREATE TABLE bench_heap (LIKE ingestion_traceevent INCLUDING DEFAULTS); ALTER TABLE bench_heap DROP id",
+            "heap": "CREATE TABLE bench_heap (LIKE ingestion_traceevent INCLUDING DEFAULTS); "
+                    "ALTER TABLE bench_heap DROP id",
         }
         best: dict[str, float] = {}
         for _ in range(repeat):
