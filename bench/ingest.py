@@ -424,7 +424,7 @@ def main() -> None:
             conn.execute(f"ALTER TABLE ingestion_rawbatch ALTER COLUMN payload SET COMPRESSION "
                          f"{args.payload_compression}")
     with psycopg.connect(f"{PG}/{args.db}") as conn:
-        compression = conn.execute("SELECT coalesce(nullif(attcompression, ''), 'default (' || "
+        compression = conn.execute("SELECT coalesce(nullif(attcompression::text, ''), 'default (' || "
                                    "current_setting('default_toast_compression') || ')') FROM pg_attribute "
                                    "WHERE attrelid = 'ingestion_rawbatch'::regclass AND attname = 'payload'"
                                    ).fetchone()[0]
