@@ -1,11 +1,16 @@
-"""Ingest throughput, end to end, on PostgreSQL + Redis.
+"""Ingest throughput, end to end, on PostgreSQL + Redis, against PostgreSQL's own floor.
 
-Starts a fresh PostgreSQL database, one Celery worker (-c 1) and gunicorn (-w 2), posts
-120,000 events in 1,000-event gzip batches from 4 client threads, and measures events/s from
-the first POST until every event is priced and counted in /v1/stats/summary. Then it times
-PostgreSQL's own COPY of the same rows into an indexed copy of the events table, for scale.
+Starts a fresh PostgreSQL database, Celery workers and gunicorn, posts 120,000 events in 1,000-event gzip
+batches from 4 client threads, and measures events/s from the first POST until every event is priced and
+counted in /v1/stats/summary, with the CPU each process used (from /proc) and which one saturated. Then it
+times PostgreSQL's COPY of the same rows into the lean table (primary key (org, event_id) + (org, timestamp) +
+(org, run_id): the honest floor), into a copy of our own events table with its indexes, and into a bare heap.
 
-    .venv/bin/python bench/ingest.py [--events 120000] [--threads 4] [--keep]
+    .venv/bin/python bench/ingest.py [--events 120000] [--threads 4] [--customers 50 --agents 5 --models 3]
+                                     [--workers 1 --concurrency 1 --web 2 | --curve] [--keep]
+
+`--curve` runs workers 1/2 × -c 1/2 × gunicorn -w 1/2/4 on one database (emptied between points).
+Redis: BENCH_REDIS_URL (default db 9). The database: --db (default llmo_ingestfast_bench).
 """
 
 from __future__ import annotations
@@ -40,30 +45,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-AGENTS = {
-    "": [("openai", "gpt-4o-mini-2024-07-18")],
-    "agent:researcher": [("openai", "gpt-4o-2024-08-06"), ("openai", "text-embedding-3-small")],
-    "agent:researcher/tool:web_search": [("openai", "gpt-4o-mini-2024-07-18")],
-    "agent:writer": [("anthropic", "claude-sonnet-4-20250514")],
-    "agent:writer/tool:edit": [("anthropic", "claude-sonnet-4-20250514"), ("openai", "gpt-4o-mini-2024-07-18")],
-    "agent:planner/step:outline": [("openai", "gpt-4o-2024-08-06")],
-}
+BASE_MODELS = [("openai", "gpt-4o-mini-2024-07-18"), ("openai", "gpt-4o-2024-08-06"),
+               ("anthropic", "claude-sonnet-4-20250514"), ("openai", "text-embedding-3-small")]
 
 
-def make_batches(n_events: int, batch_size: int, seed: int = 1, calls_per_run: int = 8) -> list[bytes]:
-    """Realistic runs: each run is one end customer's request, its calls seconds apart, spread over 20 hours."""
+def dimensions(agents: int, models: int) -> tuple[list[str], list[tuple[str, str]]]:
+    """Section paths (each agent, its two tools, and untracked calls) and (provider, model) names: beyond the
+    four base models, variants that the same prefix prices (`gpt-4o-mini-2024-07-18-b5`)."""
+    paths = [""] + [p for a in range(agents) for p in (f"agent:a{a}", f"agent:a{a}/tool:search",
+                                                       f"agent:a{a}/step:write")]
+    names = [(prov, model if i < len(BASE_MODELS) else f"{model}-b{i}")
+             for i in range(models) for prov, model in [BASE_MODELS[i % len(BASE_MODELS)]]]
+    return paths, names
+
+
+def make_batches(n_events: int, batch_size: int, *, seed: int = 1, calls_per_run: int = 8, customers: int = 50,
+                 agents: int = 5, models: int = 3) -> list[bytes]:
+    """Realistic runs: each run is one end customer's request, its calls seconds apart, spread over 20 hours;
+    `customers × agents × models` (× 3 sections per agent) drive the rollup keys per hour."""
     rng = random.Random(seed)
     now = datetime.now(timezone.utc)
-    paths = list(AGENTS)
+    paths, names = dimensions(agents, models)
+    roots = [p for p in paths if "/" not in p]
     events = []
     for i in range(n_events):
         run = i // calls_per_run
         if i % calls_per_run == 0:
             run_start = now - timedelta(seconds=rng.randint(60, 20 * 3600))
-            customer = f"cust-{rng.randint(1, 50)}"
-            root = rng.choice(["agent:researcher", "agent:writer", "agent:planner", ""])
+            customer = f"cust-{rng.randint(1, customers)}"
+            root = rng.choice(roots)
         path = rng.choice([p for p in paths if p.startswith(root)] if root else [""])
-        provider, model = rng.choice(AGENTS[path])
+        provider, model = rng.choice(names)
         events.append({
             "event_id": uuid.UUID(int=rng.getrandbits(128)).hex, "run_id": f"run-{seed}-{run}",
             "span_id": f"s{i}", "section_path": path, "span_type": "embedding" if "embedding" in model else "llm",
@@ -95,22 +107,120 @@ def wait_http(url: str, timeout: float = 120) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=120_000)
-    parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--db", default="llmobserve_bench")
-    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
-    args = parser.parse_args()
+# --- CPU per process, from /proc ------------------------------------------------------------
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(pid: int) -> int | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            out += [int(c) for c in task.read_text().split()]
+        except FileNotFoundError:
+            pass
+    return out
+
+
+class CpuSampler(threading.Thread):
+    """Samples, every 0.2 s, the CPU time of each process of a role: gunicorn (master + workers), each Celery
+    worker process (+ its pool children) and the PostgreSQL backends connected to the bench database.
+    A process seen after the start counts from zero (new backends and pool children); one present at the
+    start counts from its time then."""
+
+    def __init__(self, roles: dict[str, list[int]], db: str):
+        super().__init__(daemon=True)
+        self.roles, self.db = roles, db
+        self.first: dict[int, int] = {}
+        self.last: dict[int, int] = {}
+        self.role_of: dict[int, str] = {}
+        self.stop = threading.Event()
+        self.pg = psycopg.connect(f"{PG}/postgres", autocommit=True)
+        self.machine = machine_ticks()
+        self._sample(initial=True)
+
+    def _pids(self) -> dict[int, str]:
+        found = {}
+        for role, roots in self.roles.items():
+            for i, root in enumerate(roots):
+                name = role if len(roots) == 1 else f"{role} {i + 1}"
+                for pid in [root, *children(root)]:
+                    found[pid] = name
+        for (pid,) in self.pg.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [self.db]):
+            found[pid] = "postgres"
+        return found
+
+    def _sample(self, initial: bool = False) -> None:
+        for pid, role in self._pids().items():
+            ticks = cpu_ticks(pid)
+            if ticks is None:
+                continue
+            if pid not in self.first:
+                self.first[pid] = ticks if initial else 0
+            self.last[pid] = ticks
+            self.role_of[pid] = role
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            self._sample()
+
+    def finish(self) -> dict[str, tuple[float, float]]:
+        """role -> (CPU seconds, the busiest process's CPU seconds)."""
+        self.stop.set()
+        self.join()
+        self._sample()
+        self.pg.close()
+        busy, total = machine_ticks()
+        self.machine_busy = (busy - self.machine[0]) / max(total - self.machine[1], 1)
+        out: dict[str, list[float]] = {}
+        for pid, role in self.role_of.items():
+            secs = (self.last[pid] - self.first[pid]) / TICK
+            total, busiest = out.get(role, [0.0, 0.0])
+            out[role] = [total + secs, max(busiest, secs)]
+        return {role: (t, b) for role, (t, b) in out.items()}
+
+
+# --- one point of the curve ---------------------------------------------------------------
+
+def bench_env(db: str) -> dict:
+    return {**os.environ, "DATABASE_URL": f"{PG}/{db}", "REDIS_URL": REDIS_URL, "LOG_LEVEL": "WARNING",
+            "LLMOBSERVE_INGEST_RATE": "1000000", "LLMOBSERVE_READ_RATE": "1000000"}
+
+
+def database_prepare(db: str, *, fresh: bool = False) -> tuple[str, str]:
+    """A fresh database with the bench org, its keys and a minimal price table: (ingest key, read key).
+
+    The migrated schema is kept as the template `<db>_tpl` (migrating from nothing takes minutes on a loaded
+    machine); a later run clones it and applies only newer migrations. `fresh` rebuilds the template."""
+    tpl = f"{db}_tpl"
+    env = bench_env(db)
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {args.db}")
-        conn.execute(f"CREATE DATABASE {args.db}")
-    subprocess.run(["redis-cli", "-u", REDIS_URL, "flushdb"], check=True, capture_output=True)
-    env = {**os.environ, "DATABASE_URL": f"{PG}/{args.db}", "REDIS_URL": REDIS_URL, "LOG_LEVEL": "WARNING",
-           "LLMOBSERVE_INGEST_RATE": "100000", "LLMOBSERVE_READ_RATE": "100000"}
-    print("migrating a fresh database …", flush=True)
+        conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        if fresh:
+            conn.execute(f"DROP DATABASE IF EXISTS {tpl} WITH (FORCE)")
+        has_tpl = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [tpl]).fetchone()
+        if not has_tpl:
+            conn.execute(f"CREATE DATABASE {tpl}")
+    if not has_tpl:
+        print(f"migrating the template database {tpl} …", flush=True)
+        manage(bench_env(tpl), "migrate", "--noinput")
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {db} TEMPLATE {tpl}")
     manage(env, "migrate", "--noinput")
     try:
         manage(env, "sync_prices")
@@ -126,20 +236,40 @@ for provider, model, i, o in [('openai', 'gpt-4o', '2.5', '10'), ('openai', 'gpt
     if not ModelPrice.objects.unscoped().filter(provider=provider, model_match=model).exists():
         ModelPrice.objects.create(provider=provider, match_kind='prefix', model_match=model, input_mtok=i, output_mtok=o)
 """], cwd=ROOT, env=env, check=True)
+    return ingest_key, read_key
 
-    print(f"building {args.events:,} events …", flush=True)
-    batches = make_batches(args.events, args.batch)
+
+def database_empty(db: str) -> None:
+    """Between points: no events, batches, rollups or runs (the org, keys and prices stay)."""
+    with psycopg.connect(f"{PG}/{db}", autocommit=True) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND (tablename LIKE 'ingestion\\_%%rollup' "
+            "OR tablename IN ('ingestion_traceevent', 'ingestion_rawbatch', 'ingestion_runsummary', "
+            "'ingestion_runfacet'))")]
+        conn.execute(f"TRUNCATE {', '.join(tables)}")
+        conn.execute("VACUUM ANALYZE")
+    subprocess.run(["redis-cli", "-u", REDIS_URL, "flushdb"], check=True, capture_output=True)
+
+
+def point_run(*, db: str, keys: tuple[str, str], batches: list[bytes], events: int, batch: int, threads: int,
+              workers: int, concurrency: int, web: int) -> dict:
+    """Start `workers` Celery processes (-c concurrency) and gunicorn -w `web`; post every batch; wait until
+    /v1/stats/summary counts every event. Returns the rates and the CPU each role used."""
+    ingest_key, read_key = keys
+    env = bench_env(db)
     port = free_port()
-    procs = [
-        subprocess.Popen([PY, "-m", "celery", "-A", "llmobserve_site", "worker", "-c", "1", f"--loglevel={os.environ.get('BENCH_WORKER_LOGLEVEL', 'WARNING')}",
-                          "--without-gossip", "--without-mingle", "--without-heartbeat"], cwd=ROOT, env=env),
-        subprocess.Popen([str(Path(PY).parent / "gunicorn"), "llmobserve_site.wsgi:application", "-w", "2",
-                          "-b", f"127.0.0.1:{port}", "--log-level", "warning"], cwd=ROOT, env=env),
-    ]
+    loglevel = os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING")
+    worker_procs = [subprocess.Popen(
+        [PY, "-m", "celery", "-A", "llmobserve_site", "worker", "-c", str(concurrency), "-n", f"bench{i}@%h",
+         f"--loglevel={loglevel}", "--without-gossip", "--without-mingle", "--without-heartbeat"], cwd=ROOT, env=env)
+        for i in range(workers)]
+    web_proc = subprocess.Popen([str(Path(PY).parent / "gunicorn"), "llmobserve_site.wsgi:application", "-w", str(web),
+                                 "-b", f"127.0.0.1:{port}", "--log-level", "warning"], cwd=ROOT, env=env)
+    procs = [*worker_procs, web_proc]
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{base}/health")
-        time.sleep(2)  # let the worker connect to the broker
+        time.sleep(3)  # let the workers connect to the broker and finish importing
         queue = list(enumerate(batches))
         lock = threading.Lock()
         errors: list[str] = []
@@ -157,14 +287,16 @@ for provider, model, i, o in [('openai', 'gpt-4o', '2.5', '10'), ('openai', 'gpt
                 t = time.perf_counter()
                 r = session.post(f"{base}/v1/events", data=body, headers=headers, timeout=60)
                 post_times.append(time.perf_counter() - t)
-                if r.status_code != 202 or r.json()["accepted"] != args.batch:
+                if r.status_code != 202 or r.json()["accepted"] != batch:
                     errors.append(f"{r.status_code} {r.text[:200]}")
 
+        sampler = CpuSampler({"web": [web_proc.pid], "worker": [p.pid for p in worker_procs]}, db)
+        sampler.start()
         start = time.perf_counter()
-        threads = [threading.Thread(target=client) for _ in range(args.threads)]
-        for t in threads:
+        client_threads = [threading.Thread(target=client) for _ in range(threads)]
+        for t in client_threads:
             t.start()
-        for t in threads:
+        for t in client_threads:
             t.join()
         posted = time.perf_counter() - start
         if errors:
@@ -173,10 +305,12 @@ for provider, model, i, o in [('openai', 'gpt-4o', '2.5', '10'), ('openai', 'gpt
         while True:
             s = session.get(f"{base}/v1/stats/summary", params={"window": "24h"},
                             headers={"Authorization": f"Bearer {read_key}"}, timeout=10).json()
-            if s["calls"] >= args.events:
+            if s["calls"] >= events:
                 break
             time.sleep(0.05)
         total = time.perf_counter() - start
+        cpu = sampler.finish()
+        machine = sampler.machine_busy
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -185,9 +319,52 @@ for provider, model, i, o in [('openai', 'gpt-4o', '2.5', '10'), ('openai', 'gpt
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+    post_times.sort()
+    return {"workers": workers, "concurrency": concurrency, "web": web, "total": total, "posted": posted,
+            "rate": events / total, "accepted": events / posted, "cpu": cpu, "machine": machine,
+            "p50": post_times[len(post_times) // 2], "p95": post_times[int(len(post_times) * 0.95)]}
 
-    # PostgreSQL's own COPY of the same rows into an indexed copy of the events table.
-    with psycopg.connect(f"{PG}/{args.db}", autocommit=True) as conn:
+
+def point_print(p: dict, events: int) -> None:
+    cpu, wall = p["cpu"], p["total"]
+    roles = sorted(cpu, key=lambda r: (r.split()[0] != "web", r))
+    per_event = "  ".join(f"{r} {cpu[r][0] / events * 1e6:,.0f} µs" for r in roles)
+    busy = "  ".join(f"{r} {cpu[r][0] / wall:.0%}" for r in roles)
+    limit = saturation(p)
+    print(f"  workers {p['workers']} × -c {p['concurrency']}, web -w {p['web']}: {p['rate']:,.0f} events/s end to end "
+          f"({wall:.2f} s; POSTs done in {p['posted']:.2f} s = {p['accepted']:,.0f}/s, p50 {p['p50'] * 1000:.0f} ms, "
+          f"p95 {p['p95'] * 1000:.0f} ms)")
+    print(f"    CPU per event: {per_event}")
+    print(f"    CPU share of one core over the run: {busy}   → limit: {limit}")
+
+
+def saturation(p: dict) -> str:
+    """The process that was busy for (nearly) the whole run, else the machine's cores."""
+    cpu, wall = p["cpu"], p["total"]
+    busiest = max(((b / wall, r) for r, (_, b) in cpu.items() if r != "postgres"), default=(0.0, "-"))
+    pg_total = cpu.get("postgres", (0.0, 0.0))
+    pg_one = pg_total[1] / wall
+    total = sum(t for t, _ in cpu.values()) / wall
+    cores = os.cpu_count() or 1
+    if p["machine"] >= 0.9 and total < 0.85 * cores:
+        return (f"the machine's {cores} cores, {p['machine']:.0%} busy, this bench's processes {total:.0%}: "
+                f"other load — compare CPU per event, not events/s")
+    if total >= 0.85 * cores:
+        top = max(cpu, key=lambda r: cpu[r][0])
+        return f"the machine's {cores} cores ({total:.0%} busy; most CPU: {top})"
+    if max(busiest[0], pg_one) >= 0.8:
+        return f"{busiest[1]} process ({busiest[0]:.0%} of a core)" if busiest[0] >= pg_one else \
+            f"a PostgreSQL backend ({pg_one:.0%} of a core)"
+    return f"none saturated ({total:.0%} of {cores} cores): latency-bound"
+
+
+# --- the floors: PostgreSQL's COPY of the same rows ---------------------------------------
+
+def floors_measure(db: str, repeat: int = 3) -> dict[str, float]:
+    """COPY the stored events into (a) our own events table's copy with all its indexes, (b) the lean table:
+    primary key (org, event_id) + (org, timestamp) + (org, run_id), (c) a heap with no index. Interleaved,
+    `repeat` times; the best of each (rows/s)."""
+    with psycopg.connect(f"{PG}/{db}", autocommit=True) as conn:
         cols = [r[0] for r in conn.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'ingestion_traceevent' "
             "AND column_name <> 'id' ORDER BY ordinal_position")]
@@ -196,33 +373,106 @@ for provider, model, i, o in [('openai', 'gpt-4o', '2.5', '10'), ('openai', 'gpt
 
         rows = [tuple(Jsonb(v) if isinstance(v, dict) else v for v in row)
                 for row in conn.execute(f"SELECT {col_list} FROM ingestion_traceevent")]
-        conn.execute("DROP TABLE IF EXISTS bench_copy")
-        conn.execute("CREATE TABLE bench_copy (LIKE ingestion_traceevent INCLUDING ALL)")
-        conn.execute("TRUNCATE bench_copy")
-        t = time.perf_counter()
-        with conn.cursor() as cur:
-            with cur.copy(f"COPY bench_copy ({col_list}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        copy_secs = time.perf_counter() - t
-        conn.execute("DROP TABLE bench_copy")
-        priced = conn.execute("SELECT count(*) FILTER (WHERE cost_pico IS NOT NULL), count(*) "
-                              "FROM ingestion_traceevent").fetchone()
-    if not args.keep:
-        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
+        tables = {
+            "own": "CREATE TABLE bench_own (LIKE ingestion_traceevent INCLUDING ALL)",
+            "lean": "CREATE TABLE bench_lean (LIKE ingestion_traceevent INCLUDING DEFAULTS); "
+                    "ALTER TABLE bench_lean DROP id; ALTER TABLE bench_lean ADD PRIMARY KEY (org_id, event_id); "
+                    "CREATE INDEX ON bench_lean (org_id, timestamp); CREATE INDEX ON bench_lean (org_id, run_id)",
+            "heap": "CREATE TABLE bench_heap (LIKE ingestion_traceevent INCLUDING DEFAULTS); "
+                    "ALTER TABLE bench_heap DROP id",
+        }
+        best: dict[str, float] = {}
+        for _ in range(repeat):
+            for name, ddl in tables.items():
+                conn.execute(f"DROP TABLE IF EXISTS bench_{name}")
+                conn.execute(ddl)
+                t = time.perf_counter()
+                with conn.cursor() as cur, cur.copy(f"COPY bench_{name} ({col_list}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                rate = len(rows) / (time.perf_counter() - t)
+                best[name] = max(best.get(name, 0.0), rate)
+                conn.execute(f"DROP TABLE bench_{name}")
+        indexes = [r[0] for r in conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'ingestion_traceevent' ORDER BY indexname")]
+    return {**best, "rows": len(rows), "indexes": indexes}
 
-    rate = args.events / total
-    copy_rate = len(rows) / copy_secs
-    post_times.sort()
-    print(f"events: {args.events:,} in {len(batches)} gzip batches of {args.batch}, {args.threads} client threads")
-    print(f"stored: {priced[1]:,} events, {priced[0]:,} priced")
-    print(f"POSTs done in {posted:.2f} s ({args.events / posted:,.0f} events/s accepted); "
-          f"POST latency p50 {post_times[len(post_times) // 2] * 1000:.0f} ms, "
-          f"p95 {post_times[int(len(post_times) * 0.95)] * 1000:.0f} ms")
-    print(f"end to end (first POST → all priced and counted in /v1/stats/summary): {total:.2f} s = {rate:,.0f} events/s")
-    print(f"PostgreSQL COPY of the same rows into an indexed table: {copy_secs:.2f} s = {copy_rate:,.0f} rows/s")
-    print(f"end-to-end rate / COPY rate = {rate / copy_rate:.1%}")
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=120_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--customers", type=int, default=50)
+    parser.add_argument("--agents", type=int, default=5)
+    parser.add_argument("--models", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1, help="Celery worker processes")
+    parser.add_argument("--concurrency", type=int, default=1, help="each worker's -c")
+    parser.add_argument("--web", type=int, default=2, help="gunicorn -w")
+    parser.add_argument("--curve", action="store_true",
+                        help="the scaling curve: workers 1/2 × -c 1/2 × web 1/2/4 (the single point's flags ignored)")
+    parser.add_argument("--db", default="llmo_ingestfast_bench")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--fresh", action="store_true", help="migrate the template database again")
+    parser.add_argument("--payload-compression", choices=["pglz", "lz4"],
+                        help="override the raw batch payload's TOAST compression (A/B of migration 0015)")
+    args = parser.parse_args()
+
+    keys = database_prepare(args.db, fresh=args.fresh)
+    if args.payload_compression:
+        with psycopg.connect(f"{PG}/{args.db}", autocommit=True) as conn:
+            conn.execute(f"ALTER TABLE ingestion_rawbatch ALTER COLUMN payload SET COMPRESSION "
+                         f"{args.payload_compression}")
+    with psycopg.connect(f"{PG}/{args.db}") as conn:
+        compression = conn.execute("SELECT coalesce(nullif(attcompression::text, ''), 'default (' || "
+                                   "current_setting('default_toast_compression') || ')') FROM pg_attribute "
+                                   "WHERE attrelid = 'ingestion_rawbatch'::regclass AND attname = 'payload'"
+                                   ).fetchone()[0]
+    print(f"raw batch payload compression: {compression}; drained group: "
+          f"{os.environ.get('LLMOBSERVE_INGEST_GROUP_EVENTS', 'default')} events")
+    print(f"building {args.events:,} events ({args.customers} customers × {args.agents} agents × {args.models} "
+          f"models) …", flush=True)
+    batches = make_batches(args.events, args.batch, customers=args.customers, agents=args.agents, models=args.models)
+    if args.curve:
+        points = [(w, c, web) for w in (1, 2) for c in (1, 2) for web in (1, 2, 4)]
+    else:
+        points = [(args.workers, args.concurrency, args.web)]
+    results = []
+    try:
+        for workers, concurrency, web in points:
+            database_empty(args.db)
+            results.append(point_run(db=args.db, keys=keys, batches=batches, events=args.events, batch=args.batch,
+                                     threads=args.threads, workers=workers, concurrency=concurrency, web=web))
+            point_print(results[-1], args.events)
+        floors = floors_measure(args.db)
+        with psycopg.connect(f"{PG}/{args.db}") as conn:
+            priced = conn.execute("SELECT count(*) FILTER (WHERE cost_pico IS NOT NULL), count(*) "
+                                  "FROM ingestion_traceevent").fetchone()
+            keys_per_hour = conn.execute("SELECT count(*)::float / greatest(count(DISTINCT hour), 1) "
+                                         "FROM ingestion_hourlyrollup").fetchone()[0]
+    finally:
+        if not args.keep:
+            with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
+
+    print(f"\nevents: {args.events:,} in {len(batches)} gzip batches of {args.batch}, {args.threads} client threads; "
+          f"{args.customers} customers × {args.agents} agents × {args.models} models "
+          f"({keys_per_hour:,.0f} fine rollup keys per hour)")
+    print(f"stored: {priced[1]:,} events, {priced[0]:,} priced; load average {os.getloadavg()[0]:.2f}")
+    print("events table indexes:\n  " + "\n  ".join(floors["indexes"]))
+    print(f"PostgreSQL COPY of the same {floors['rows']:,} rows (best of 3):")
+    print(f"  lean table (PK (org, event_id) + (org, timestamp) + (org, run_id)): {floors['lean']:,.0f} rows/s")
+    print(f"  our events table, its own indexes:                                  {floors['own']:,.0f} rows/s")
+    print(f"  no index at all (heap):                                             {floors['heap']:,.0f} rows/s")
+    best = max(results, key=lambda r: r["rate"])
+    for label, r in (("this point", results[0]),) if not args.curve else (("best point", best),):
+        print(f"{label}: {r['rate']:,.0f} events/s end to end = {r['rate'] / floors['lean']:.1%} of the lean floor, "
+              f"{r['rate'] / floors['own']:.1%} of our own table's COPY")
+    if args.curve:
+        print("curve (events/s; share of the lean floor):")
+        for r in results:
+            print(f"  workers {r['workers']} × -c {r['concurrency']}, web {r['web']}: {r['rate']:>8,.0f}  "
+                  f"{r['rate'] / floors['lean']:.1%}   limit: {saturation(r)}")
 
 
 if __name__ == "__main__":

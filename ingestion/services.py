@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 from typing import Any, Iterable
 
 import msgspec
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
@@ -175,7 +176,6 @@ def _store_pg(rows: list[tuple]) -> int:
         return cursor.fetchone()[0]
 
 
-COALESCE_MAX_EVENTS = 5000  # a backed-up queue is drained several batches per transaction
 COALESCE_MAX_SPANS = 15000  # OTLP batches count spans, about a third of them calls
 MAX_ATTEMPTS = 5  # a batch that fails this many times is quarantined
 RETRY_BASE = timedelta(minutes=1)  # then 2, 4, 8 minutes: quarantined ~15 minutes after its first failure
@@ -195,8 +195,27 @@ def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]],
     Returns the number of new events: rows already stored (re-sent, or a retry) are skipped and
     never folded twice. `sources`: event id → (source, reported cost) for events not from the SDK (OTLP).
     """
+    rows, sizes = _event_rows(org_id, book, group, sources)
+    if _is_pg():
+        rollups.lock_org(org_id, exclusive=False)
+        inserted = _store_pg(rows)
+    else:
+        with connection.cursor() as cursor:  # ids only grow (AUTOINCREMENT): the new events are those above
+            cursor.execute(f"SELECT coalesce(max(id), 0) FROM {TraceEvent._meta.db_table}")
+            last_id = cursor.fetchone()[0]
+        inserted = _insert_events(rows)
+        if inserted:
+            rollups.fold_new_events(org_id=org_id, after_id=last_id)
+    _processed_on_commit(sizes, total=len(rows), inserted=inserted)
+    return inserted
+
+
+def _event_rows(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]],
+                sources: dict[str, tuple[str, int | None]] | None = None
+                ) -> tuple[list[tuple], list[tuple[datetime, int]]]:
+    """The priced event rows (`_EVENT_COLUMNS`) of `group`, each event id once, and (received_at, index of the
+    batch's first row) per batch."""
     sources = sources or {}
-    pg = _is_pg()
     adapt = connection.ops.adapt_datetimefield_value
     encode = _json_encode
     version = getattr(book, "version", None)
@@ -223,18 +242,7 @@ def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]],
                 *sources.get(event.event_id, SDK_SOURCE),
                 bucket_of(event.latency_ms), bucket_of(event.ttft_ms),
             ))
-    if pg:
-        rollups.lock_org(org_id, exclusive=False)
-        inserted = _store_pg(rows)
-    else:
-        with connection.cursor() as cursor:  # ids only grow (AUTOINCREMENT): the new events are those above
-            cursor.execute(f"SELECT coalesce(max(id), 0) FROM {TraceEvent._meta.db_table}")
-            last_id = cursor.fetchone()[0]
-        inserted = _insert_events(rows)
-        if inserted:
-            rollups.fold_new_events(org_id=org_id, after_id=last_id)
-    _processed_on_commit(sizes, total=len(rows), inserted=inserted)
-    return inserted
+    return rows, sizes
 
 
 def _processed_on_commit(sizes: list[tuple[datetime, int]], *, total: int, inserted: int) -> None:
@@ -297,10 +305,10 @@ def _batches_process_together(*, batch_id: int, now: datetime) -> int | None:
         if _is_pg():
             _pg_session_setup()
             otlp = batch.kind == RawBatch.Kind.OTLP
-            budget = (COALESCE_MAX_SPANS if otlp else COALESCE_MAX_EVENTS) - batch.event_count
+            budget = (COALESCE_MAX_SPANS if otlp else settings.LLMOBSERVE_INGEST_GROUP_EVENTS) - batch.event_count
             more = (_processable(RawBatch.objects.unscoped().select_for_update(skip_locked=True).defer("payload"))
                     .filter(org_id=batch.org_id, kind=batch.kind, attempts=0, event_count__lte=budget)
-                    .exclude(pk=batch_id).order_by("pk")[:32 if otlp else 8])
+                    .exclude(pk=batch_id).order_by("pk")[:32])
             for other in more:
                 if other.event_count <= budget:
                     batches.append(other)

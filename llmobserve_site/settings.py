@@ -313,6 +313,9 @@ LLMOBSERVE_METRICS_TOKEN = os.environ.get("LLMOBSERVE_METRICS_TOKEN", "")
 LLMOBSERVE_READ_RATE = int(os.environ.get("LLMOBSERVE_READ_RATE", "600"))
 LLMOBSERVE_MAX_EVENTS_PER_REQUEST = 1000
 LLMOBSERVE_MAX_BODY_BYTES = 5 * 1024 * 1024
+# A backed-up queue is drained up to this many events (whole batches, up to 32) per worker transaction: the
+# fold's fixed costs (claiming, planning its statements, the coarse grains' upserts, the commit) are paid once.
+LLMOBSERVE_INGEST_GROUP_EVENTS = int(os.environ.get("LLMOBSERVE_INGEST_GROUP_EVENTS", "20000"))
 # OTLP: seconds a call span waits for its ancestors before its section path is built from what has arrived.
 LLMOBSERVE_OTLP_RESOLVE_WAIT = float(os.environ.get("LLMOBSERVE_OTLP_RESOLVE_WAIT", "30"))
 # Days raw events are kept when an org has no retention of its own (Organization.event_retention_days, set per
