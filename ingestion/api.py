@@ -8,6 +8,7 @@ import zlib
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
+from django.utils import timezone
 from django.http.request import RawPostDataException
 from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.types import OpenApiTypes
@@ -181,8 +182,9 @@ class EventsIngestView(IngestMetricsMixin, APIView):
         if count > settings.LLMOBSERVE_MAX_EVENTS_PER_REQUEST:
             raise PayloadTooLarge(f"At most {settings.LLMOBSERVE_MAX_EVENTS_PER_REQUEST} events per request "
                                   f"(got {count}).")
-        accepted, rejected = events_validate(typed=typed, raw=raw)
-        result = events_ingest(api_key=request.auth, events=accepted, rejected=rejected)
+        now = timezone.now()
+        accepted, rejected = events_validate(typed=typed, raw=raw, now=now)
+        result = events_ingest(api_key=request.auth, events=accepted, rejected=rejected, received_at=now)
         return Response({"accepted": result.accepted, "rejected": result.rejected, "over_cap": result.over_cap},
                         status=status.HTTP_202_ACCEPTED)
 

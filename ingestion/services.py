@@ -43,16 +43,19 @@ class IngestResult:
     batch_id: int | None = None
 
 
-def events_ingest(*, api_key: ApiKey, events: list[EventIn], rejected: list[dict[str, Any]]) -> IngestResult:
+def events_ingest(*, api_key: ApiKey, events: list[EventIn], rejected: list[dict[str, Any]],
+                  received_at: datetime | None = None) -> IngestResult:
     """Persist the valid events in one write, then (after commit) queue their processing.
 
-    A broker outage leaves the batch pending for the sweeper; the request still succeeds.
+    A broker outage leaves the batch pending for the sweeper; the request still succeeds. `received_at` is
+    the `now` the events were validated with: events sent without a timestamp carry exactly it, which is how
+    the worker knows their timestamp is the server's (`_stamped_timestamps_adopt`).
     """
     org = api_key.org
     batch_id = None
     if events:
         batch = RawBatch.objects.create(org=org, api_key_id=api_key.pk, payload=events_encode(events),
-                                        event_count=len(events))
+                                        event_count=len(events), received_at=received_at or timezone.now())
         batch_id = batch.pk
         enqueue_on_commit("ingestion.tasks.batch_process", batch.pk)
     transaction.on_commit(lambda: metrics.events_counted(accepted=len(events), rejected=rejected,
@@ -195,6 +198,7 @@ def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]],
     Returns the number of new events: rows already stored (re-sent, or a retry) are skipped and
     never folded twice. `sources`: event id → (source, reported cost) for events not from the SDK (OTLP).
     """
+    _stamped_timestamps_adopt(org_id, group)
     rows, sizes = _event_rows(org_id, book, group, sources)
     if _is_pg():
         rollups.lock_org(org_id, exclusive=False)
@@ -208,6 +212,27 @@ def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]],
             rollups.fold_new_events(org_id=org_id, after_id=last_id)
     _processed_on_commit(sizes, total=len(rows), inserted=inserted)
     return inserted
+
+
+def _stamped_timestamps_adopt(org_id: int, group: list[tuple[RawBatch, list[EventIn]]]) -> None:
+    """An event sent without a timestamp was stamped with its request's time (its batch's `received_at`), so a
+    re-send of it carries another: it takes the timestamp its event id was first stored (or seen in this group)
+    with, and the idempotency key (org, event_id, timestamp) holds for it too. One indexed query, only for
+    batches that hold such events (the SDK always sends timestamps)."""
+    stamped = [event for raw, events in group for event in events if event.timestamp == raw.received_at]
+    if not stamped:
+        return
+    first: dict[str, datetime] = {}
+    for event_id, timestamp in (TraceEvent.objects.unscoped()
+                                .filter(org_id=org_id, event_id__in={event.event_id for event in stamped})
+                                .order_by("timestamp").values_list("event_id", "timestamp")):
+        first.setdefault(event_id, timestamp)
+    for raw, events in group:
+        for event in events:
+            if event.timestamp == raw.received_at:
+                event.timestamp = first.setdefault(event.event_id, event.timestamp)
+            else:
+                first.setdefault(event.event_id, event.timestamp)
 
 
 def _event_rows(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]],

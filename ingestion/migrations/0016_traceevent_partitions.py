@@ -112,7 +112,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("accounts", "0003_org_event_retention"),
-        ("ingestion", "0014_endpoint_rollups"),
+        ("ingestion", "0015_rawbatch_payload_lz4"),
     ]
 
     operations = [

@@ -11,7 +11,7 @@ from ingestion import partitions
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BEFORE = [("ingestion", "0014_endpoint_rollups")]
+BEFORE = [("ingestion", "0015_rawbatch_payload_lz4")]
 LATE = datetime(2026, 10, 31, 23, 40, 12, tzinfo=timezone.utc)  # a month's last hour
 
 

@@ -96,6 +96,23 @@ def test_a_re_sent_event_lands_once_and_folds_once_and_a_new_timestamp_is_a_new_
         assert HourlyRollup.objects.for_org(org).aggregate(n=Sum("calls"))["n"] == 2
 
 
+def test_an_event_re_sent_without_a_timestamp_lands_once_even_across_a_month_end(
+        org, ingest_key, post_events, prices):
+    """Without a timestamp the server stamps the request's time; a retry minutes later, in the next month (another
+    partition on PostgreSQL), takes the first stamp, so the key still holds."""
+    first = datetime(2026, 11, 30, 23, 40, tzinfo=timezone.utc)
+    bare = {"event_id": "no-ts", "run_id": "r", "provider": "openai", "model": "gpt-4o", "input_tokens": 1000,
+            "output_tokens": 200}
+    for at in (first, first + timedelta(minutes=1), first + timedelta(minutes=25)):
+        with time_machine.travel(at, tick=False):
+            assert post_events(ingest_key, [bare, {**bare, "event_id": f"other-{at.minute}", "run_id": f"o-{at.minute}"}]).status_code == 202
+    rows = TraceEvent.objects.for_org(org).filter(event_id="no-ts")
+    assert list(rows.values_list("timestamp", flat=True)) == [first]
+    assert TraceEvent.objects.for_org(org).count() == 4  # no-ts once, and the three distinct others
+    assert RunSummary.objects.for_org(org).get(run_id="r").calls == 1
+    assert HourlyRollup.objects.for_org(org).aggregate(n=Sum("calls"))["n"] == 4
+
+
 def test_retention_is_per_org_and_the_dry_run_changes_nothing(org, other_org, ingest_key, post_events, prices):
     from accounts.services import api_key_create
 
