@@ -64,8 +64,10 @@ class BatchItem:
         tokens = self.tokens
         if tokens is None and self.status == "ok":
             meta["usage_missing"] = True
-        # The provider's own time for the answer when it gives one (and it is not in the future).
-        ts = call.start_wall
+        # The provider's own time for the answer when it gives one (and it is not in the future). Without
+        # one, no timestamp: the download's time would differ on a second download, and the collector's
+        # key is (event_id, timestamp); it stamps the line and keeps its first stamp for a repeat.
+        ts = None
         if self.created is not None and 0 < self.created <= call.start_wall:
             ts = self.created
         return assemble_event(

@@ -447,12 +447,13 @@ def assemble_event(
     http_status: Optional[int],
     latency_ms: Optional[float],
     stream: bool,
-    timestamp: float,
+    timestamp: Optional[float],
     processing: Optional[str] = None,
     ttft_ms: Optional[float] = None,
 ) -> Dict[str, Any]:
     """The wire event (design §4). ``meta``'s wire keys (``usage``, ``service_tier``, ``speed``,
-    set by the formats) become top-level fields, sent only when known."""
+    set by the formats) become top-level fields, sent only when known. ``timestamp`` None: the
+    collector stamps the event, and keeps the first stamp of its ``event_id`` for a repeat."""
     if not model and span_type in ("llm", "embedding"):
         model = "unknown"
     units = meta.pop(USAGE, None)
@@ -479,10 +480,11 @@ def assemble_event(
             "http_status": http_status,
             "customer_id": _label(call.customer, 256),
             "stream": stream,
-            "timestamp": _rfc3339(timestamp),
             "metadata": meta,
         }
     )
+    if timestamp is not None:
+        event["timestamp"] = _rfc3339(timestamp)
     if units:
         event["usage"] = units
     if tier:
