@@ -1,8 +1,8 @@
 """Where a 1,000-event batch's milliseconds go, stage by stage, on PostgreSQL (in process, one database).
 
 Request side: the API key lookup, gzip inflate, msgspec decode + validation, the RawBatch insert (committed
-durably), and the whole request through Django's test client. Worker side, over a drained group of 5 batches
-(the size a backed-up queue gives): decode, pricing, the COPY into the temp table, the events INSERT, each
+durably), and the whole request through Django's test client. Worker side, over a drained group of batches
+(LLMOBSERVE_INGEST_GROUP_EVENTS / 1,000: the size a backed-up queue gives): decode, pricing, the COPY into the temp table, the events INSERT, each
 fold statement (rollup grains hourly/daily, run summaries, facets), with the WAL each writes; then the events
 INSERT again without each secondary index (rolled back), and the whole `batch_process` of real pending groups.
 
@@ -21,12 +21,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ingest as bench  # noqa: E402 - the bench's events and database setup
 
-GROUP = 5  # batches per drained group: COALESCE_MAX_EVENTS / 1,000
+GROUP = int(os.environ.get("LLMOBSERVE_INGEST_GROUP_EVENTS", "20000")) // 1000  # batches per drained group
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--groups", type=int, default=6, help="groups of 5 batches timed per measurement")
+    parser.add_argument("--groups", type=int, default=3, help="groups of 5 batches timed per measurement")
     parser.add_argument("--customers", type=int, default=50)
     parser.add_argument("--agents", type=int, default=5)
     parser.add_argument("--models", type=int, default=3)
@@ -139,7 +139,7 @@ def profile(args, ingest_key: str) -> None:
                 timed("worker: COPY into the temp table" if not without else "_", copy, per=GROUP)
                 name = "PG: events INSERT … RETURNING" + (f" without {without}" if without else "")
                 stage(name, f"WITH ins AS (INSERT INTO {ev} ({cols}) SELECT {cols} FROM _events_in "
-                            f"ON CONFLICT (org_id, event_id) DO NOTHING RETURNING {src_cols}) "
+                            f'ON CONFLICT (org_id, event_id, "timestamp") DO NOTHING RETURNING {src_cols}) '
                             f"INSERT INTO _ins SELECT * FROM ins")
                 if not without:
                     for fold_name, sql in statements:

@@ -304,8 +304,9 @@ def batch_process(*, batch_id: int, now: datetime | None = None) -> int:
     quarantined. A batch that has failed once is never pulled into another batch's transaction.
     """
     now = now or timezone.now()
+    drained: list[int] = []
     try:
-        new_events = _batches_process_together(batch_id=batch_id, now=now)
+        new_events = _batches_process_together(batch_id=batch_id, now=now, drained=drained)
     except TRANSIENT_ERRORS:
         raise
     except Exception:
@@ -313,15 +314,23 @@ def batch_process(*, batch_id: int, now: datetime | None = None) -> int:
         new_events = None
     if new_events is None:
         new_events = _batch_process_alone(batch_id=batch_id, now=now)
+        # The failed group's other batches were skipped by their own tasks while its transaction held them:
+        # queue them again (a bad one among them fails its own group, then is processed alone and kept out of
+        # every later group by its attempt count).
+        for other in drained:
+            enqueue_on_commit("ingestion.tasks.batch_process", other)
     return new_events
 
 
-def _batches_process_together(*, batch_id: int, now: datetime) -> int | None:
-    """The fast path; None when the batch must be processed alone (it failed before)."""
+def _batches_process_together(*, batch_id: int, now: datetime, drained: list[int]) -> int | None:
+    """The fast path; None when the batch must be processed alone (it failed before). `drained` receives the
+    ids of the other batches this transaction locks (queued again by the caller if it fails)."""
     with transaction.atomic():
-        # Lock first without the payload: a batch already drained by another transaction costs no read.
-        batch = _processable(RawBatch.objects.unscoped().select_for_update().defer("payload").filter(pk=batch_id)
-                             ).first()
+        # Lock first without the payload: a batch already drained by another transaction costs no read. A batch
+        # locked by another worker's group is that group's (PostgreSQL: skipped, not waited for, so workers
+        # process distinct groups side by side; if that group fails, its worker queues the batch again).
+        batch = _processable(RawBatch.objects.unscoped().select_for_update(skip_locked=True).defer("payload")
+                             .filter(pk=batch_id)).first()
         if batch is None:
             return 0
         if batch.attempts:
@@ -331,13 +340,20 @@ def _batches_process_together(*, batch_id: int, now: datetime) -> int | None:
             _pg_session_setup()
             otlp = batch.kind == RawBatch.Kind.OTLP
             budget = (COALESCE_MAX_SPANS if otlp else settings.LLMOBSERVE_INGEST_GROUP_EVENTS) - batch.event_count
+            # Lock (skipping batches other workers hold) about as many as fit, by the first batch's size; one
+            # that is locked but does not fit is queued again after commit (its own task skipped it).
+            limit = max(1, min(32, budget // max(1, batch.event_count)))
             more = (_processable(RawBatch.objects.unscoped().select_for_update(skip_locked=True).defer("payload"))
                     .filter(org_id=batch.org_id, kind=batch.kind, attempts=0, event_count__lte=budget)
-                    .exclude(pk=batch_id).order_by("pk")[:32])
+                    .exclude(pk=batch_id).order_by("pk")[:limit])
             for other in more:
                 if other.event_count <= budget:
                     batches.append(other)
+                    drained.append(other.pk)
                     budget -= other.event_count
+                else:
+                    drained.append(other.pk)
+                    enqueue_on_commit("ingestion.tasks.batch_process", other.pk)
         payloads = dict(RawBatch.objects.unscoped().filter(pk__in=[b.pk for b in batches])
                         .values_list("pk", "payload"))
         if batch.kind == RawBatch.Kind.OTLP:
