@@ -33,8 +33,8 @@ SOURCE_COLUMNS = ("org_id", "run_id", "timestamp", "latency_ms", "section_path",
 # Sum column -> SQL over the source (the same on both backends).
 ROLLUP_SUMS: dict[str, str] = {
     "calls": "count(*)",
-    "errors": "sum(CASE WHEN status <> 'ok' THEN 1 ELSE 0 END)",
-    "unpriced_calls": "sum(CASE WHEN cost_pico IS NULL THEN 1 ELSE 0 END)",
+    "errors": "count(*) FILTER (WHERE status <> 'ok')",
+    "unpriced_calls": "count(*) FILTER (WHERE cost_pico IS NULL)",
     "input_tokens": "sum(input_tokens)",
     "output_tokens": "sum(output_tokens)",
     "cached_input_tokens": "sum(cached_input_tokens)",
@@ -45,12 +45,12 @@ ROLLUP_SUMS: dict[str, str] = {
     "latency_calls": "count(latency_ms)",
     "ttft_calls": "count(ttft_ms)",
     "ttft_ms_sum": "coalesce(sum(ttft_ms), 0)",
-    "status_error": "sum(CASE WHEN status = 'error' THEN 1 ELSE 0 END)",
-    "status_rate_limited": "sum(CASE WHEN status = 'rate_limited' THEN 1 ELSE 0 END)",
-    "status_timeout": "sum(CASE WHEN status = 'timeout' THEN 1 ELSE 0 END)",
-    "status_cancelled": "sum(CASE WHEN status = 'cancelled' THEN 1 ELSE 0 END)",
-    "http_4xx": "sum(CASE WHEN http_status >= 400 AND http_status < 500 THEN 1 ELSE 0 END)",
-    "http_5xx": "sum(CASE WHEN http_status >= 500 AND http_status < 600 THEN 1 ELSE 0 END)",
+    "status_error": "count(*) FILTER (WHERE status = 'error')",
+    "status_rate_limited": "count(*) FILTER (WHERE status = 'rate_limited')",
+    "status_timeout": "count(*) FILTER (WHERE status = 'timeout')",
+    "status_cancelled": "count(*) FILTER (WHERE status = 'cancelled')",
+    "http_4xx": "count(*) FILTER (WHERE http_status >= 400 AND http_status < 500)",
+    "http_5xx": "count(*) FILTER (WHERE http_status >= 500 AND http_status < 600)",
     "failed_cost_pico": "coalesce(sum(CASE WHEN status <> 'ok' THEN cost_pico END), 0)",
 }
 # Max column -> the source column (merged with the larger; NULL = no value yet).
@@ -81,7 +81,9 @@ class Dialect:
 
     def floor(self, period: str) -> str:
         if self.pg:
-            return f"date_trunc('{period}', timestamp, 'UTC')"
+            # UTC hours and days are fixed-length bins from a UTC midnight: plain arithmetic, no time zone lookup
+            # per row (date_trunc(…, 'UTC') cost the fold ~1 µs per event).
+            return f"date_bin('1 {period}', timestamp, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
         # Django stores SQLite datetimes as UTC text 'YYYY-MM-DD HH:MM:SS[.ffffff]'
         return "substr(timestamp, 1, 13) || ':00:00'" if period == "hour" else "substr(timestamp, 1, 10) || ' 00:00:00'"
 
