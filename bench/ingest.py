@@ -7,8 +7,10 @@ times PostgreSQL's COPY of the same rows into the lean table (primary key (org, 
 (org, run_id): the honest floor), into a copy of our own events table with its indexes, and into a bare heap.
 
     .venv/bin/python bench/ingest.py [--events 120000] [--threads 4] [--customers 50 --agents 5 --models 3]
-                                     [--workers 1 --concurrency 1 --web 2 | --curve] [--keep]
+                                     [--workers 1 --concurrency 2 --web 2 | --curve] [--keep]
 
+The default point is the Procfile's: one Celery worker with -c 2 (two processes, each draining its own group
+of pending batches: a batch another process holds is skipped, not waited for) and gunicorn -w 2.
 `--curve` runs workers 1/2 × -c 1/2 × gunicorn -w 1/2/4 on one database (emptied between points).
 Redis: BENCH_REDIS_URL (default db 9). The database: --db (default llmo_ingestfast_bench).
 """
@@ -37,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 PG = "postgres://postgres@127.0.0.1:5432"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
+STALL_SECONDS = 60
 
 
 def free_port() -> int:
@@ -302,11 +305,17 @@ def point_run(*, db: str, keys: tuple[str, str], batches: list[bytes], events: i
         if errors:
             raise SystemExit(f"{len(errors)} failed posts, first: {errors[0]}")
         session = requests.Session()
+        counted, progress_at = -1, time.monotonic()
         while True:
             s = session.get(f"{base}/v1/stats/summary", params={"window": "24h"},
                             headers={"Authorization": f"Bearer {read_key}"}, timeout=10).json()
             if s["calls"] >= events:
                 break
+            if s["calls"] != counted:
+                counted, progress_at = s["calls"], time.monotonic()
+            elif time.monotonic() - progress_at > STALL_SECONDS:  # a lost batch must fail the bench, not hang it
+                raise SystemExit(f"stalled: {counted:,} of {events:,} events counted, none more for "
+                                 f"{STALL_SECONDS} s")
             time.sleep(0.05)
         total = time.perf_counter() - start
         cpu = sampler.finish()
@@ -408,7 +417,7 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=5)
     parser.add_argument("--models", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes")
-    parser.add_argument("--concurrency", type=int, default=1, help="each worker's -c")
+    parser.add_argument("--concurrency", type=int, default=2, help="each worker's -c (2: the Procfile's)")
     parser.add_argument("--web", type=int, default=2, help="gunicorn -w")
     parser.add_argument("--curve", action="store_true",
                         help="the scaling curve: workers 1/2 × -c 1/2 × web 1/2/4 (the single point's flags ignored)")

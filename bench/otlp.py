@@ -1,6 +1,6 @@
 """OTLP ingest throughput, end to end, on PostgreSQL + Redis, against the native path in the same run.
 
-The setup of bench/ingest.py (its helpers): a fresh PostgreSQL database, one Celery worker (-c 1),
+The setup of bench/ingest.py (its helpers): a fresh PostgreSQL database, one Celery worker (-c 2, the Procfile's),
 gunicorn (-w 2). Two organisations on the same servers:
 
 1. native: bench/ingest.py's events (default 120,000) in 1,000-event gzip batches → /v1/events;
@@ -13,7 +13,7 @@ Each rate runs from the first POST until every call is counted in /v1/stats/summ
 stored calls are checked to be priced. Prints spans/s, LLM calls/s and their ratio to the native
 events/s (issue 14's target: OTLP LLM calls/s ≥ 60% of native events/s).
 
-    .venv/bin/python bench/otlp.py [--spans 120000] [--events 120000] [--threads 4] [--keep] [--template DB]
+    .venv/bin/python bench/otlp.py [--spans 120000] [--events 120000] [--threads 4] [--concurrency 2] [--keep] [--template DB]
 """
 
 from __future__ import annotations
@@ -187,6 +187,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=120_000, help="native events for the comparison")
     parser.add_argument("--batch", type=int, default=512, help="spans per OTLP export (the SDK's default)")
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=2, help="the Celery worker's -c (2: the Procfile's)")
     parser.add_argument("--db", default="llmobserve_bench_otlp")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--template", default="", help="copy this migrated database (no connections to it) instead "
@@ -226,7 +227,7 @@ for provider, model, i, o in [('openai', 'gpt-4o', '2.5', '10'), ('openai', 'gpt
     otlp_bodies, n_calls = make_otlp_batches(args.spans, args.batch)
     port = free_port()
     procs = [
-        subprocess.Popen([PY, "-m", "celery", "-A", "llmobserve_site", "worker", "-c", "1",
+        subprocess.Popen([PY, "-m", "celery", "-A", "llmobserve_site", "worker", "-c", str(args.concurrency),
                           f"--loglevel={os.environ.get('BENCH_WORKER_LOGLEVEL', 'WARNING')}",
                           "--without-gossip", "--without-mingle", "--without-heartbeat"], cwd=ROOT, env=env),
         subprocess.Popen([str(Path(PY).parent / "gunicorn"), "llmobserve_site.wsgi:application", "-w", "2",

@@ -133,8 +133,22 @@ def _gc_paused():
             gc.enable()
 
 
+OTLP_LOCK_NAMESPACE = 0x4F544C  # advisory lock key space of span resolution ("OTL")
+
+
+def _org_lock(org_id: int) -> None:
+    """PostgreSQL: one org's span groups are resolved one at a time. Two concurrent groups could not see each
+    other's spans: a call in one whose parent is in the other would wait out the bounded wait for an ancestor
+    that has arrived. Taken after decoding, so the next group's decoding overlaps this one's resolution."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [OTLP_LOCK_NAMESPACE, org_id])
+
+
 def _spans_process(*, org_id: int, book, group: list[tuple[RawBatch, list[SpanIn]]], now: datetime,
                    store: StoreGroup) -> int:
+    _org_lock(org_id)
     traces = {span.trace_id for _, spans in group for span in spans}
     # The org's calls that waited long enough come along: without beat (`make demo`) nothing else emits them.
     traces.update(OtlpSpan.objects.unscoped().filter(
@@ -457,6 +471,7 @@ def otlp_resolve_due(*, now: datetime, store: StoreGroup, session_setup: Callabl
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 session_setup()
+            _org_lock(org_id)
             new_events += _resolve(org_id=org_id, book=book, by_trace=_spans_of(org_id, sorted(trace_ids)), now=now,
                                    store=store)
     otlp_spans_prune(now=now)

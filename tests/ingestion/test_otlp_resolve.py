@@ -302,3 +302,56 @@ def test_spans_of_one_response_that_start_apart_still_count_once(org, ingest_key
         assert event.timestamp == (start + timedelta(milliseconds=3) if first == "sdk" else start)
         assert RunSummary.objects.for_org(org).get().calls == 1
         _assert_rollups_equal_rebuild()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_orgs_span_groups_are_resolved_one_at_a_time(org, prices):
+    """Two groups resolved side by side could not see each other's spans: a call in one whose parent is in the
+    other would wait out the bounded wait. A group waits for the org's group in flight (PostgreSQL), then
+    sees what it stored."""
+    import threading
+
+    import psycopg
+    from django.db import connection
+
+    from ingestion.models import RawBatch
+    from ingestion.otlp import export_decode, span_record, spans_encode
+    from ingestion.otlp_services import OTLP_LOCK_NAMESPACE
+    from ingestion.services import batch_process
+
+    if connection.vendor != "postgresql":
+        pytest.skip("workers process groups side by side on PostgreSQL only")
+    trace = new_trace_id()
+    now = datetime.now(timezone.utc)
+    root = S("invoke_agent triage", trace, start=now - timedelta(seconds=10), ms=8000, scope="pydantic-ai",
+             attrs={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "triage"})
+    call = chat(trace, parent=root.span_id, start=now - timedelta(seconds=9), input_tokens=100, output_tokens=20)
+
+    def stored(spans):
+        records = [span_record(span, now=now)[0] for span in export_decode(protobuf(spans), json_body=False)]
+        return RawBatch.objects.create(org=org, kind=RawBatch.Kind.OTLP, payload=spans_encode(records),
+                                       event_count=len(records))
+
+    db = connection.settings_dict
+    other = psycopg.connect(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"])
+    done = threading.Event()
+
+    def process(batch):
+        try:
+            batch_process(batch_id=batch.pk)
+        finally:
+            connection.close()
+            done.set()
+
+    try:
+        other.execute("SELECT pg_advisory_xact_lock(%s, %s)", [OTLP_LOCK_NAMESPACE, org.pk])  # a group in flight
+        thread = threading.Thread(target=process, args=(stored([call]),))
+        thread.start()
+        assert not done.wait(1.0)  # waits for the group in flight
+        other.commit()
+        assert done.wait(30)
+        thread.join()
+    finally:
+        other.close()
+    batch_process(batch_id=stored([root]).pk)
+    assert list(TraceEvent.objects.for_org(org).values_list("section_path", flat=True)) == ["agent:triage"]
