@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from django.db import connection
-from django.db.models import Max, Sum
+from django.db.models import Max, Q, Sum
 from django.db.models.functions import Trunc
 
 from accounts.models import Organization
@@ -175,22 +175,31 @@ def _merged_of(values: dict[str, Any]) -> dict[str, Any]:
     return {c: sums[f"m_{c}"] if c in _INT_SUMMED else values[f"m_{c}"] for c in _COLUMNS}
 
 
-def perf_rows(*, org: Organization, window: Window, group: tuple[str, ...] = (), interval: str | None = None
-              ) -> dict[tuple, PerfRow]:
+def perf_rows(*, org: Organization, window: Window, group: tuple[str, ...] = (), interval: str | None = None,
+              model_in: list[str] | None = None, grain: str | None = None) -> dict[tuple, PerfRow]:
     """The window's rollup rows merged per value of `group` (+ the time bucket with an interval), from the
-    coarsest grain holding `group` — one that keeps histograms (ingestion.models.RollupHistograms).
+    coarsest grain holding `group` (or `grain`, if it holds it) — one that keeps histograms
+    (ingestion.models.RollupHistograms). `model_in`: only these models' calls.
 
-    Each part (at most three: hourly edges, whole days) is one grouped query: the database adds the counts and
-    count maps (`histograms.CountsSum`), so Python decodes one map per key and part, not one per rollup row."""
-    grain = rollup_grain(group, customer_filter=False)
-    if not issubclass(ROLLUP_GRAINS[grain][1], RollupHistograms):
-        raise ValueError(f"no rollup grain with histograms holds {group}")
+    One grouped query per table (the hourly one for both partial days at the window's edges, the daily one for
+    the whole days): the database adds the counts and histograms (`histograms.CountsSum`), so Python decodes
+    one histogram per key and table, not one per rollup row."""
+    needed = group + (("model",) if model_in is not None else ())
+    grain = grain or rollup_grain(needed, customer_filter=False)
+    if not set(needed) <= set(ROLLUP_GRAINS[grain][0]) or not issubclass(ROLLUP_GRAINS[grain][1], RollupHistograms):
+        raise ValueError(f"no rollup grain with histograms holds {needed}")
     if connection.vendor == "sqlite":
         sqlite_functions_register()
     keys = group + (("bucket",) if interval else ())
     merged: dict[tuple, PerfRow] = {}
+    tables: dict[type, tuple[str, Q]] = {}
     for model, period, start, end in rollup_parts(window, hourly_only=interval == "hour", grain=grain):
-        qs = model.objects.for_org(org).filter(**{f"{period}__gte": start, f"{period}__lt": end})
+        span = Q(**{f"{period}__gte": start, f"{period}__lt": end})
+        tables[model] = (period, tables[model][1] | span if model in tables else span)
+    for model, (period, spans) in tables.items():
+        qs = model.objects.for_org(org).filter(spans)
+        if model_in is not None:
+            qs = qs.filter(model__in=model_in)
         if interval:
             qs = qs.annotate(bucket=Trunc(period, interval, tzinfo=timezone.utc))
         rows = qs.values(*keys).annotate(**_merge_expressions()).order_by() if keys else \
@@ -337,24 +346,23 @@ class PerfPage:
 
 
 def performance_get(*, org: Organization, window: Window, interval: str = "day", chart_models: int = 6) -> PerfPage:
-    """Everything the Performance page shows: three reads of the window's rollup parts (provider × model ×
-    bucket at the agent grain; section at the section grain; provider × endpoint at the endpoint grain),
-    merged and regrouped here."""
-    by_model_bucket = perf_rows(org=org, window=window, group=("provider", "model"), interval=interval)
+    """Everything the Performance page shows, each figure read at the grouping it is shown at (the database
+    merges, so Python merges next to nothing whatever the events): provider × model at the agent grain; the
+    time buckets at the endpoint grain (the fewest rows per bucket); the busiest models × bucket for the chart;
+    sections at the section grain; provider × endpoint at the endpoint grain."""
+    per_model = perf_rows(org=org, window=window, group=("provider", "model"))
+    per_bucket = perf_rows(org=org, window=window, interval=interval, grain="endpoint")
     by_section = perf_rows(org=org, window=window, group=("section_path",))
     endpoints = _endpoint_entries(perf_rows(org=org, window=window, group=("provider", "endpoint")))
-    totals = _regroup(by_model_bucket, lambda key: ()).get((), PerfRow())
-    per_model = _regroup(by_model_bucket, lambda key: key[:2])
+    totals = _regroup(per_bucket, lambda key: ()).get((), PerfRow())
     models = sorted((PerfEntry(key=model or None, label=f"{provider or '(none)'} / {model or '(none)'}", row=row)
                      for (provider, model), row in per_model.items()), key=lambda e: (-e.row.calls, e.label))
     sections = sorted((PerfEntry(*_label("section", key[0]), row=row) for key, row in by_section.items()),
                       key=lambda e: (-e.row.calls, e.label))
     by_errors = lambda e: (-e.row.errors, -e.row.error_rate, e.label)  # noqa: E731
-    per_bucket = _regroup(by_model_bucket, lambda key: key[2:])
     busiest = [e.key for e in models[:chart_models]]
-    chart_keys = {model or "" for model in busiest}
-    per_model_bucket = _regroup({k: row for k, row in by_model_bucket.items() if k[1] in chart_keys},
-                                lambda key: (key[1], key[2]))
+    per_model_bucket = perf_rows(org=org, window=window, group=("model",), interval=interval,
+                                 model_in=sorted({m or "" for m in busiest})) if busiest else {}
     buckets, model_p95 = [], {m or "(none)": [] for m in busiest}
     for t, label in _buckets_step(window, interval):
         buckets.append((label, per_bucket.get((t,), PerfRow())))
