@@ -3,11 +3,12 @@
 A rollup row holds, besides the cost sums, a latency histogram and a time-to-first-token histogram
 (`ingestion.histograms`), their exact maxima and sums, calls per non-ok status and HTTP status class,
 a {code: calls} map of HTTP codes ≥ 400 and the cost of the failed calls. A read fetches the window's
-rollup rows (at most three parts: hourly edges, whole days from the daily table, at the coarsest grain
-holding the grouping), one grouped query per part: the database adds the counts and the count maps
-(`histograms.CountsSum`), maxima take the larger; here the parts' rows are added per key, the latency and
-TTFT histograms as dense lists (`histograms.dense`), so Python's work depends on the number of keys × parts,
-never on the number of events or how many buckets they fill.
+rollup rows (hourly rows for the partial days at the edges, daily rows for the whole days, at the coarsest
+grain holding the grouping), one grouped query per table: the database adds the counts and the histograms
+(`histograms.CountsSum`: on PostgreSQL `sum()` of packed numerics, in C, whatever their fill), maxima take the
+larger; here the tables' rows are added per key, the latency and TTFT histograms as dense lists
+(`histograms.dense`), so Python's work depends on the number of keys × tables, never on the number of events
+or how many buckets they fill. Each figure is read at the grouping it is shown at, so Python merges little.
 """
 
 from __future__ import annotations
@@ -188,8 +189,6 @@ def perf_rows(*, org: Organization, window: Window, group: tuple[str, ...] = (),
     grain = grain or rollup_grain(needed, customer_filter=False)
     if not set(needed) <= set(ROLLUP_GRAINS[grain][0]) or not issubclass(ROLLUP_GRAINS[grain][1], RollupHistograms):
         raise ValueError(f"no rollup grain with histograms holds {needed}")
-    if connection.vendor == "sqlite":
-        sqlite_functions_register()
     keys = group + (("bucket",) if interval else ())
     merged: dict[tuple, PerfRow] = {}
     tables: dict[type, tuple[str, Q]] = {}
@@ -202,17 +201,27 @@ def perf_rows(*, org: Organization, window: Window, group: tuple[str, ...] = (),
             qs = qs.filter(model__in=model_in)
         if interval:
             qs = qs.annotate(bucket=Trunc(period, interval, tzinfo=timezone.utc))
-        rows = qs.values(*keys).annotate(**_merge_expressions()).order_by() if keys else \
-            [qs.aggregate(**_merge_expressions())]
-        for values in rows:
-            merged_values = _merged_of(values)
-            if not keys and not merged_values["calls"]:  # an empty part
-                continue
-            key = tuple(values[k] for k in keys)
-            row = merged.get(key)
-            if row is None:
-                row = merged[key] = PerfRow(key=key)
-            row.add(merged_values)
+        perf_grouped(qs, keys, into=merged)
+    return merged
+
+
+def perf_grouped(qs, keys: tuple[str, ...], *, into: dict[tuple, PerfRow] | None = None) -> dict[tuple, PerfRow]:
+    """The rollup rows of `qs` merged per value of `keys` by the database (one grouped query), added to `into`'s
+    rows. No keys: one row (none if `qs` holds no calls)."""
+    if connection.vendor == "sqlite":
+        sqlite_functions_register()
+    merged = {} if into is None else into
+    rows = qs.values(*keys).annotate(**_merge_expressions()).order_by() if keys else \
+        [qs.aggregate(**_merge_expressions())]
+    for values in rows:
+        merged_values = _merged_of(values)
+        if not keys and not merged_values["calls"]:  # nothing in the window
+            continue
+        key = tuple(values[k] for k in keys)
+        row = merged.get(key)
+        if row is None:
+            row = merged[key] = PerfRow(key=key)
+        row.add(merged_values)
     return merged
 
 
