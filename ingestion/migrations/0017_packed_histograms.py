@@ -18,12 +18,13 @@ W = histograms.WIDTH
 # Conversions, only for this migration (a column's USING clause cannot hold a subquery).
 PACK = f"""CREATE FUNCTION pg_temp.llmo_hist_pack(m jsonb) RETURNS numeric LANGUAGE sql IMMUTABLE AS $$
     SELECT sum((value || 'e' || {W} * key::int)::numeric) FROM jsonb_each_text(m) $$"""
+# Backwards: the digits cut into WIDTH-digit counts by one regexp pass (bucket = chunks - ordinality, the
+# leftmost chunk is the highest bucket); substr() per chunk would walk the text from its start each time.
 UNPACK = f"""CREATE FUNCTION pg_temp.llmo_hist_unpack(p numeric) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
-    SELECT jsonb_object_agg(i, n) FROM (
-        SELECT i, substr(d.s, length(d.s) - {W} * (i + 1) + 1, {W})::bigint AS n
-        FROM (SELECT lpad(p::text, {W} * ((length(p::text) + {W - 1}) / {W}), '0') AS s) d,
-             generate_series(0, length(d.s) / {W} - 1) AS i) c
-    WHERE n > 0 $$"""
+    SELECT jsonb_object_agg(c.n - m.i, m.a[1]::bigint)
+    FROM (SELECT (length(p::text) + {W - 1}) / {W} AS n) c,
+         regexp_matches(lpad(p::text, {W} * c.n, '0'), '\\d{{{W}}}', 'g') WITH ORDINALITY AS m(a, i)
+    WHERE m.a[1]::bigint > 0 $$"""
 
 
 def _alter(apps, schema_editor, *, to_type: str, function: str, create: str) -> None:
