@@ -90,8 +90,8 @@ class PerfRow:
             histograms.counts_add(self.http_codes, histograms.decode(value))
 
     def merge(self, other: PerfRow) -> None:
-        """Add another row's figures (its histograms are dense already: added without decoding). The sums are
-        added in C (attrgetter, map): the Performance page merges each rollup group three times."""
+        """Add another row's figures (its histograms are dense already: added without decoding; the sums in C,
+        attrgetter + map)."""
         self.__dict__.update(zip(_SUMMED, map(operator.add, _summed_of(self), _summed_of(other))))
         for name in _MAXED:
             value, mine = getattr(other, name), getattr(self, name)
