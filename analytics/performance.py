@@ -3,21 +3,23 @@
 A rollup row holds, besides the cost sums, a latency histogram and a time-to-first-token histogram
 (`ingestion.histograms`), their exact maxima and sums, calls per non-ok status and HTTP status class,
 a {code: calls} map of HTTP codes ≥ 400 and the cost of the failed calls. A read fetches the window's
-rollup rows (at most three parts: hourly edges, whole days from the daily table, at the coarsest grain
-holding the grouping), one grouped query per part: the database adds the counts and the count maps
-(`histograms.CountsSum`), maxima take the larger; here the parts' rows are added per key, the latency and
-TTFT histograms as dense lists (`histograms.dense`), so Python's work depends on the number of keys × parts,
-never on the number of events or how many buckets they fill.
+rollup rows (hourly rows for the partial days at the edges, daily rows for the whole days, at the coarsest
+grain holding the grouping), one grouped query per table: the database adds the counts and the histograms
+(`histograms.CountsSum`: on PostgreSQL `sum()` of packed numerics, in C, whatever their fill), maxima take the
+larger; here the tables' rows are added per key, the latency and TTFT histograms as dense lists
+(`histograms.dense`), so Python's work depends on the number of keys × tables, never on the number of events
+or how many buckets they fill. Each figure is read at the grouping it is shown at, so Python merges little.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import operator
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 from django.db import connection
-from django.db.models import Max, Sum
+from django.db.models import Max, Q, Sum
 from django.db.models.functions import Trunc
 
 from accounts.models import Organization
@@ -39,6 +41,7 @@ _HISTS = ("latency_hist", "ttft_hist")
 _MAPS = (*_HISTS, "http_codes")
 _FLOAT_SUMMED = ("latency_ms_sum", "ttft_ms_sum")
 _COLUMNS = _SUMMED + _MAXED + _MAPS
+_summed_of = operator.attrgetter(*_SUMMED)
 LATENCY_PERCENTILES = (50, 90, 95, 99)
 NO_ENDPOINT = "(no endpoint)"
 # The latency and error breakdowns' `by`: the cost dimensions plus the endpoint (the URL path of the call,
@@ -73,8 +76,7 @@ class PerfRow:
     http_codes: dict[int, int] = field(default_factory=dict)
 
     def add(self, values: dict[str, Any]) -> None:
-        for name in _SUMMED:
-            setattr(self, name, getattr(self, name) + (values[name] or 0))
+        self.__dict__.update(zip(_SUMMED, map(operator.add, _summed_of(self), (values[n] or 0 for n in _SUMMED))))
         for name in _MAXED:
             value, mine = values[name], getattr(self, name)
             if value is not None and (mine is None or value > mine):
@@ -88,7 +90,17 @@ class PerfRow:
             histograms.counts_add(self.http_codes, histograms.decode(value))
 
     def merge(self, other: PerfRow) -> None:
-        self.add({n: getattr(other, n) for n in _SUMMED + _MAXED} | {n: getattr(other, n) for n in _MAPS})
+        """Add another row's figures (its histograms are dense already: added without decoding; the sums in C,
+        attrgetter + map)."""
+        self.__dict__.update(zip(_SUMMED, map(operator.add, _summed_of(self), _summed_of(other))))
+        for name in _MAXED:
+            value, mine = getattr(other, name), getattr(self, name)
+            if value is not None and (mine is None or value > mine):
+                setattr(self, name, value)
+        self.latency_hist = histograms.dense_add(self.latency_hist, other.latency_hist)
+        self.ttft_hist = histograms.dense_add(self.ttft_hist, other.ttft_hist)
+        if other.http_codes:
+            histograms.counts_add(self.http_codes, other.http_codes)
 
     def latency(self, p: float) -> float | None:
         return histograms.percentile(self.latency_hist, p, max_ms=self.latency_ms_max)
@@ -164,35 +176,52 @@ def _merged_of(values: dict[str, Any]) -> dict[str, Any]:
     return {c: sums[f"m_{c}"] if c in _INT_SUMMED else values[f"m_{c}"] for c in _COLUMNS}
 
 
-def perf_rows(*, org: Organization, window: Window, group: tuple[str, ...] = (), interval: str | None = None
-              ) -> dict[tuple, PerfRow]:
+def perf_rows(*, org: Organization, window: Window, group: tuple[str, ...] = (), interval: str | None = None,
+              model_in: list[str] | None = None, grain: str | None = None) -> dict[tuple, PerfRow]:
     """The window's rollup rows merged per value of `group` (+ the time bucket with an interval), from the
-    coarsest grain holding `group` — one that keeps histograms (ingestion.models.RollupHistograms).
+    coarsest grain holding `group` (or `grain`, if it holds it) — one that keeps histograms
+    (ingestion.models.RollupHistograms). `model_in`: only these models' calls.
 
-    Each part (at most three: hourly edges, whole days) is one grouped query: the database adds the counts and
-    count maps (`histograms.CountsSum`), so Python decodes one map per key and part, not one per rollup row."""
-    grain = rollup_grain(group, customer_filter=False)
-    if not issubclass(ROLLUP_GRAINS[grain][1], RollupHistograms):
-        raise ValueError(f"no rollup grain with histograms holds {group}")
-    if connection.vendor == "sqlite":
-        sqlite_functions_register()
+    One grouped query per table (the hourly one for both partial days at the window's edges, the daily one for
+    the whole days): the database adds the counts and histograms (`histograms.CountsSum`), so Python decodes
+    one histogram per key and table, not one per rollup row."""
+    needed = group + (("model",) if model_in is not None else ())
+    grain = grain or rollup_grain(needed, customer_filter=False)
+    if not set(needed) <= set(ROLLUP_GRAINS[grain][0]) or not issubclass(ROLLUP_GRAINS[grain][1], RollupHistograms):
+        raise ValueError(f"no rollup grain with histograms holds {needed}")
     keys = group + (("bucket",) if interval else ())
     merged: dict[tuple, PerfRow] = {}
+    tables: dict[type, tuple[str, Q]] = {}
     for model, period, start, end in rollup_parts(window, hourly_only=interval == "hour", grain=grain):
-        qs = model.objects.for_org(org).filter(**{f"{period}__gte": start, f"{period}__lt": end})
+        span = Q(**{f"{period}__gte": start, f"{period}__lt": end})
+        tables[model] = (period, tables[model][1] | span if model in tables else span)
+    for model, (period, spans) in tables.items():
+        qs = model.objects.for_org(org).filter(spans)
+        if model_in is not None:
+            qs = qs.filter(model__in=model_in)
         if interval:
             qs = qs.annotate(bucket=Trunc(period, interval, tzinfo=timezone.utc))
-        rows = qs.values(*keys).annotate(**_merge_expressions()).order_by() if keys else \
-            [qs.aggregate(**_merge_expressions())]
-        for values in rows:
-            merged_values = _merged_of(values)
-            if not keys and not merged_values["calls"]:  # an empty part
-                continue
-            key = tuple(values[k] for k in keys)
-            row = merged.get(key)
-            if row is None:
-                row = merged[key] = PerfRow(key=key)
-            row.add(merged_values)
+        perf_grouped(qs, keys, into=merged)
+    return merged
+
+
+def perf_grouped(qs, keys: tuple[str, ...], *, into: dict[tuple, PerfRow] | None = None) -> dict[tuple, PerfRow]:
+    """The rollup rows of `qs` merged per value of `keys` by the database (one grouped query), added to `into`'s
+    rows. No keys: one row (none if `qs` holds no calls)."""
+    if connection.vendor == "sqlite":
+        sqlite_functions_register()
+    merged = {} if into is None else into
+    rows = qs.values(*keys).annotate(**_merge_expressions()).order_by() if keys else \
+        [qs.aggregate(**_merge_expressions())]
+    for values in rows:
+        merged_values = _merged_of(values)
+        if not keys and not merged_values["calls"]:  # nothing in the window
+            continue
+        key = tuple(values[k] for k in keys)
+        row = merged.get(key)
+        if row is None:
+            row = merged[key] = PerfRow(key=key)
+        row.add(merged_values)
     return merged
 
 
@@ -302,13 +331,15 @@ def metric_timeseries(*, org: Organization, window: Window, metric: str, interva
 # --- the Performance page ------------------------------------------------------------------------------------
 
 def _regroup(rows: dict[tuple, PerfRow], key_of) -> dict[tuple, PerfRow]:
+    """`rows` merged per `key_of(key)`: a new key's first row is copied, never changed (rows are shared)."""
     out: dict[tuple, PerfRow] = {}
     for key, row in rows.items():
         new_key = key_of(key)
         acc = out.get(new_key)
         if acc is None:
-            acc = out[new_key] = PerfRow(key=new_key)
-        acc.merge(row)
+            out[new_key] = replace(row, key=new_key, http_codes=dict(row.http_codes))  # hists: never changed in place
+        else:
+            acc.merge(row)
     return out
 
 
@@ -324,22 +355,23 @@ class PerfPage:
 
 
 def performance_get(*, org: Organization, window: Window, interval: str = "day", chart_models: int = 6) -> PerfPage:
-    """Everything the Performance page shows: three reads of the window's rollup parts (provider × model ×
-    bucket at the agent grain; section at the section grain; provider × endpoint at the endpoint grain),
-    merged and regrouped here."""
-    by_model_bucket = perf_rows(org=org, window=window, group=("provider", "model"), interval=interval)
+    """Everything the Performance page shows, each figure read at the grouping it is shown at (the database
+    merges, so Python merges next to nothing whatever the events): provider × model at the agent grain; the
+    time buckets at the endpoint grain (the fewest rows per bucket); the busiest models × bucket for the chart;
+    sections at the section grain; provider × endpoint at the endpoint grain."""
+    per_model = perf_rows(org=org, window=window, group=("provider", "model"))
+    per_bucket = perf_rows(org=org, window=window, interval=interval, grain="endpoint")
     by_section = perf_rows(org=org, window=window, group=("section_path",))
     endpoints = _endpoint_entries(perf_rows(org=org, window=window, group=("provider", "endpoint")))
-    totals = _regroup(by_model_bucket, lambda key: ()).get((), PerfRow())
-    per_model = _regroup(by_model_bucket, lambda key: key[:2])
+    totals = _regroup(per_bucket, lambda key: ()).get((), PerfRow())
     models = sorted((PerfEntry(key=model or None, label=f"{provider or '(none)'} / {model or '(none)'}", row=row)
                      for (provider, model), row in per_model.items()), key=lambda e: (-e.row.calls, e.label))
     sections = sorted((PerfEntry(*_label("section", key[0]), row=row) for key, row in by_section.items()),
                       key=lambda e: (-e.row.calls, e.label))
     by_errors = lambda e: (-e.row.errors, -e.row.error_rate, e.label)  # noqa: E731
-    per_bucket = _regroup(by_model_bucket, lambda key: key[2:])
     busiest = [e.key for e in models[:chart_models]]
-    per_model_bucket = _regroup(by_model_bucket, lambda key: (key[1], key[2]))
+    per_model_bucket = perf_rows(org=org, window=window, group=("model",), interval=interval,
+                                 model_in=sorted({m or "" for m in busiest})) if busiest else {}
     buckets, model_p95 = [], {m or "(none)": [] for m in busiest}
     for t, label in _buckets_step(window, interval):
         buckets.append((label, per_bucket.get((t,), PerfRow())))

@@ -12,6 +12,8 @@ from django.utils import timezone
 
 from accounts.models import Organization, TenantManager, TenantModel
 
+from .histograms import HistogramField
+
 EPOCH = datetime(2000, 1, 1, tzinfo=dt_timezone.utc)
 PRICE_DIGITS = {"max_digits": 18, "decimal_places": 6}  # USD per 1M tokens, up to six decimals
 
@@ -336,8 +338,8 @@ class RollupHistograms(RollupSums):
 
     latency_ms_max = models.FloatField(null=True, blank=True)
     ttft_ms_max = models.FloatField(null=True, blank=True)
-    latency_hist = models.JSONField(null=True, blank=True)
-    ttft_hist = models.JSONField(null=True, blank=True)
+    latency_hist = HistogramField(null=True, blank=True)  # JSON count map on SQLite, packed numeric on PostgreSQL
+    ttft_hist = HistogramField(null=True, blank=True)
     http_codes = models.JSONField(null=True, blank=True)
 
     class Meta:

@@ -95,7 +95,10 @@ class Dialect:
         return "MD5(" + " || char(31) || ".join(self.dim(c) for c in columns) + ")"  # Django's SQLite MD5()
 
     def counts(self, column: str, condition: str) -> str:
-        """The {value: calls} map of `column` over the group's rows matching `condition` (NULL if none)."""
+        """The {value: calls} map of `column` over the group's rows matching `condition` (NULL if none); on
+        PostgreSQL a histogram's is packed (`histograms.pg_packed_counts`)."""
+        if self.pg and column in histograms.PACKED_SOURCES:
+            return histograms.pg_packed_counts(column, condition)
         if self.pg:
             # a subplan over the group's values: no function call per group, and none at all for an empty map
             values = f"array_agg({column}) FILTER (WHERE {condition})"

@@ -36,7 +36,7 @@ from ingestion.money import usd_to_pico
 from ingestion.pricing import price_book_get
 
 from ..forecast import forecast_get
-from ..performance import PerfRow, perf_columns
+from ..performance import PerfRow, perf_grouped
 from ..sums import rows_summed, sum_expressions, sums_of
 from ..windows import floor_hour
 
@@ -504,17 +504,11 @@ _PERF_DIMS = {"section_path": ("section", SectionHourlyRollup), "provider": ("pr
 
 def _perf_split(org: Organization, frame: Frame, column: str):
     """Per value of `column`: (last 24 h, previous 7 days) latency and error figures, merged from the hourly
-    rollups (histograms add, like the sums)."""
-    out: dict[str, tuple[PerfRow, PerfRow]] = {}
-    table = _PERF_DIMS[column][1]
-    rows = (table.objects.for_org(org).filter(hour__gte=frame.base_start, hour__lte=frame.now)
-            .values(column, "hour", *perf_columns()).order_by())
-    for values in rows.iterator(chunk_size=5000):
-        pair = out.get(values[column])
-        if pair is None:
-            pair = out[values[column]] = (PerfRow(), PerfRow())
-        pair[0 if values["hour"] >= frame.cur_start else 1].add(values)
-    return out
+    rollups by the database (histograms add, like the sums): one grouped query per side."""
+    table = _PERF_DIMS[column][1].objects.for_org(org)
+    cur = perf_grouped(table.filter(hour__gte=frame.cur_start, hour__lte=frame.now), (column,))
+    base = perf_grouped(table.filter(hour__gte=frame.base_start, hour__lt=frame.cur_start), (column,))
+    return {key[0]: (cur.get(key) or PerfRow(), base.get(key) or PerfRow()) for key in cur.keys() | base.keys()}
 
 
 def _where(column: str, value: str) -> str:

@@ -107,3 +107,44 @@ def test_the_rollup_grains_that_the_reads_use_keep_histograms():
     from ingestion.models import RollupHistograms
     for group in [("provider", "model"), ("model",), ("section_path",), ("provider", "endpoint"), ()]:
         assert issubclass(ROLLUP_GRAINS[rollup_grain(group, customer_filter=False)][1], RollupHistograms)
+
+
+@pytest.mark.parametrize("window_name,interval", [("7d", "day"), ("24h", "hour")])
+def test_the_performance_page_figures_equal_regrouping_every_model_row_in_python(spread, org, window_name, interval):
+    """The page reads totals, buckets, models and the chart each at its own grouping (and grain): every figure
+    equals the one regrouped, in Python, from the provider × model × bucket rows of the agent grain."""
+    from analytics.performance import _ms, performance_get
+    from analytics.selectors import _buckets_step
+
+    window = Window.named(window_name, now=NOW)
+    page = performance_get(org=org, window=window, interval=interval, chart_models=2)
+    rows = python_merge(org, window, ("provider", "model"), interval)
+
+    def regrouped(key_of):
+        out: dict[tuple, PerfRow] = {}
+        for key, row in rows.items():
+            out.setdefault(key_of(key), PerfRow()).merge(row)
+        return out
+
+    assert figures(page.totals) == figures(regrouped(lambda key: ())[()])
+    per_model = regrouped(lambda key: key[:2])
+    assert len(page.models) == len(per_model) > 2
+    for entry in page.models:
+        provider, model = entry.label.split(" / ")
+        assert figures(entry.row) == figures(per_model[(provider, model)]), entry.label
+    per_bucket = regrouped(lambda key: key[2:])
+    per_model_bucket = regrouped(lambda key: (key[1], key[2]))
+    assert [label for label, _ in page.buckets] == [label for _, label in _buckets_step(window, interval)]
+    for (t, _), (_, row) in zip(_buckets_step(window, interval), page.buckets):
+        assert figures(row) == figures(per_bucket.get((t,), PerfRow())), t
+    assert list(page.model_p95) == [e.key for e in page.models[:2]]
+    for model, p95s in page.model_p95.items():
+        want = [per_model_bucket.get((model, t)) for t, _ in _buckets_step(window, interval)]
+        assert p95s == [_ms(row.latency(95)) if row else None for row in want] and any(p95s), model
+
+
+def test_perf_rows_refuses_a_grain_without_the_grouping(org):
+    with pytest.raises(ValueError):
+        perf_rows(org=org, window=Window.named("7d", now=NOW), group=("model",), grain="endpoint")
+    with pytest.raises(ValueError):
+        perf_rows(org=org, window=Window.named("7d", now=NOW), group=(), model_in=["gpt-4o"], grain="section")
