@@ -16,7 +16,7 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
 
 from django.db import connection
 from django.db.models import Max, Q, Sum
@@ -77,10 +77,7 @@ class PerfRow:
 
     def add(self, values: dict[str, Any]) -> None:
         self.__dict__.update(zip(_SUMMED, map(operator.add, _summed_of(self), (values[n] or 0 for n in _SUMMED))))
-        for name in _MAXED:
-            value, mine = values[name], getattr(self, name)
-            if value is not None and (mine is None or value > mine):
-                setattr(self, name, value)
+        self._maxes_take(values[name] for name in _MAXED)
         for name in _HISTS:
             value = values[name]
             if value:
@@ -89,14 +86,18 @@ class PerfRow:
         if value:
             histograms.counts_add(self.http_codes, histograms.decode(value))
 
+    def _maxes_take(self, values: Iterable[float | None]) -> None:
+        """Each maximum (`_MAXED`, in order) takes the larger of its own and the given one (None: no value)."""
+        for name, value in zip(_MAXED, values):
+            mine = getattr(self, name)
+            if value is not None and (mine is None or value > mine):
+                setattr(self, name, value)
+
     def merge(self, other: PerfRow) -> None:
         """Add another row's figures (its histograms are dense already: added without decoding; the sums in C,
         attrgetter + map)."""
         self.__dict__.update(zip(_SUMMED, map(operator.add, _summed_of(self), _summed_of(other))))
-        for name in _MAXED:
-            value, mine = getattr(other, name), getattr(self, name)
-            if value is not None and (mine is None or value > mine):
-                setattr(self, name, value)
+        self._maxes_take(getattr(other, name) for name in _MAXED)
         self.latency_hist = histograms.dense_add(self.latency_hist, other.latency_hist)
         self.ttft_hist = histograms.dense_add(self.ttft_hist, other.ttft_hist)
         if other.http_codes:

@@ -253,15 +253,11 @@ PG_PACKED_FUNCTIONS_DROP = ["DROP FUNCTION IF EXISTS llmo_counts_merge(numeric, 
 PACKED_SOURCES = ("latency_bucket", "ttft_bucket")
 
 
-def pg_packed_counts(column: str, condition: str) -> str:
-    """PostgreSQL: the packed histogram of `column` over the group's rows matching `condition` (NULL if none).
-
-    A subplan over the group's values, like the count maps': one `numeric` per filled bucket, written
-    'count' || 'e' || WIDTH·index (its input reads the few digits and sets the exponent, no long string), added
-    by `sum(numeric)` (in C; the digits between stay implicit zeros)."""
-    values = f"array_agg({column}) FILTER (WHERE {condition})"
-    return (f"CASE WHEN count(*) FILTER (WHERE {condition}) > 0 THEN (SELECT sum((n || 'e' || {WIDTH} * v)::numeric) "
-            f"FROM (SELECT v, count(*) AS n FROM unnest({values}) AS v GROUP BY v) c) END")
+def pg_packed_sum(index: str, count: str) -> str:
+    """PostgreSQL: the packed histogram of (bucket `index`, calls `count`) rows — one `numeric` per filled
+    bucket, written 'count' || 'e' || WIDTH·index (its input reads the few digits and sets the exponent, no long
+    string), added by `sum(numeric)` (in C; the digits between stay implicit zeros)."""
+    return f"sum(({count} || 'e' || {WIDTH} * {index})::numeric)"
 
 
 class HistogramField(models.JSONField):

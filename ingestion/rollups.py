@@ -96,13 +96,14 @@ class Dialect:
 
     def counts(self, column: str, condition: str) -> str:
         """The {value: calls} map of `column` over the group's rows matching `condition` (NULL if none); on
-        PostgreSQL a histogram's is packed (`histograms.pg_packed_counts`)."""
-        if self.pg and column in histograms.PACKED_SOURCES:
-            return histograms.pg_packed_counts(column, condition)
+        PostgreSQL a histogram's is packed (`histograms.pg_packed_sum`)."""
         if self.pg:
-            # a subplan over the group's values: no function call per group, and none at all for an empty map
+            # a subplan over the group's values counted per value: no function call per group, and none at all
+            # for an empty map
             values = f"array_agg({column}) FILTER (WHERE {condition})"
-            return (f"CASE WHEN count(*) FILTER (WHERE {condition}) > 0 THEN (SELECT jsonb_object_agg(v, n) FROM "
+            merged = histograms.pg_packed_sum("v", "n") if column in histograms.PACKED_SOURCES else \
+                "jsonb_object_agg(v, n)"
+            return (f"CASE WHEN count(*) FILTER (WHERE {condition}) > 0 THEN (SELECT {merged} FROM "
                     f"(SELECT v, count(*) AS n FROM unnest({values}) AS v GROUP BY v) c) END")
         return f"llmo_counts_agg(CASE WHEN {condition} THEN {column} END)"
 

@@ -347,12 +347,11 @@ def _batches_process_together(*, batch_id: int, now: datetime, drained: list[int
                     .filter(org_id=batch.org_id, kind=batch.kind, attempts=0, event_count__lte=budget)
                     .exclude(pk=batch_id).order_by("pk")[:limit])
             for other in more:
+                drained.append(other.pk)
                 if other.event_count <= budget:
                     batches.append(other)
-                    drained.append(other.pk)
                     budget -= other.event_count
                 else:
-                    drained.append(other.pk)
                     enqueue_on_commit("ingestion.tasks.batch_process", other.pk)
         payloads = dict(RawBatch.objects.unscoped().filter(pk__in=[b.pk for b in batches])
                         .values_list("pk", "payload"))
