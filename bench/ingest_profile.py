@@ -2,11 +2,12 @@
 
 Request side: the API key lookup, gzip inflate, msgspec decode + validation, the RawBatch insert (committed
 durably), and the whole request through Django's test client. Worker side, over a drained group of batches
-(LLMOBSERVE_INGEST_GROUP_EVENTS / 1,000: the size a backed-up queue gives): decode, pricing, the COPY into the temp table, the events INSERT, each
-fold statement (rollup grains hourly/daily, run summaries, facets), with the WAL each writes; then the events
-INSERT again without each secondary index (rolled back), and the whole `batch_process` of real pending groups.
+(LLMOBSERVE_INGEST_GROUP_EVENTS / 1,000: the size a backed-up queue gives): decode, pricing, the COPY into
+the temp table, the events INSERT, each fold statement (rollup grains hourly/daily, run summaries, facets),
+with the WAL each writes; then the events INSERT again without each secondary index (rolled back), and the
+whole `batch_process` of real pending groups.
 
-    .venv/bin/python bench/ingest_profile.py [--groups 6] [--customers 50 --agents 5 --models 3]
+    .venv/bin/python bench/ingest_profile.py [--groups 3] [--customers 50 --agents 5 --models 3]
 """
 
 from __future__ import annotations

@@ -125,8 +125,8 @@ def decode(value: str | bytes | Mapping[str, int] | list | None) -> Counts:
 
 def dense(value: str | bytes | Mapping[Any, int] | list | None) -> list[int]:
     """A histogram as a dense list of `SIZE` counts by index ([] when empty), from its stored map, from
-    `CountsSum`'s [[index, count], …] pairs or packed text (PostgreSQL), or a dense list (returned as is). Dense histograms merge and read
-    in C (`dense_add`, `percentile`) at the same cost however many buckets are filled."""
+    `CountsSum`'s [[index, count], …] pairs or packed text (PostgreSQL), or a dense list (returned as is). Dense
+    histograms merge and read in C (`dense_add`, `percentile`) at the same cost however many buckets are filled."""
     if value is None:
         return []
     if isinstance(value, Decimal) or isinstance(value, str) and value[:1].isdigit():
