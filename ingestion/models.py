@@ -311,6 +311,20 @@ class RollupSums(TenantModel):
     reasoning_tokens = models.BigIntegerField(default=0)
     cost_pico = models.BigIntegerField(default=0)
     latency_ms_sum = models.FloatField(default=0)
+
+    objects = TenantManager()
+
+    class Meta:
+        abstract = True
+
+
+class RollupHistograms(RollupSums):
+    """The sums plus what percentiles and error mixes need: calls per status and HTTP class, the exact latency
+    and TTFT maxima and count maps (ingestion.histograms: latency and TTFT {bucket index: calls}, {HTTP code ≥
+    400: calls}). Only the coarse grains (agent, section, customer, endpoint) keep them: the latency and error
+    reads never need the fine grain, and folding them into its many rows per batch would slow ingestion for
+    nothing."""
+
     # Calls with a latency (the mean's divisor), time to first token of streams (calls, sum), calls per
     # non-ok status and per HTTP status class, and the cost of the non-ok calls.
     latency_calls = models.BigIntegerField(default=0)
@@ -323,19 +337,6 @@ class RollupSums(TenantModel):
     http_4xx = models.BigIntegerField(default=0)
     http_5xx = models.BigIntegerField(default=0)
     failed_cost_pico = models.BigIntegerField(default=0)
-
-    objects = TenantManager()
-
-    class Meta:
-        abstract = True
-
-
-class RollupHistograms(RollupSums):
-    """The sums plus what percentiles and error mixes need: the exact latency and TTFT maxima and count maps
-    (ingestion.histograms: latency and TTFT {bucket index: calls}, {HTTP code ≥ 400: calls}). Only the
-    coarse grains (agent, section, customer) keep them: the latency and error reads never need the fine
-    grain, and building maps for its many rows per batch would slow ingestion for nothing."""
-
     latency_ms_max = models.FloatField(null=True, blank=True)
     ttft_ms_max = models.FloatField(null=True, blank=True)
     latency_hist = HistogramField(null=True, blank=True)  # JSON count map on SQLite, packed numeric on PostgreSQL

@@ -142,17 +142,18 @@ def _assert_days_are_their_hours_summed():
     """An oracle independent of how the fold computes daily rows (on PostgreSQL, from its hourly rows to add):
     each daily row is its day's hourly rows of the same dimensions, summed in Python — sums, maxima, histogram
     counts and HTTP-code counts."""
-    from ingestion.rollups import ROLLUP_COUNTS, ROLLUP_MAXES, ROLLUP_SUMS
+    from ingestion.rollups import PERF_SUMS, ROLLUP_COUNTS, ROLLUP_MAXES, ROLLUP_SUMS
 
     for columns, hourly, daily in ROLLUP_GRAINS.values():
+        sums = [*ROLLUP_SUMS, *(c for c in PERF_SUMS if hasattr(daily, c))]
         maps = [c for c in ROLLUP_COUNTS if hasattr(daily, c)]
         maxes = [c for c in ROLLUP_MAXES if hasattr(daily, c)]
         expected: dict[tuple, dict] = {}
         for row in hourly.objects.unscoped().values():
             key = (row["org_id"], row["hour"].replace(hour=0), *(row[c] for c in columns))
-            acc = expected.setdefault(key, {c: 0 for c in ROLLUP_SUMS} | {c: None for c in maxes}
+            acc = expected.setdefault(key, {c: 0 for c in sums} | {c: None for c in maxes}
                                       | {c: {} for c in maps})
-            for c in ROLLUP_SUMS:
+            for c in sums:
                 acc[c] += row[c]
             for c in maxes:
                 if row[c] is not None and (acc[c] is None or row[c] > acc[c]):
@@ -161,7 +162,7 @@ def _assert_days_are_their_hours_summed():
                 for k, n in (row[c] or {}).items():
                     acc[c][str(k)] = acc[c].get(str(k), 0) + n
         actual = {(row["org_id"], row["day"], *(row[c] for c in columns)):
-                  {c: row[c] for c in ROLLUP_SUMS} | {c: row[c] for c in maxes}
+                  {c: row[c] for c in sums} | {c: row[c] for c in maxes}
                   | {c: {str(k): n for k, n in (row[c] or {}).items()} for c in maps}
                   for row in daily.objects.unscoped().values()}
         assert actual == expected, daily.__name__
