@@ -284,7 +284,7 @@ def test_explicit_section_path_and_customer_attributes_win(org, ingest_key, post
 @pytest.mark.parametrize("first", ["sdk", "traceloop"])
 def test_spans_of_one_response_that_start_apart_still_count_once(org, ingest_key, prices, post_otlp, first):
     """The events key holds the timestamp (monthly partitions): two spans of one response starting 3 ms apart,
-    in separate exports, still make one call — the later one takes the first's timestamp (OtlpResponseKey)."""
+    in separate exports, still make one call — the later one takes the timestamp its event was stored with."""
     start = T0 - timedelta(minutes=1)
     with time_machine.travel(T0, tick=False):
         attrs = {"gen_ai.response.id": "msg_apart"}
