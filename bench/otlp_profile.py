@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--cprofile", action="store_true")
     parser.add_argument("--db", default="llmo_otlp14_profile")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--stages", action="store_true", help="the events' insert and each fold statement timed "
+                                                                 "apart (as bench/ingest_profile.py does)")
     parser.add_argument("--sql", action="append", default=[], help="run this first (A/B of a schema change)")
     args = parser.parse_args()
     ingest_key, _ = bench.database_prepare(args.db)
@@ -91,6 +93,8 @@ def profile(args, ingest_key: str) -> None:
 
     if args.group:
         services.COALESCE_MAX_SPANS = args.group
+    if args.stages:
+        services._store_pg = _store_pg_staged
     for sql in args.sql:
         with connection.cursor() as cursor:
             cursor.execute(sql)
@@ -141,6 +145,19 @@ def profile(args, ingest_key: str) -> None:
             entry[0] += time.perf_counter() - t
             entry[1] += 1
     connection._commit = timed_commit
+    from ingestion import otlp_services
+
+    spans_insert = otlp_services._spans_insert
+
+    def timed_spans_insert(rows):
+        t = time.perf_counter()
+        try:
+            return spans_insert(rows)
+        finally:
+            entry = sql_time["_spans_insert (COPY ingestion_otlpspan)"]
+            entry[0] += time.perf_counter() - t
+            entry[1] += 1
+    otlp_services._spans_insert = timed_spans_insert
     with connection.execute_wrapper(wrapper):
         meter.run("worker", drain)
     connection._commit = commit
@@ -164,6 +181,33 @@ def profile(args, ingest_key: str) -> None:
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+
+
+def _store_pg_staged(rows: list[tuple]) -> int:
+    """services._store_pg with the insert and each fold statement as separate statements (the wrapper times each)."""
+    from django.db import connection
+
+    from ingestion import rollups, services
+    from ingestion.models import TraceEvent
+
+    ev, cols = TraceEvent._meta.db_table, ", ".join(services._EVENT_COLUMNS)
+    src_cols = ", ".join(rollups.SOURCE_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS _events_in ON COMMIT DELETE ROWS AS "
+                       f"SELECT {cols} FROM {ev} WITH NO DATA")
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS _ins ON COMMIT DELETE ROWS AS "
+                       f"SELECT {src_cols} FROM {ev} WITH NO DATA")
+        cursor.execute("DELETE FROM _events_in")
+        cursor.execute("DELETE FROM _ins")
+        with cursor.cursor.copy(f"COPY _events_in ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(f"WITH ins AS (INSERT INTO {ev} ({cols}) SELECT {cols} FROM _events_in ON CONFLICT "
+                       f'(org_id, event_id, "timestamp") DO NOTHING RETURNING {src_cols}) INSERT INTO _ins SELECT * FROM ins')
+        inserted = cursor.rowcount
+        for name, sql in rollups.fold_statements(pg=True, src="_ins"):
+            cursor.execute(f"/* fold {name} */ {sql}")
+    return inserted
 
 
 if __name__ == "__main__":
