@@ -11,8 +11,9 @@ gunicorn (-w 2). Two organisations on the same servers:
 
 Each rate runs from the first POST until every call is counted in the org's rollups (watched in the
 database, then checked against /v1/stats/summary); then the stored calls are checked to be priced. The CPU
-each role used (web, worker, PostgreSQL, from /proc as in bench/ingest.py) is printed per event and per call. Prints spans/s, LLM calls/s and their ratio to the native
-events/s (issue 14's target: OTLP LLM calls/s ≥ 60% of native events/s).
+each role used (web, worker, PostgreSQL, from /proc as in bench/ingest.py) is printed per event and per
+call. Prints spans/s, LLM calls/s and their ratio to the native events/s (issue 14's target: OTLP LLM
+calls/s ≥ 60% of native events/s).
 
     .venv/bin/python bench/otlp.py [--spans 120000] [--events 120000] [--threads 4] [--concurrency 2] [--keep] [--template DB]
 """

@@ -203,7 +203,8 @@ def _store_pg_staged(rows: list[tuple]) -> int:
             for row in rows:
                 copy.write_row(row)
         cursor.execute(f"WITH ins AS (INSERT INTO {ev} ({cols}) SELECT {cols} FROM _events_in ON CONFLICT "
-                       f'(org_id, event_id, "timestamp") DO NOTHING RETURNING {src_cols}) INSERT INTO _ins SELECT * FROM ins')
+                       f'(org_id, event_id, "timestamp") DO NOTHING RETURNING {src_cols}) '
+                       f"INSERT INTO _ins SELECT * FROM ins")
         inserted = cursor.rowcount
         for name, sql in rollups.fold_statements(pg=True, src="_ins"):
             cursor.execute(f"/* fold {name} */ {sql}")
