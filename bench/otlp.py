@@ -9,9 +9,11 @@ gunicorn (-w 2). Two organisations on the same servers:
    exports them (children before parents, traces split across requests), as gzip protobuf
    ExportTraceServiceRequests of 512 spans → /v1/otlp/v1/traces.
 
-Each rate runs from the first POST until every call is counted in /v1/stats/summary; then the
-stored calls are checked to be priced. Prints spans/s, LLM calls/s and their ratio to the native
-events/s (issue 14's target: OTLP LLM calls/s ≥ 60% of native events/s).
+Each rate runs from the first POST until every call is counted in the org's rollups (watched in the
+database, then checked against /v1/stats/summary); then the stored calls are checked to be priced. The CPU
+each role used (web, worker, PostgreSQL, from /proc as in bench/ingest.py) is printed per event and per
+call. Prints spans/s, LLM calls/s and their ratio to the native events/s (issue 14's target: OTLP LLM
+calls/s ≥ 60% of native events/s).
 
     .venv/bin/python bench/otlp.py [--spans 120000] [--events 120000] [--threads 4] [--concurrency 2] [--keep] [--template DB]
 """
@@ -34,7 +36,7 @@ import psycopg
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import PG, PY, REDIS_URL, ROOT, free_port, make_batches, manage, wait_http  # noqa: E402
+from ingest import PG, PY, REDIS_URL, ROOT, CpuSampler, free_port, make_batches, manage, wait_http  # noqa: E402
 
 SPANS_PER_TRACE = 6  # invoke_agent, 2 × execute_tool, 1 HTTP span, 2 chat calls
 CALLS_PER_TRACE = 2
@@ -164,16 +166,26 @@ def post_all(url: str, bodies: List[bytes], headers: dict, threads: int,
     return start, post_times
 
 
-def wait_counted(base: str, read_key: str, expected: int, timeout: float = 1800) -> None:
-    session = requests.Session()
+def wait_counted(base: str, read_key: str, expected: int, db: str, org: str, timeout: float = 1800) -> None:
+    """Watch the org's rollup total with one small query every 50 ms (as bench/ingest.py does: polling
+    /v1/stats/summary that often spent the measured web and database processes' CPU on the observer), then
+    check that the API agrees."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        s = session.get(f"{base}/v1/stats/summary", params={"window": "24h"},
-                        headers={"Authorization": f"Bearer {read_key}"}, timeout=10).json()
-        if s["calls"] >= expected:
-            return
-        time.sleep(0.05)
-    raise SystemExit(f"only {s['calls']:,} of {expected:,} calls counted after {timeout:.0f} s")
+    calls = 0
+    with psycopg.connect(f"{PG}/{db}", autocommit=True) as watch:
+        while time.monotonic() < deadline:
+            calls = watch.execute(
+                "SELECT coalesce(sum(r.calls), 0) FROM ingestion_agentdailyrollup r JOIN accounts_organization o "
+                "ON o.id = r.org_id WHERE o.slug = %s", [org]).fetchone()[0]
+            if calls >= expected:
+                break
+            time.sleep(0.05)
+        else:
+            raise SystemExit(f"only {calls:,} of {expected:,} calls counted after {timeout:.0f} s")
+    s = requests.get(f"{base}/v1/stats/summary", params={"window": "24h"},
+                     headers={"Authorization": f"Bearer {read_key}"}, timeout=10).json()
+    if s["calls"] != expected:
+        raise SystemExit(f"/v1/stats/summary counts {s['calls']:,} calls, not {expected:,}")
 
 
 def pct(times: List[float], q: float) -> float:
@@ -249,19 +261,27 @@ for provider, model, i, o in [('openai', 'gpt-4o', '2.5', '10'), ('openai', 'gpt
         wait_http(f"{base}/health")
         time.sleep(2)  # let the worker connect to the broker
         native_rate = None
+        roles = {"web": [procs[1].pid], "worker": [procs[0].pid]}
+        cpu: dict = {}
         if native_batches:
+            sampler = CpuSampler(roles, args.db)
+            sampler.start()
             start, native_posts = post_all(f"{base}/v1/events", native_batches, {
                 "Authorization": f"Bearer {keys['native'][0]}", "Content-Type": "application/json",
                 "Content-Encoding": "gzip"}, args.threads, native_ok)
-            wait_counted(base, keys["native"][1], args.events)
+            wait_counted(base, keys["native"][1], args.events, args.db, "native")
             native_secs = time.perf_counter() - start
             native_rate = args.events / native_secs
+            cpu["native"] = sampler.finish()
+        sampler = CpuSampler(roles, args.db)
+        sampler.start()
         start, otlp_posts = post_all(f"{base}/v1/otlp/v1/traces", otlp_bodies, {
             "Authorization": f"Bearer {keys['otlp'][0]}", "Content-Type": "application/x-protobuf",
             "Content-Encoding": "gzip"}, args.threads, otlp_ok)
         posted = time.perf_counter() - start
-        wait_counted(base, keys["otlp"][1], n_calls)
+        wait_counted(base, keys["otlp"][1], n_calls, args.db, "otlp")
         otlp_secs = time.perf_counter() - start
+        cpu["otlp"] = sampler.finish()
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -287,8 +307,14 @@ for provider, model, i, o in [('openai', 'gpt-4o', '2.5', '10'), ('openai', 'gpt
     print(f"otlp: {args.spans:,} spans ({n_calls:,} LLM calls) in {len(otlp_bodies)} gzip protobuf exports of "
           f"{args.batch}, {args.threads} threads; POSTs done in {posted:.2f} s "
           f"(p50 {pct(otlp_posts, .5):.0f} ms, p95 {pct(otlp_posts, .95):.0f} ms)")
-    print(f"otlp end to end (first POST → all calls counted in /v1/stats/summary): {otlp_secs:.2f} s = "
+    print(f"otlp end to end (first POST → all calls counted): {otlp_secs:.2f} s = "
           f"{args.spans / otlp_secs:,.0f} spans/s, {n_calls / otlp_secs:,.0f} LLM calls/s")
+    for phase, unit, n in (("native", "event", args.events), ("otlp", "LLM call", n_calls)):
+        if phase in cpu:
+            roles_cpu = cpu[phase]
+            print(f"{phase} CPU per {unit}: " + "  ".join(
+                f"{role} {roles_cpu[role][0] / n * 1e6:,.0f} µs" for role in sorted(roles_cpu))
+                  + f"  (total {sum(t for t, _ in roles_cpu.values()) / n * 1e6:,.0f} µs)")
     print(f"load average after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     if native_rate:
         print(f"otlp LLM calls/s / native events/s = {n_calls / otlp_secs / native_rate:.1%} (target ≥ 60%)")

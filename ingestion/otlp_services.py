@@ -30,7 +30,7 @@ from accounts import metrics
 from accounts.models import ApiKey
 from accounts.tasking import enqueue_on_commit
 
-from .models import OtlpResponseKey, OtlpSpan, RawBatch, TraceEvent
+from .models import OtlpSpan, RawBatch, TraceEvent
 from .money import usd_to_pico
 from .otlp import (
     PATH_MAX, RESPONSE_PREFIX, SpanIn, call_decode, call_encode, event_id_for, export_decode, span_record, spans_decode,
@@ -237,11 +237,18 @@ class _Node:
 def _spans_of(org_id: int, trace_ids: list[str]) -> dict[str, dict[str, _Node]]:
     """trace id → span id → the stored span (without its call blob)."""
     by_trace: dict[str, dict[str, _Node]] = defaultdict(dict)
-    for chunk in _chunks(trace_ids):
-        qs = OtlpSpan.objects.unscoped().filter(org_id=org_id, trace_id__in=chunk)
-        for values in qs.values_list(*_SPAN_FIELDS):
-            span = _Node(*values)
-            by_trace[span.trace_id][span.span_id] = span
+    if connection.vendor == "postgresql":  # one array parameter: no statement of thousands of placeholders
+        columns = ", ".join("id" if f == "pk" else f for f in _SPAN_FIELDS)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {columns} FROM {OtlpSpan._meta.db_table} WHERE org_id = %s AND trace_id = ANY(%s)",
+                           [org_id, trace_ids])
+            rows = cursor.fetchall()
+    else:
+        rows = [values for chunk in _chunks(trace_ids) for values in OtlpSpan.objects.unscoped().filter(
+            org_id=org_id, trace_id__in=chunk).values_list(*_SPAN_FIELDS)]
+    for values in rows:
+        span = _Node(*values)
+        by_trace[span.trace_id][span.span_id] = span
     return by_trace
 
 
@@ -352,7 +359,7 @@ def _resolve(*, org_id: int, book, by_trace: dict[str, dict[str, _Node]], now: d
         events_by_key[(span.api_key_id, span.received_at)].append(event)
     new_events = 0
     if events_by_key:
-        _response_times_claim(org_id, [event for events in events_by_key.values() for event in events])
+        _response_times_adopt(org_id, [event for events in events_by_key.values() for event in events])
         group = [(SimpleNamespace(api_key_id=key_id, received_at=received), events)
                  for (key_id, received), events in events_by_key.items()]
         new_events = store(org_id, book, group, sources)
@@ -365,32 +372,30 @@ def _resolve(*, org_id: int, book, by_trace: dict[str, dict[str, _Node]], now: d
     return new_events
 
 
-def _response_times_claim(org_id: int, events: list[EventIn]) -> None:
-    """One provider response, one event, whichever of its spans counts: the first span's timestamp is claimed
-    for the response's event id (`OtlpResponseKey`) and every later span of it takes that timestamp, so the
-    events table's (org, event_id, timestamp) key drops it like a re-sent event. A concurrent claim waits on
-    the unique key until the first commits (then reads its timestamp) or rolls back (then wins)."""
+def _response_times_adopt(org_id: int, events: list[EventIn]) -> None:
+    """One provider response, one event, whichever of its spans counts: every span of a response takes the
+    timestamp its event was first stored with (else the first of these spans'), so the events table's
+    (org, event_id, timestamp) key drops a later span of it like a re-sent event. One indexed read of the
+    events, no write: the org's span groups are resolved one at a time (`_org_lock`), so an earlier span's
+    event is committed before this group looks for it."""
     keyed = [event for event in events if event.event_id.startswith(RESPONSE_PREFIX)]
     if not keyed:
         return
-    table = OtlpResponseKey._meta.db_table
-    adapt = connection.ops.adapt_datetimefield_value
-    first: dict[str, EventIn] = {}
+    first: dict[str, datetime] = {}
+    if connection.vendor == "postgresql":  # one array parameter, whatever the number of responses
+        with connection.cursor() as cursor:
+            cursor.execute(f'SELECT event_id, "timestamp" FROM {TraceEvent._meta.db_table} '
+                           f'WHERE org_id = %s AND event_id = ANY(%s) ORDER BY "timestamp"',
+                           [org_id, sorted({event.event_id for event in keyed})])
+            stored = cursor.fetchall()
+    else:
+        stored = [row for chunk in _chunks(sorted({event.event_id for event in keyed}))
+                  for row in TraceEvent.objects.unscoped().filter(org_id=org_id, event_id__in=chunk)
+                  .order_by("timestamp").values_list("event_id", "timestamp")]
+    for event_id, timestamp in stored:
+        first.setdefault(event_id, timestamp)
     for event in keyed:
-        first.setdefault(event.event_id, event)
-    rows = [(org_id, event_id, adapt(event.timestamp)) for event_id, event in sorted(first.items())]
-    claimed: dict[str, datetime] = {}
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), _CHUNK):
-            part = rows[start:start + _CHUNK]
-            cursor.execute(f'INSERT INTO {table} (org_id, event_id, "timestamp") VALUES '
-                           f'{", ".join(["(%s, %s, %s)"] * len(part))} ON CONFLICT (org_id, event_id) DO NOTHING',
-                           [v for row in part for v in row])
-    for chunk in _chunks(sorted(first)):
-        claimed.update(OtlpResponseKey.objects.unscoped().filter(org_id=org_id, event_id__in=chunk)
-                       .values_list("event_id", "timestamp"))
-    for event in keyed:
-        event.timestamp = claimed[event.event_id]
+        event.timestamp = first.setdefault(event.event_id, event.timestamp)
 
 
 def _counted_spans(org_id: int, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -421,13 +426,9 @@ def _one_per_response(org_id: int, ready: list[tuple[_Node, list[_Node]]], super
     others: dict[str, list[tuple[int, int]]] = defaultdict(list)  # stored pending spans not ready here
     ready_pks = {item[0].pk for items in by_response.values() for item in items}
     response_ids = sorted(by_response)
-    for chunk in _chunks(response_ids):
-        for pk, response_id, rank in (
-                OtlpSpan.objects.unscoped().filter(org_id=org_id, response_id__in=chunk,
-                                                   is_call=True, outcome=OtlpSpan.Outcome.PENDING)
-                .values_list("pk", "response_id", "rank")):
-            if pk not in ready_pks:
-                others[response_id].append((pk, rank))
+    for pk, response_id, rank in _pending_of_responses(org_id, response_ids):
+        if pk not in ready_pks:
+            others[response_id].append((pk, rank))
     for response_id, items in by_response.items():
         items.sort(key=lambda item: (item[0].rank, item[0].first_seen_at, item[0].span_id))
         best = items[0]
@@ -438,6 +439,19 @@ def _one_per_response(org_id: int, ready: list[tuple[_Node, list[_Node]]], super
         superseded.extend(item[0] for item in items[1:])
         superseded_pks.extend(pk for pk, _ in rivals)
     return keep
+
+
+def _pending_of_responses(org_id: int, response_ids: list[str]) -> list[tuple[int, str, int]]:
+    """(pk, response id, rank) of the stored pending call spans of these responses (any trace)."""
+    if connection.vendor == "postgresql":  # one array parameter (the partial response index answers it)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT id, response_id, rank FROM {OtlpSpan._meta.db_table} WHERE org_id = %s AND "
+                           f"response_id = ANY(%s) AND response_id <> '' AND is_call AND outcome = %s",
+                           [org_id, response_ids, OtlpSpan.Outcome.PENDING])
+            return cursor.fetchall()
+    return [row for chunk in _chunks(response_ids) for row in OtlpSpan.objects.unscoped().filter(
+        org_id=org_id, response_id__in=chunk, is_call=True, outcome=OtlpSpan.Outcome.PENDING,
+    ).values_list("pk", "response_id", "rank")]
 
 
 def _calls_of(pks: list[int]) -> dict[int, EventIn]:

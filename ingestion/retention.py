@@ -19,7 +19,7 @@ from accounts.models import Organization
 from accounts.services import org_update
 
 from . import partitions
-from .models import OtlpResponseKey, TraceEvent
+from .models import TraceEvent
 
 CHUNK = 5000  # rows per DELETE: short transactions, bounded locks
 
@@ -35,7 +35,6 @@ class PruneReport:
     partitions_created: list[str] = field(default_factory=list)
     partitions_dropped: list[tuple[str, int]] = field(default_factory=list)  # (name, rows in it)
     rows_deleted: list[tuple[str, datetime, int]] = field(default_factory=list)  # (org slug, cutoff, rows)
-    response_keys_deleted: int = 0
 
     def lines(self) -> list[str]:
         verb = "would " if self.dry_run else ""
@@ -43,8 +42,6 @@ class PruneReport:
         out += [f"{verb}drop partition {name} ({rows} events)" for name, rows in self.partitions_dropped]
         out += [f"org {slug}: {verb}delete {rows} events before {cutoff.isoformat()}"
                 for slug, cutoff, rows in self.rows_deleted if rows]
-        if self.response_keys_deleted:
-            out.append(f"{verb}delete {self.response_keys_deleted} OTLP response keys past retention")
         total = sum(rows for _, rows in self.partitions_dropped) + sum(rows for _, _, rows in self.rows_deleted)
         out.append(f"{'dry run: ' if self.dry_run else ''}{total} events past retention "
                    f"{'found' if self.dry_run else 'removed'}")
@@ -68,15 +65,12 @@ def events_prune(*, now: datetime, dry_run: bool = False, chunk: int = CHUNK) ->
     for org in orgs:
         cutoff = cutoffs[org.pk]
         old = TraceEvent.objects.for_org(org).filter(timestamp__lt=cutoff)
-        keys = OtlpResponseKey.objects.for_org(org).filter(timestamp__lt=cutoff)
         if dry_run:
             report.rows_deleted.append((org.slug, cutoff, old.exclude(in_dropped).count() if in_dropped else old.count()))
-            report.response_keys_deleted += keys.count()
             continue
         if org.events_pruned_before is None or org.events_pruned_before < cutoff:
             org_update(org=org, events_pruned_before=cutoff)
         report.rows_deleted.append((org.slug, cutoff, _delete_chunked(old, chunk=chunk)))
-        report.response_keys_deleted += _delete_chunked(keys, chunk=chunk)
     return report
 
 

@@ -247,6 +247,19 @@ def test_calls_resolved_on_arrival_are_not_kept_but_the_hierarchy_is(org, ingest
     _assert_rollups_equal_rebuild()
 
 
+def test_an_orgs_spans_go_with_it_without_a_database_foreign_key(org, other_org, ingest_key, prices, post_otlp):
+    """OtlpSpan.org has no database constraint (migration 0018): deleting an org still removes its spans."""
+    from accounts.models import Organization
+
+    with time_machine.travel(T0, tick=False):
+        post_otlp(ingest_key, protobuf(list(_agent_tree(new_trace_id(), T0 - timedelta(seconds=30)))[:4]))
+    OtlpSpan.objects.create(org=other_org, trace_id=new_trace_id(), span_id="0" * 16)
+    assert OtlpSpan.objects.for_org(org).count() == 4
+    Organization.objects.get(pk=org.pk).delete()
+    assert not OtlpSpan.objects.unscoped().filter(org_id=org.pk).exists()
+    assert OtlpSpan.objects.for_org(other_org).count() == 1
+
+
 def test_a_child_call_arriving_after_its_parent_call_was_counted_is_not_counted_again(org, ingest_key, prices,
                                                                                      post_otlp):
     """The parent call resolved on arrival and was not kept: its late child waits, then finds the parent
@@ -284,7 +297,7 @@ def test_explicit_section_path_and_customer_attributes_win(org, ingest_key, post
 @pytest.mark.parametrize("first", ["sdk", "traceloop"])
 def test_spans_of_one_response_that_start_apart_still_count_once(org, ingest_key, prices, post_otlp, first):
     """The events key holds the timestamp (monthly partitions): two spans of one response starting 3 ms apart,
-    in separate exports, still make one call — the later one takes the first's timestamp (OtlpResponseKey)."""
+    in separate exports, still make one call — the later one takes the timestamp its event was stored with."""
     start = T0 - timedelta(minutes=1)
     with time_machine.travel(T0, tick=False):
         attrs = {"gen_ai.response.id": "msg_apart"}

@@ -15,7 +15,7 @@ from django.db.models import Sum
 
 from accounts.services import org_update
 from ingestion import partitions
-from ingestion.models import HourlyRollup, OtlpResponseKey, RunSummary, TraceEvent
+from ingestion.models import HourlyRollup, RunSummary, TraceEvent
 from ingestion.retention import events_prune
 
 pytestmark = pytest.mark.django_db
@@ -199,10 +199,3 @@ def test_the_table_is_partitioned_with_the_timestamp_in_every_key():
                                                      'UNIQUE (org_id, event_id, "timestamp")']
         cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [partitions.TABLE])
         assert cursor.fetchone()[0] == "public.ingestion_traceevent_id_seq"
-
-
-def test_otlp_response_keys_are_pruned_with_the_events(org):
-    OtlpResponseKey.objects.create(org=org, event_id="resp:x", timestamp=OLD)
-    OtlpResponseKey.objects.create(org=org, event_id="resp:y", timestamp=RECENT)
-    events_prune(now=NOW)
-    assert list(OtlpResponseKey.objects.for_org(org).values_list("event_id", flat=True)) == ["resp:y"]

@@ -10,7 +10,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ingestion', '0017_packed_histograms'),
+        ('ingestion', '0018_otlp_lean_writes'),
     ]
 
     operations = [

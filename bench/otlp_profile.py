@@ -1,0 +1,215 @@
+"""Where an OTLP span's worker time goes, in process, on PostgreSQL (one database, no servers).
+
+The spans of bench/otlp.py are stored through `otlp_ingest` (the request's write, committed), then processed
+as a backed-up worker drains them: `batch_process` of the oldest pending batch, which takes its group along.
+For the request's write and for the worker, per LLM call: wall time, this process's CPU, the PostgreSQL
+backend's CPU (from /proc) and the WAL written; the worker's statements by total time; with --cprofile, the
+worker's Python profile.
+
+    .venv/bin/python bench/otlp_profile.py [--spans 36000] [--group 15000] [--cprofile] [--db llmo_otlp14_profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gzip
+import os
+import pstats
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ingest as bench  # noqa: E402 - the database setup and CPU reading
+from otlp import make_otlp_batches  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--spans", type=int, default=36_000)
+    parser.add_argument("--group", type=int, default=0, help="spans per drained group (default: the worker's)")
+    parser.add_argument("--cprofile", action="store_true")
+    parser.add_argument("--db", default="llmo_otlp14_profile")
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--stages", action="store_true", help="the events' insert and each fold statement timed "
+                                                                 "apart (as bench/ingest_profile.py does)")
+    parser.add_argument("--sql", action="append", default=[], help="run this first (A/B of a schema change)")
+    args = parser.parse_args()
+    ingest_key, _ = bench.database_prepare(args.db)
+    os.environ.update({k: v for k, v in bench.bench_env(args.db).items() if k in (
+        "DATABASE_URL", "REDIS_URL", "LOG_LEVEL", "LLMOBSERVE_INGEST_RATE", "LLMOBSERVE_READ_RATE")})
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmobserve_site.settings")
+    sys.path.insert(0, str(bench.ROOT))
+    import django
+
+    django.setup()
+    try:
+        profile(args, ingest_key)
+    finally:
+        from django.db import connection
+
+        connection.close()
+        if not args.keep:
+            import psycopg
+
+            with psycopg.connect(f"{bench.PG}/postgres", autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
+
+
+class Meter:
+    """Wall, own CPU, the backend's CPU and WAL between start() and stop(), summed over calls."""
+
+    def __init__(self, connection):
+        self.connection = connection
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            self.backend = cursor.fetchone()[0]
+        self.totals = defaultdict(float)
+
+    def _now(self) -> tuple[float, float, float, int]:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT pg_current_wal_insert_lsn() - '0/0'")
+            lsn = int(cursor.fetchone()[0])
+        return time.perf_counter(), time.process_time(), bench.cpu_ticks(self.backend) / bench.TICK, lsn
+
+    def run(self, name: str, fn):
+        before = self._now()
+        out = fn()
+        after = self._now()
+        for key, a, b in zip(("wall", "cpu", "pg", "wal"), after, before):
+            self.totals[f"{name} {key}"] += a - b
+        return out
+
+
+def profile(args, ingest_key: str) -> None:
+    from django.db import connection, transaction
+
+    from accounts.selectors import api_key_get_active
+    from ingestion import services
+    from ingestion.models import RawBatch
+    from ingestion.otlp_services import otlp_ingest
+
+    if args.group:
+        services.COALESCE_MAX_SPANS = args.group
+    if args.stages:
+        services._store_pg = _store_pg_staged
+    for sql in args.sql:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+    bodies, calls = make_otlp_batches(args.spans, 512)
+    key = api_key_get_active(raw_key=ingest_key)
+    meter = Meter(connection)
+
+    def ingest_all():
+        for body in bodies:
+            with transaction.atomic():
+                otlp_ingest(api_key=key, body=gzip.decompress(body), json_body=False)
+    meter.run("request write", ingest_all)
+
+    sql_time: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+
+    def wrapper(execute, sql, params, many, context):
+        t = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            entry = sql_time[" ".join(sql.split())[:110]]
+            entry[0] += time.perf_counter() - t
+            entry[1] += 1
+
+    profiler = cProfile.Profile() if args.cprofile else None
+    groups = 0
+
+    def drain():
+        nonlocal groups
+        while True:
+            first = RawBatch.objects.unscoped().filter(processed_at__isnull=True).order_by("pk").first()
+            if first is None:
+                return
+            groups += 1
+            if profiler:
+                profiler.enable()
+            services.batch_process(batch_id=first.pk)
+            if profiler:
+                profiler.disable()
+    commit = connection._commit
+
+    def timed_commit():
+        t = time.perf_counter()
+        try:
+            return commit()
+        finally:
+            entry = sql_time["COMMIT"]
+            entry[0] += time.perf_counter() - t
+            entry[1] += 1
+    connection._commit = timed_commit
+    from ingestion import otlp_services
+
+    spans_insert = otlp_services._spans_insert
+
+    def timed_spans_insert(rows):
+        t = time.perf_counter()
+        try:
+            return spans_insert(rows)
+        finally:
+            entry = sql_time["_spans_insert (COPY ingestion_otlpspan)"]
+            entry[0] += time.perf_counter() - t
+            entry[1] += 1
+    otlp_services._spans_insert = timed_spans_insert
+    with connection.execute_wrapper(wrapper):
+        meter.run("worker", drain)
+    connection._commit = commit
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM ingestion_traceevent")
+        stored = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*), count(*) FILTER (WHERE is_call), pg_total_relation_size('ingestion_otlpspan')"
+                       " FROM ingestion_otlpspan")
+        span_rows, call_rows, span_bytes = cursor.fetchone()
+    print(f"{args.spans:,} spans, {calls:,} calls in {len(bodies)} exports; {groups} groups "
+          f"(≤ {services.COALESCE_MAX_SPANS:,} spans); stored {stored:,} events; otlpspan rows {span_rows:,} "
+          f"({call_rows:,} calls), {span_bytes / 1e6:.1f} MB; load average {os.getloadavg()[0]:.2f}")
+    for name in ("request write", "worker"):
+        t = meter.totals
+        print(f"  {name:14s} µs per call: wall {t[name + ' wall'] / calls * 1e6:6.1f}   "
+              f"python {t[name + ' cpu'] / calls * 1e6:6.1f}   postgres {t[name + ' pg'] / calls * 1e6:6.1f}   "
+              f"WAL {t[name + ' wal'] / calls:6.0f} B")
+    print("  worker statements by total time (ms, count):")
+    for sql, (secs, n) in sorted(sql_time.items(), key=lambda kv: -kv[1][0])[:14]:
+        print(f"    {secs * 1000:8.1f} {n:5d}  {sql}")
+    if profiler:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+
+
+def _store_pg_staged(rows: list[tuple]) -> int:
+    """services._store_pg with the insert and each fold statement as separate statements (the wrapper times each)."""
+    from django.db import connection
+
+    from ingestion import rollups, services
+    from ingestion.models import TraceEvent
+
+    ev, cols = TraceEvent._meta.db_table, ", ".join(services._EVENT_COLUMNS)
+    src_cols = ", ".join(rollups.SOURCE_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS _events_in ON COMMIT DELETE ROWS AS "
+                       f"SELECT {cols} FROM {ev} WITH NO DATA")
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS _ins ON COMMIT DELETE ROWS AS "
+                       f"SELECT {src_cols} FROM {ev} WITH NO DATA")
+        cursor.execute("DELETE FROM _events_in")
+        cursor.execute("DELETE FROM _ins")
+        with cursor.cursor.copy(f"COPY _events_in ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(f"WITH ins AS (INSERT INTO {ev} ({cols}) SELECT {cols} FROM _events_in ON CONFLICT "
+                       f'(org_id, event_id, "timestamp") DO NOTHING RETURNING {src_cols}) '
+                       f"INSERT INTO _ins SELECT * FROM ins")
+        inserted = cursor.rowcount
+        for name, sql in rollups.fold_statements(pg=True, src="_ins"):
+            cursor.execute(f"/* fold {name} */ {sql}")
+    return inserted
+
+
+if __name__ == "__main__":
+    main()
