@@ -242,6 +242,28 @@ for provider, model, i, o in [('openai', 'gpt-4o', '2.5', '10'), ('openai', 'gpt
     return ingest_key, read_key
 
 
+def in_process(db: str, run, *, keep: bool = False) -> None:
+    """`run(ingest_key)` in this process, Django set up on a fresh bench database `db` (the in-process profiles'
+    setup); the database is dropped afterwards unless `keep`."""
+    ingest_key, _ = database_prepare(db)
+    os.environ.update({k: v for k, v in bench_env(db).items() if k in (
+        "DATABASE_URL", "REDIS_URL", "LOG_LEVEL", "LLMOBSERVE_INGEST_RATE", "LLMOBSERVE_READ_RATE")})
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmobserve_site.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    try:
+        run(ingest_key)
+    finally:
+        from django.db import connection
+
+        connection.close()
+        if not keep:
+            with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
 def database_empty(db: str) -> None:
     """Between points: no events, batches, rollups or runs (the org, keys and prices stay)."""
     with psycopg.connect(f"{PG}/{db}", autocommit=True) as conn:

@@ -33,24 +33,7 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=3)
     parser.add_argument("--db", default="llmo_ingestfast_profile")
     args = parser.parse_args()
-    ingest_key, _ = bench.database_prepare(args.db)
-    os.environ.update({k: v for k, v in bench.bench_env(args.db).items() if k in (
-        "DATABASE_URL", "REDIS_URL", "LOG_LEVEL", "LLMOBSERVE_INGEST_RATE", "LLMOBSERVE_READ_RATE")})
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmobserve_site.settings")
-    sys.path.insert(0, str(bench.ROOT))
-    import django
-
-    django.setup()
-    try:
-        profile(args, ingest_key)
-    finally:
-        from django.db import connection
-
-        connection.close()
-        import psycopg
-
-        with psycopg.connect(f"{bench.PG}/postgres", autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
+    bench.in_process(args.db, lambda ingest_key: profile(args, ingest_key))
 
 
 def profile(args, ingest_key: str) -> None:
