@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Lookup, Q
 from django.utils import timezone
 
 from accounts import metrics
@@ -52,6 +52,30 @@ def _chunks(values: list) -> Iterable[list]:
     size = len(values) or 1 if connection.vendor == "postgresql" else _CHUNK
     for start in range(0, len(values), size):
         yield values[start:start + size]
+
+
+class _AnyOf(Lookup):
+    """`field = ANY(%s)`: the values as one array parameter (PostgreSQL), not a statement of thousands of
+    placeholders."""
+
+    lookup_name = "any_of"
+    prepare_rhs = False  # the list goes to the driver as an array, not through the field's to_python
+
+    def as_sql(self, compiler, connection):
+        lhs, params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s)", [*params, list(self.rhs)]
+
+
+def _among(field: str, values: list) -> Iterable[Q | Lookup]:
+    """Filters that together select the rows whose `field` is one of `values`: one `= ANY(array)` on PostgreSQL,
+    IN lists of _CHUNK values elsewhere (SQLite's variable limit)."""
+    if not values:
+        return
+    if connection.vendor == "postgresql":
+        yield _AnyOf(F(field), values)
+        return
+    for chunk in _chunks(values):
+        yield Q(**{f"{field}__in": chunk})
 
 
 @dataclass
@@ -237,15 +261,8 @@ class _Node:
 def _spans_of(org_id: int, trace_ids: list[str]) -> dict[str, dict[str, _Node]]:
     """trace id → span id → the stored span (without its call blob)."""
     by_trace: dict[str, dict[str, _Node]] = defaultdict(dict)
-    if connection.vendor == "postgresql":  # one array parameter: no statement of thousands of placeholders
-        columns = ", ".join("id" if f == "pk" else f for f in _SPAN_FIELDS)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT {columns} FROM {OtlpSpan._meta.db_table} WHERE org_id = %s AND trace_id = ANY(%s)",
-                           [org_id, trace_ids])
-            rows = cursor.fetchall()
-    else:
-        rows = [values for chunk in _chunks(trace_ids) for values in OtlpSpan.objects.unscoped().filter(
-            org_id=org_id, trace_id__in=chunk).values_list(*_SPAN_FIELDS)]
+    rows = [values for among in _among("trace_id", trace_ids) for values in OtlpSpan.objects.unscoped().filter(
+        among, org_id=org_id).values_list(*_SPAN_FIELDS)]
     for values in rows:
         span = _Node(*values)
         by_trace[span.trace_id][span.span_id] = span
@@ -382,16 +399,9 @@ def _response_times_adopt(org_id: int, events: list[EventIn]) -> None:
     if not keyed:
         return
     first: dict[str, datetime] = {}
-    if connection.vendor == "postgresql":  # one array parameter, whatever the number of responses
-        with connection.cursor() as cursor:
-            cursor.execute(f'SELECT event_id, "timestamp" FROM {TraceEvent._meta.db_table} '
-                           f'WHERE org_id = %s AND event_id = ANY(%s) ORDER BY "timestamp"',
-                           [org_id, sorted({event.event_id for event in keyed})])
-            stored = cursor.fetchall()
-    else:
-        stored = [row for chunk in _chunks(sorted({event.event_id for event in keyed}))
-                  for row in TraceEvent.objects.unscoped().filter(org_id=org_id, event_id__in=chunk)
-                  .order_by("timestamp").values_list("event_id", "timestamp")]
+    stored = [row for among in _among("event_id", sorted({event.event_id for event in keyed}))
+              for row in TraceEvent.objects.unscoped().filter(among, org_id=org_id)
+              .order_by("timestamp").values_list("event_id", "timestamp")]
     for event_id, timestamp in stored:
         first.setdefault(event_id, timestamp)
     for event in keyed:
@@ -442,16 +452,11 @@ def _one_per_response(org_id: int, ready: list[tuple[_Node, list[_Node]]], super
 
 
 def _pending_of_responses(org_id: int, response_ids: list[str]) -> list[tuple[int, str, int]]:
-    """(pk, response id, rank) of the stored pending call spans of these responses (any trace)."""
-    if connection.vendor == "postgresql":  # one array parameter (the partial response index answers it)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT id, response_id, rank FROM {OtlpSpan._meta.db_table} WHERE org_id = %s AND "
-                           f"response_id = ANY(%s) AND response_id <> '' AND is_call AND outcome = %s",
-                           [org_id, response_ids, OtlpSpan.Outcome.PENDING])
-            return cursor.fetchall()
-    return [row for chunk in _chunks(response_ids) for row in OtlpSpan.objects.unscoped().filter(
-        org_id=org_id, response_id__in=chunk, is_call=True, outcome=OtlpSpan.Outcome.PENDING,
-    ).values_list("pk", "response_id", "rank")]
+    """(pk, response id, rank) of the stored pending call spans of these responses (any trace); `response_id <> ''`
+    lets PostgreSQL answer from the partial response index."""
+    return [row for among in _among("response_id", response_ids) for row in OtlpSpan.objects.unscoped().filter(
+        among, org_id=org_id, is_call=True, outcome=OtlpSpan.Outcome.PENDING,
+    ).exclude(response_id="").values_list("pk", "response_id", "rank")]
 
 
 def _calls_of(pks: list[int]) -> dict[int, EventIn]:
