@@ -76,7 +76,10 @@ def profile(args, ingest_key: str) -> None:
     if args.group:
         services.COALESCE_MAX_SPANS = args.group
     if args.stages:
-        services._store_pg = _store_pg_staged
+        from ingestion import rollups
+        store_pg = services._store_pg
+        services._store_pg = lambda rows, *, fold=True: _store_pg_staged(rows) if fold else store_pg(rows, fold=False)
+        rollups.fold = _fold_staged
     for sql in args.sql:
         with connection.cursor() as cursor:
             cursor.execute(sql)
@@ -191,6 +194,19 @@ def _store_pg_staged(rows: list[tuple]) -> int:
         for name, sql in rollups.fold_statements(pg=True, src="_ins"):
             cursor.execute(f"/* fold {name} */ {sql}")
     return inserted
+
+
+def _fold_staged(*, source_sql: str, params: list, **parts: bool) -> None:
+    """rollups.fold (of a fold batch's events) with each fold statement apart, over a temp table of the source."""
+    from django.db import connection
+
+    from ingestion import rollups
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS _fold_src")
+        cursor.execute(f"/* fold source */ CREATE TEMP TABLE _fold_src ON COMMIT DROP AS {source_sql}", params)
+        for name, sql in rollups.fold_statements(pg=True, src="_fold_src", **parts):
+            cursor.execute(f"/* fold {name} */ {sql}")
 
 
 if __name__ == "__main__":

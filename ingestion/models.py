@@ -125,13 +125,16 @@ class RawBatch(TenantModel):
     class Kind(models.TextChoices):
         EVENTS = "events", "Events (/v1/events)"
         OTLP = "otlp", "OTLP spans (/v1/otlp/v1/traces)"
+        FOLD = "fold", "Stored events to count in the rollups"
 
     org = models.ForeignKey(Organization, on_delete=models.CASCADE)
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.EVENTS,
-                            help_text="events: a list of EventIn; otlp: a list of OTLP span records.")
+                            help_text="events: a list of EventIn; otlp: a list of OTLP span records; fold: the ids "
+                                      "of events already stored, not yet counted in the rollups.")
     api_key_id = models.BigIntegerField(default=0)
     received_at = models.DateTimeField(default=timezone.now)
-    payload = models.BinaryField(help_text="msgspec-encoded list of validated events or span records (JSON).")
+    payload = models.BinaryField(help_text="msgspec-encoded list of validated events or span records (JSON); event "
+                                           "ids as 64-bit integers for a fold batch.")
     event_count = models.PositiveIntegerField(help_text="Events, or spans for an OTLP batch.")
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)

@@ -6,6 +6,10 @@ statements for PostgreSQL and SQLite alike. Every writer goes through it:
 
 * ingestion folds the rows its `INSERT … RETURNING` inserted (on PostgreSQL, as CTEs of the same
   statement; on SQLite, as N statements over a temp table of the new events);
+* OTLP resolution on PostgreSQL stores its events and, in the same transaction, a fold batch of their ids
+  (`RawBatch.Kind.FOLD`), folded by `fold_stored` in the next transaction: the org's resolution lock is
+  then released before the fold (services.batch_process). A refold leaves out the events of unprocessed
+  fold batches (`_unfolded_ids`): their batch counts them;
 * re-pricing updates the events, then refolds their (org, day) ranges and runs from `TraceEvent`;
 * `manage.py rebuild_rollups` (and the tests, as the oracle) deletes and refolds from `TraceEvent`.
 
@@ -16,13 +20,14 @@ events batch by batch, in any order, gives exactly what one fold of all of them 
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
 
 from . import histograms
-from .models import ROLLUP_GRAINS, RollupHistograms, RunFacet, RunSummary, TraceEvent
+from .models import ROLLUP_GRAINS, RawBatch, RollupHistograms, RunFacet, RunSummary, TraceEvent
 
 # The columns a fold reads from events (a source relation must provide them).
 SOURCE_COLUMNS = ("org_id", "run_id", "timestamp", "latency_ms", "section_path", "provider", "model", "customer_id",
@@ -250,6 +255,54 @@ def fold_new_events(*, org_id: int, after_id: int) -> None:
     fold(source_sql=_events_sql("org_id = %s AND id > %s"), params=[org_id, after_id])
 
 
+def fold_ids_encode(ids: list[int]) -> bytes:
+    """A fold batch's payload: its event ids as runs of consecutive ids, (first, last) 64-bit pairs. One INSERT's
+    ids are mostly consecutive (a sequence), so a few runs, which PostgreSQL reads as index ranges; an id list
+    costs it a probe per id and partition (5–50× the time, measured with bench/otlp_profile.py's events)."""
+    runs: list[int] = []
+    for event_id in sorted(ids):
+        if runs and runs[-1] == event_id - 1:
+            runs[-1] = event_id
+        else:
+            runs += [event_id, event_id]
+    return array("q", runs).tobytes()
+
+
+def fold_runs_decode(payload: bytes) -> list[tuple[int, int]]:
+    values = array("q")
+    values.frombytes(payload)
+    return list(zip(values[0::2], values[1::2]))
+
+
+def fold_stored(*, org_id: int, runs: list[tuple[int, int]]) -> None:
+    """PostgreSQL: fold stored events by id (the runs of fold batches), under the org's shared fold lock."""
+    if not runs:
+        return
+    lock_org(org_id, exclusive=False)
+    source = (f"SELECT {', '.join(SOURCE_COLUMNS)} FROM unnest(%s::bigint[], %s::bigint[]) AS run (first, last) "
+              f"JOIN {TraceEvent._meta.db_table} ON id BETWEEN run.first AND run.last WHERE org_id = %s")
+    fold(source_sql=source, params=[[first for first, _ in runs], [last for _, last in runs], org_id])
+
+
+def _unfolded_ids(org_id: int) -> list[int]:
+    """Ids of the org's events stored but not folded yet: their fold batch (unprocessed, or quarantined until an
+    operator retries it) counts them, so a refold must not. Read under the exclusive fold lock: a batch being
+    folded holds the shared one, and a store creates its fold batch in the transaction that inserts the events."""
+    ids: list[int] = []
+    for payload in RawBatch.objects.unscoped().filter(org_id=org_id, kind=RawBatch.Kind.FOLD,
+                                                      processed_at__isnull=True).values_list("payload", flat=True):
+        ids.extend(event_id for first, last in fold_runs_decode(bytes(payload)) for event_id in range(first, last + 1))
+    return ids
+
+
+def _refold(*, org_id: int, where: str, params: list, **parts: bool) -> None:
+    """Fold the org's events `where` selects, but those an unprocessed fold batch will count."""
+    unfolded = _unfolded_ids(org_id)
+    if unfolded:  # only PostgreSQL stores fold batches
+        where, params = f"{where} AND NOT (id = ANY(%s))", [*params, unfolded]
+    fold(source_sql=_events_sql(where), params=params, **parts)
+
+
 def lock_org(org_id: int, *, exclusive: bool) -> None:
     """PostgreSQL: ingestion folds under a shared lock per org, refolds under an exclusive one, so a refold
     never deletes and recomputes a range while a concurrent fold's additions are in flight."""
@@ -276,8 +329,8 @@ def refold_days(*, org_id: int, days: list[datetime]) -> None:
             for _, model, period in ROLLUP_TABLES:
                 cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE org_id = %s AND {period} >= %s "
                                f"AND {period} < %s", [org_id, _adapt(start), _adapt(end)])
-        fold(source_sql=_events_sql("org_id = %s AND timestamp >= %s AND timestamp < %s"),
-             params=[org_id, _adapt(start), _adapt(end)], runs=False, facets=False)
+        _refold(org_id=org_id, where="org_id = %s AND timestamp >= %s AND timestamp < %s",
+                params=[org_id, _adapt(start), _adapt(end)], runs=False, facets=False)
 
 
 def _ranges(days: list[datetime]) -> list[tuple[datetime, datetime]]:
@@ -303,8 +356,8 @@ def refold_runs(*, org_id: int, run_ids: list[str], facets: bool = False, chunk:
             if facets:
                 cursor.execute(f"DELETE FROM {RunFacet._meta.db_table} WHERE org_id = %s AND run_id IN ({marks})",
                                [org_id, *part])
-        fold(source_sql=_events_sql(f"org_id = %s AND run_id IN ({marks})"), params=[org_id, *part],
-             rollups=False, facets=facets)
+        _refold(org_id=org_id, where=f"org_id = %s AND run_id IN ({marks})", params=[org_id, *part],
+                rollups=False, facets=facets)
 
 
 def rollups_rebuild(*, org_id: int, since: datetime | None = None) -> None:
@@ -318,7 +371,7 @@ def rollups_rebuild(*, org_id: int, since: datetime | None = None) -> None:
                 cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE org_id = %s", [org_id])
             for model in (RunSummary, RunFacet):
                 cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE org_id = %s", [org_id])
-        fold(source_sql=_events_sql("org_id = %s"), params=[org_id])
+        _refold(org_id=org_id, where="org_id = %s", params=[org_id])
         return
     first = since.replace(hour=0, minute=0, second=0, microsecond=0)
     last = ev.order_by("-timestamp").values_list("timestamp", flat=True).first()

@@ -7,7 +7,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone as dt_timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import msgspec
 from django.conf import settings
@@ -147,22 +147,27 @@ def _insert_events(rows: list[tuple]) -> int:
 
 
 @functools.cache
-def _store_pg_sql() -> str:
-    """The statement that inserts `_events_in` and folds the inserted rows everywhere (built once)."""
+def _store_pg_sql(fold: bool) -> str:
+    """The statement that inserts `_events_in` and folds the inserted rows everywhere, or returns their ids
+    (built once each)."""
     ev, cols = TraceEvent._meta.db_table, ", ".join(_EVENT_COLUMNS)
+    insert = f"""INSERT INTO {ev} ({cols}) SELECT {cols} FROM _events_in
+        ON CONFLICT (org_id, event_id, "timestamp") DO NOTHING"""
+    if not fold:
+        return f"{insert} RETURNING id"
     return f"""
     WITH ins AS (
-        INSERT INTO {ev} ({cols}) SELECT {cols} FROM _events_in
-        ON CONFLICT (org_id, event_id, "timestamp") DO NOTHING
+        {insert}
         RETURNING {", ".join(rollups.SOURCE_COLUMNS)}
     ),
     {rollups.fold_ctes(pg=True, src="ins")}
     SELECT count(*) FROM ins"""
 
 
-def _store_pg(rows: list[tuple]) -> int:
+def _store_pg(rows: list[tuple], *, fold: bool = True) -> int | list[int]:
     """PostgreSQL: COPY the priced rows into a temp table, then one statement inserts the new events and
-    folds exactly those (the INSERT's RETURNING) into the rollups, run summaries and facets, set-based.
+    folds exactly those (the INSERT's RETURNING) into the rollups, run summaries and facets, set-based:
+    returns how many were new. Without `fold`: returns the new events' ids.
 
     The fold is `ingestion.rollups`' — the same statements SQLite runs over a temp table, and a rebuild
     runs over `TraceEvent`.
@@ -175,8 +180,8 @@ def _store_pg(rows: list[tuple]) -> int:
         with cursor.cursor.copy(f"COPY _events_in ({cols}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        cursor.execute(_store_pg_sql())
-        return cursor.fetchone()[0]
+        cursor.execute(_store_pg_sql(fold))
+        return cursor.fetchone()[0] if fold else [row[0] for row in cursor.fetchall()]
 
 
 COALESCE_MAX_SPANS = 15000  # OTLP batches count spans, about a third of them calls
@@ -192,17 +197,26 @@ def _pg_session_setup() -> None:
 
 
 def _store_group(org_id: int, book, group: list[tuple[RawBatch, list[EventIn]]],
-                 sources: dict[str, tuple[str, int | None]] | None = None) -> int:
+                 sources: dict[str, tuple[str, int | None]] | None = None, *, folds: list[int] | None = None) -> int:
     """Price, insert and fold the events of `group` (batches of one org, with their decoded events).
 
     Returns the number of new events: rows already stored (re-sent, or a retry) are skipped and
     never folded twice. `sources`: event id → (source, reported cost) for events not from the SDK (OTLP).
+    `folds` (PostgreSQL): fold later — the new events' ids go to a fold batch stored in this transaction,
+    whose id is appended (`batch_process` folds it once this transaction has committed).
     """
     _stamped_timestamps_adopt(org_id, group)
     rows, sizes = _event_rows(org_id, book, group, sources)
     if _is_pg():
         rollups.lock_org(org_id, exclusive=False)
-        inserted = _store_pg(rows)
+        if folds is None:
+            inserted = _store_pg(rows)
+        else:
+            ids = _store_pg(rows, fold=False)
+            inserted = len(ids)
+            if ids:
+                folds.append(RawBatch.objects.create(org_id=org_id, kind=RawBatch.Kind.FOLD, event_count=len(ids),
+                                                     payload=rollups.fold_ids_encode(ids)).pk)
     else:
         with connection.cursor() as cursor:  # ids only grow (AUTOINCREMENT): the new events are those above
             cursor.execute(f"SELECT coalesce(max(id), 0) FROM {TraceEvent._meta.db_table}")
@@ -305,8 +319,9 @@ def batch_process(*, batch_id: int, now: datetime | None = None) -> int:
     """
     now = now or timezone.now()
     drained: list[int] = []
+    folds: list[int] = []
     try:
-        new_events = _batches_process_together(batch_id=batch_id, now=now, drained=drained)
+        new_events = _batches_process_together(batch_id=batch_id, now=now, drained=drained, folds=folds)
     except TRANSIENT_ERRORS:
         raise
     except Exception:
@@ -319,12 +334,19 @@ def batch_process(*, batch_id: int, now: datetime | None = None) -> int:
         # every later group by its attempt count).
         for other in drained:
             enqueue_on_commit("ingestion.tasks.batch_process", other)
+    # OTLP groups (PostgreSQL) leave their fold to a batch of its own, folded here once their transaction has
+    # released the org's resolution lock: the next group resolves while this process folds. A crash before it
+    # leaves the fold batch pending for the sweeper.
+    for fold_id in folds:
+        batch_process(batch_id=fold_id, now=now)
     return new_events
 
 
-def _batches_process_together(*, batch_id: int, now: datetime, drained: list[int]) -> int | None:
+def _batches_process_together(*, batch_id: int, now: datetime, drained: list[int], folds: list[int]) -> int | None:
     """The fast path; None when the batch must be processed alone (it failed before). `drained` receives the
-    ids of the other batches this transaction locks (queued again by the caller if it fails)."""
+    ids of the other batches this transaction locks (queued again by the caller if it fails); `folds` the fold
+    batches it stored, once it has committed."""
+    stored_folds: list[int] = []
     with transaction.atomic():
         # Lock first without the payload: a batch already drained by another transaction costs no read. A batch
         # locked by another worker's group is that group's (PostgreSQL: skipped, not waited for, so workers
@@ -357,13 +379,19 @@ def _batches_process_together(*, batch_id: int, now: datetime, drained: list[int
                         .values_list("pk", "payload"))
         if batch.kind == RawBatch.Kind.OTLP:
             group = [(raw, otlp_services.spans_decode(bytes(payloads[raw.pk]))) for raw in batches]
+            store = functools.partial(_store_group, folds=stored_folds) if _is_pg() else _store_group
             new_events = otlp_services.otlp_spans_process(org_id=batch.org_id, book=price_book_get(), group=group,
-                                                          now=now, store=_store_group)
+                                                          now=now, store=store)
+        elif batch.kind == RawBatch.Kind.FOLD:
+            rollups.fold_stored(org_id=batch.org_id, runs=[
+                run for raw in batches for run in rollups.fold_runs_decode(bytes(payloads[raw.pk]))])
+            new_events = 0  # counted as new when they were stored
         else:
             group = [(raw, events_decode(bytes(payloads[raw.pk]))) for raw in batches]
             new_events = _store_group(batch.org_id, price_book_get(), group)
         # Every batch here is on its first attempt (`attempts=0` above): one UPDATE marks them all.
         RawBatch.objects.unscoped().filter(pk__in=[raw.pk for raw in batches]).update(processed_at=now, attempts=1)
+    folds.extend(stored_folds)
     return new_events
 
 
@@ -377,7 +405,12 @@ def _batch_process_alone(*, batch_id: int, now: datetime) -> int:
             _pg_session_setup()
         book = price_book_get()
         if batch.kind == RawBatch.Kind.OTLP:
-            return _otlp_batch_process_alone(batch, book=book, now=now)
+            return _batch_process_whole(batch, now=now, what="spans", work=lambda: otlp_services.otlp_spans_process(
+                org_id=batch.org_id, book=book, group=[(batch, otlp_services.spans_decode(bytes(batch.payload)))],
+                now=now, store=_store_group))
+        if batch.kind == RawBatch.Kind.FOLD:
+            return _batch_process_whole(batch, now=now, what="fold", work=lambda: rollups.fold_stored(
+                org_id=batch.org_id, runs=rollups.fold_runs_decode(bytes(batch.payload))) or 0)
         events, failures = _events_decode_each(bytes(batch.payload))
         new_events = None
         if not failures:
@@ -407,19 +440,18 @@ def _batch_process_alone(*, batch_id: int, now: datetime) -> int:
     return new_events
 
 
-def _otlp_batch_process_alone(batch: RawBatch, *, book, now: datetime) -> int:
-    """An OTLP batch that failed in a group: alone, as a whole (its spans were validated by the request,
-    so a failure here is a bug or an outage); a failure is recorded with the same backoff and quarantine."""
+def _batch_process_whole(batch: RawBatch, *, now: datetime, what: str, work: Callable[[], int]) -> int:
+    """An OTLP or fold batch that failed in a group: alone, as a whole (its spans were validated by the request,
+    its events are stored: a failure here is a bug or an outage); a failure is recorded with the same backoff
+    and quarantine. OTLP spans are resolved with the fold inline here."""
     try:
         with transaction.atomic():
-            spans = otlp_services.spans_decode(bytes(batch.payload))
-            new_events = otlp_services.otlp_spans_process(org_id=batch.org_id, book=book, group=[(batch, spans)],
-                                                          now=now, store=_store_group)
+            new_events = work()
     except TRANSIENT_ERRORS:
         raise
     except Exception as exc:  # noqa: BLE001
-        logger.warning("OTLP batch %s failed alone", batch.pk, exc_info=True)
-        _batch_attempt_failed(batch, now=now, failures=[f"spans: {exc!r}"], failed_events=batch.event_count)
+        logger.warning("%s batch %s failed alone", batch.kind, batch.pk, exc_info=True)
+        _batch_attempt_failed(batch, now=now, failures=[f"{what}: {exc!r}"], failed_events=batch.event_count)
         return 0
     RawBatch.objects.unscoped().filter(pk=batch.pk).update(
         processed_at=now, attempts=batch.attempts + 1, next_attempt_at=None, failed_events=0)

@@ -368,3 +368,51 @@ def test_one_orgs_span_groups_are_resolved_one_at_a_time(org, prices):
         other.close()
     batch_process(batch_id=stored([root]).pk)
     assert list(TraceEvent.objects.for_org(org).values_list("section_path", flat=True)) == ["agent:triage"]
+
+
+def test_the_fold_of_an_otlp_group_is_its_own_batch_and_a_rebuild_meanwhile_counts_each_call_once(
+        org, prices, monkeypatch):
+    """PostgreSQL: a group's events are stored with a fold batch, folded after the org's resolution lock is
+    released. If that fold fails (here: the database drops the connection), the events wait uncounted; a
+    rebuild in between leaves them to their fold batch, which the sweeper folds exactly once."""
+    import psycopg
+    from django.db import connection
+
+    from ingestion import rollups
+    from ingestion.models import HourlyRollup, RawBatch
+    from ingestion.otlp import export_decode, span_record, spans_encode
+    from ingestion.services import batch_process, batches_sweep
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite folds inline: there is no resolution lock to release")
+    trace = new_trace_id()
+    now = datetime.now(timezone.utc)
+    root = S("invoke_agent triage", trace, start=now - timedelta(seconds=10), ms=8000, scope="pydantic-ai",
+             attrs={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "triage"})
+    calls = [chat(trace, parent=root.span_id, start=now - timedelta(seconds=9 - i), input_tokens=100 + i,
+                  output_tokens=20) for i in range(3)]
+    records = [span_record(span, now=now)[0] for span in export_decode(protobuf([*calls, root]), json_body=False)]
+    batch = RawBatch.objects.create(org=org, kind=RawBatch.Kind.OTLP, payload=spans_encode(records),
+                                    event_count=len(records), received_at=now)
+
+    def connection_lost(**kwargs):
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(rollups, "fold_stored", connection_lost)
+        with pytest.raises(psycopg.OperationalError):
+            batch_process(batch_id=batch.pk, now=now)
+    assert TraceEvent.objects.for_org(org).count() == 3
+    fold = RawBatch.objects.for_org(org).get(kind="fold")
+    assert (fold.event_count, fold.processed_at) == (3, None)
+    assert not HourlyRollup.objects.for_org(org).exists()
+
+    call_command("rebuild_rollups", stdout=StringIO())
+    assert not HourlyRollup.objects.for_org(org).exists()
+    assert not RunSummary.objects.for_org(org).exists()
+
+    assert batches_sweep(now=now + timedelta(minutes=1)) == 0  # no new events: they were stored before
+    assert RawBatch.objects.for_org(org).get(kind="fold").processed_at is not None
+    assert sum(HourlyRollup.objects.for_org(org).values_list("calls", flat=True)) == 3
+    assert RunSummary.objects.for_org(org).get(run_id=trace).calls == 3
+    _assert_rollups_equal_rebuild()
