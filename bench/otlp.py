@@ -4,8 +4,10 @@ The setup of bench/ingest.py (its helpers): a fresh PostgreSQL database, one Cel
 gunicorn (-w 2). Two organisations on the same servers:
 
 1. native: bench/ingest.py's events (default 120,000) in 1,000-event gzip batches → /v1/events;
-2. otlp: 120,000 GenAI spans in traces of six (invoke_agent → 2 × execute_tool, one HTTP client
-   span, 2 chat calls: a third of the spans are LLM calls), in the order a BatchSpanProcessor
+2. otlp: 120,000 GenAI spans in agent traces: an invoke_agent root and `--steps` steps (default 1) of five
+   spans — a chat under the agent, 2 × execute_tool, one HTTP client span under the first, a chat under the
+   second — so one step is a trace of six spans, 2 chat calls, a third of the spans LLM calls (`--steps 4`:
+   21 spans, 8 calls, the calls per run of bench/ingest.py's runs), in the order a BatchSpanProcessor
    exports them (children before parents, traces split across requests), as gzip protobuf
    ExportTraceServiceRequests of 512 spans → /v1/otlp/v1/traces.
 
@@ -15,7 +17,8 @@ each role used (web, worker, PostgreSQL, from /proc as in bench/ingest.py) is pr
 call. Prints spans/s, LLM calls/s and their ratio to the native events/s (issue 14's target: OTLP LLM
 calls/s ≥ 60% of native events/s).
 
-    .venv/bin/python bench/otlp.py [--spans 120000] [--events 120000] [--threads 4] [--concurrency 2] [--keep] [--template DB]
+    .venv/bin/python bench/otlp.py [--spans 120000] [--events 120000] [--steps 1] [--threads 4] [--concurrency 2]
+                                   [--keep] [--template DB]
 """
 
 from __future__ import annotations
@@ -38,15 +41,19 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import PG, PY, REDIS_URL, ROOT, CpuSampler, free_port, make_batches, manage, wait_http  # noqa: E402
 
-SPANS_PER_TRACE = 6  # invoke_agent, 2 × execute_tool, 1 HTTP span, 2 chat calls
-CALLS_PER_TRACE = 2
+STEP_SPANS, STEP_CALLS = 5, 2  # a step: a chat under the agent, 2 × execute_tool (one with an HTTP span, one
+# with a chat below it); a trace is an invoke_agent root and its steps (1 step: 6 spans, a third of them calls)
+
+
+def spans_per_trace(steps: int) -> int:
+    return 1 + STEP_SPANS * steps
 AGENTS = ["researcher", "writer", "planner", "support"]
 TOOLS = ["web_search", "edit", "lookup", "summarize"]
 CHAT_MODELS = [("openai", "gpt-4o-2024-08-06"), ("openai", "gpt-4o-mini-2024-07-18"),
                ("anthropic", "claude-sonnet-4-20250514")]
 
 
-def make_otlp_batches(n_spans: int, batch_size: int, seed: int = 2) -> Tuple[List[bytes], int]:
+def make_otlp_batches(n_spans: int, batch_size: int, seed: int = 2, steps: int = 1) -> Tuple[List[bytes], int]:
     """Protobuf ExportTraceServiceRequests (gzip) in BatchSpanProcessor order; returns (bodies, LLM calls)."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
@@ -55,6 +62,7 @@ def make_otlp_batches(n_spans: int, batch_size: int, seed: int = 2) -> Tuple[Lis
 
     rng = random.Random(seed)
     now_ns = time.time_ns()
+    per_trace = spans_per_trace(steps)
 
     def kv(key: str, value) -> KeyValue:
         if isinstance(value, bool):
@@ -73,10 +81,9 @@ def make_otlp_batches(n_spans: int, batch_size: int, seed: int = 2) -> Tuple[Lis
     # (scope, span) in end order: every trace's children end (and are exported) before its root.
     ordered: List[Tuple[str, Span]] = []
     calls = 0
-    for _ in range(n_spans // SPANS_PER_TRACE):
+    for _ in range(n_spans // per_trace):
         tid = rng.getrandbits(128).to_bytes(16, "big")
-        ids = [rng.getrandbits(64).to_bytes(8, "big") for _ in range(SPANS_PER_TRACE)]
-        root_id, tool1, tool2, http_id, chat1, chat2 = ids
+        root_id = rng.getrandbits(64).to_bytes(8, "big")
         t0 = now_ns - rng.randint(60, 20 * 3600) * 1_000_000_000
         agent, customer = rng.choice(AGENTS), f"cust-{rng.randint(1, 50)}"
 
@@ -93,34 +100,37 @@ def make_otlp_batches(n_spans: int, batch_size: int, seed: int = 2) -> Tuple[Lis
                                                            rng.randint(100, 3000), Span.SPAN_KIND_CLIENT, attrs,
                                                            error=rng.random() < 0.02)
 
-        ordered.append(chat(chat1, root_id, t0 + 1_000_000))
-        ordered.append(("opentelemetry.instrumentation.requests", span(
-            tid, http_id, tool1, "GET", t0 + 3_100_000_000, 200, Span.SPAN_KIND_CLIENT,
-            {"http.request.method": "GET", "url.full": "https://search.example.com/q",
-             "http.response.status_code": 200})))
-        ordered.append(("app", span(tid, tool1, root_id, f"execute_tool {TOOLS[0]}", t0 + 3_000_000_000, 500,
-                                    Span.SPAN_KIND_INTERNAL, {"gen_ai.operation.name": "execute_tool",
-                                                              "gen_ai.tool.name": rng.choice(TOOLS)})))
-        ordered.append(chat(chat2, tool2, t0 + 4_000_000_000))
-        ordered.append(("app", span(tid, tool2, root_id, "execute_tool", t0 + 3_900_000_000, 4000,
-                                    Span.SPAN_KIND_INTERNAL, {"gen_ai.operation.name": "execute_tool",
-                                                              "gen_ai.tool.name": rng.choice(TOOLS)})))
-        ordered.append(("app", span(tid, root_id, b"", f"invoke_agent {agent}", t0, 9000, Span.SPAN_KIND_INTERNAL,
-                                    {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": agent,
-                                     "enduser.id": customer})))
-        calls += CALLS_PER_TRACE
+        for step in range(steps):
+            tool1, tool2, http_id, chat1, chat2 = [rng.getrandbits(64).to_bytes(8, "big") for _ in range(STEP_SPANS)]
+            at = t0 + step * 10_000_000_000
+            ordered.append(chat(chat1, root_id, at + 1_000_000))
+            ordered.append(("opentelemetry.instrumentation.requests", span(
+                tid, http_id, tool1, "GET", at + 3_100_000_000, 200, Span.SPAN_KIND_CLIENT,
+                {"http.request.method": "GET", "url.full": "https://search.example.com/q",
+                 "http.response.status_code": 200})))
+            ordered.append(("app", span(tid, tool1, root_id, f"execute_tool {TOOLS[0]}", at + 3_000_000_000, 500,
+                                        Span.SPAN_KIND_INTERNAL, {"gen_ai.operation.name": "execute_tool",
+                                                                  "gen_ai.tool.name": rng.choice(TOOLS)})))
+            ordered.append(chat(chat2, tool2, at + 4_000_000_000))
+            ordered.append(("app", span(tid, tool2, root_id, "execute_tool", at + 3_900_000_000, 4000,
+                                        Span.SPAN_KIND_INTERNAL, {"gen_ai.operation.name": "execute_tool",
+                                                                  "gen_ai.tool.name": rng.choice(TOOLS)})))
+            calls += STEP_CALLS
+        ordered.append(("app", span(tid, root_id, b"", f"invoke_agent {agent}", t0, 9000 + 10_000 * (steps - 1),
+                                    Span.SPAN_KIND_INTERNAL, {"gen_ai.operation.name": "invoke_agent",
+                                                              "gen_ai.agent.name": agent, "enduser.id": customer})))
     # Traces interleave in a real process: shuffle in windows of a few traces, keeping each
     # trace's child-before-parent order.
-    window = SPANS_PER_TRACE * 8
+    window = per_trace * 8
     mixed: List[Tuple[str, Span]] = []
     for w in range(0, len(ordered), window):
         chunk = ordered[w:w + window]
-        per_trace = [chunk[i:i + SPANS_PER_TRACE] for i in range(0, len(chunk), SPANS_PER_TRACE)]
-        while per_trace:
-            t = rng.choice(per_trace)
+        traces = [chunk[i:i + per_trace] for i in range(0, len(chunk), per_trace)]
+        while traces:
+            t = rng.choice(traces)
             mixed.append(t.pop(0))
             if not t:
-                per_trace.remove(t)
+                traces.remove(t)
 
     resource = Resource(attributes=[kv("service.name", "bench-agent"), kv("telemetry.sdk.language", "python")])
     bodies = []
@@ -198,6 +208,8 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=120_000)
     parser.add_argument("--events", type=int, default=120_000, help="native events for the comparison")
     parser.add_argument("--batch", type=int, default=512, help="spans per OTLP export (the SDK's default)")
+    parser.add_argument("--steps", type=int, default=1, help="agent steps per trace, 2 calls each (bench/ingest.py's "
+                                                             "runs have 8 calls: --steps 4)")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=2, help="the Celery worker's -c (2: the Procfile's)")
     parser.add_argument("--db", default="llmobserve_bench_otlp")
@@ -205,7 +217,7 @@ def main() -> None:
     parser.add_argument("--template", default="", help="copy this migrated database (no connections to it) instead "
                                                       "of migrating a fresh one: minutes saved on a loaded machine")
     args = parser.parse_args()
-    args.spans -= args.spans % SPANS_PER_TRACE
+    args.spans -= args.spans % spans_per_trace(args.steps)
 
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
@@ -236,7 +248,7 @@ for provider, model, i, o in [('openai', 'gpt-4o', '2.5', '10'), ('openai', 'gpt
 
     print(f"building {args.events:,} native events and {args.spans:,} spans …", flush=True)
     native_batches = make_batches(args.events, 1000) if args.events else []
-    otlp_bodies, n_calls = make_otlp_batches(args.spans, args.batch)
+    otlp_bodies, n_calls = make_otlp_batches(args.spans, args.batch, steps=args.steps)
     port = free_port()
     procs = [
         subprocess.Popen([PY, "-m", "celery", "-A", "llmobserve_site", "worker", "-c", str(args.concurrency),
