@@ -338,12 +338,15 @@ def _text(value: Any, limit: int) -> str:
     if value is None:
         return ""
     text = value if isinstance(value, str) else str(value)
-    if _UNSENDABLE.search(text):
+    # isprintable() (no regex call) is false for every control character and surrogate: most labels stop here.
+    if not text.isprintable() and _UNSENDABLE.search(text):
         text = _UNSENDABLE.sub(lambda m: " " if m.group() < "\x20" else "\ufffd", text)
     return text.strip()[:limit]
 
 
 def _count(value: Any) -> int:
+    if type(value) is int:  # the usual token count (a bool is not of type int)
+        return value
     if isinstance(value, bool) or value is None:
         return 0
     if isinstance(value, float):
@@ -364,13 +367,20 @@ def _flag(value: Any) -> bool:
     return bool(value)
 
 
+# Normalising a text costs more than a cache lookup, and an instrumentation sends the same few provider, agent
+# and tool names span after span: the functions below are cached for texts up to this long (≤ 1024 entries
+# each, so a few hundred kB at most; a str key never equals a number's, so no value is mistaken for another).
+CACHED_TEXT_MAX = 256
+
+
+def _short_text(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= CACHED_TEXT_MAX
+
+
 def provider_normalise(value: Any, server_address: Any = None) -> str:
-    name = _text(value, 64).lower()
+    name = _provider_named_cached(value) if _short_text(value) else _provider_named(value)
     if name:
-        if name in PROVIDERS:
-            return PROVIDERS[name]
-        head = name.split(".", 1)[0]
-        return PROVIDERS.get(head, PROVIDERS.get(head.replace("-", "_"), name))
+        return name
     host = _text(server_address, 253).lower()
     for pattern, provider in HOSTS:
         if pattern in host:
@@ -378,9 +388,30 @@ def provider_normalise(value: Any, server_address: Any = None) -> str:
     return ""
 
 
+def _provider_named(value: Any) -> str:
+    """The provider a provider attribute names ('' for none)."""
+    name = _text(value, 64).lower()
+    if not name:
+        return ""
+    if name in PROVIDERS:
+        return PROVIDERS[name]
+    head = name.split(".", 1)[0]
+    return PROVIDERS.get(head, PROVIDERS.get(head.replace("-", "_"), name))
+
+
+_provider_named_cached = functools.lru_cache(maxsize=1024)(_provider_named)
+
+
 def _segment(prefix: str, name: Any) -> str:
+    return _segment_cached(prefix, name) if _short_text(name) else _segment_of(prefix, name)
+
+
+def _segment_of(prefix: str, name: Any) -> str:
     text = _text(name, LABEL_MAX - len(prefix)).replace("/", "_")
     return f"{prefix}{text}" if text else ""
+
+
+_segment_cached = functools.lru_cache(maxsize=1024)(_segment_of)
 
 
 def span_label(attrs: dict[str, Any]) -> str:
@@ -437,12 +468,15 @@ def _reported_cost(attrs: dict[str, Any], found: dict[str, Any]) -> str | None:
     return format(cost, "f")
 
 
-def _status(span: RawSpan, attrs: dict[str, Any]) -> tuple[str, int | None]:
-    http_status = _count(attrs.get(HTTP_STATUS)) or None
-    if http_status is not None and not 100 <= http_status <= 599:
-        http_status = None
-    error_type = _text(attrs.get(ERROR_TYPE), 256).lower()
-    if http_status == 429 or "ratelimit" in error_type.replace("_", "") or "rate_limit" in error_type:
+def _status(span: RawSpan, attrs: dict[str, Any], error_text: str) -> tuple[str, int | None]:
+    """`error_text`: `_text` of the error type attribute."""
+    http_status = attrs.get(HTTP_STATUS)
+    if http_status is not None:
+        http_status = _count(http_status) or None
+        if http_status is not None and not 100 <= http_status <= 599:
+            http_status = None
+    error_type = error_text.lower()
+    if http_status == 429 or error_type and ("ratelimit" in error_type.replace("_", "") or "rate_limit" in error_type):
         return "rate_limited", http_status
     if span.status_code == 2 or error_type or (http_status or 0) >= 400:
         if "timeout" in error_type or "timedout" in error_type.replace("_", ""):
@@ -462,38 +496,38 @@ def _ttft_ms(attrs: dict[str, Any]) -> float | None:
     return None
 
 
-def _call(span: RawSpan, attrs: dict[str, Any], found: dict[str, Any], now: datetime
+_TOKEN_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
+
+
+def _call(span: RawSpan, attrs: dict[str, Any], found: dict[str, Any], customer_id: str | None, now: datetime
           ) -> tuple[EventIn | None, dict[str, str]]:
     """The call, complete as the wire format's `_normalise` leaves an event but for its ids (set when resolved).
 
     Every text goes through `_text` (no control characters or lone surrogates, cut to the field's limit),
-    every number is range-checked here: of the wire format's `_semantic_errors`, only the timestamp's can fail."""
-    operation_id = attrs.get(OPERATION_ID) or ""
-    embedding = attrs.get(OPERATION) == "embeddings" or str(operation_id).endswith(".doEmbed") \
-        or attrs.get(SPAN_KIND) == "EMBEDDING"
+    every number is range-checked here: of the wire format's `_semantic_errors`, only the timestamp's can fail.
+    `customer_id`: `_text` of the customer field, or None."""
     get = found.get
-    tokens = {
-        "input_tokens": _count(get("input")),
-        "output_tokens": _count(get("output")),
-        "cached_input_tokens": _count(get("cache_read")),
-        "cache_write_tokens": _count(get("cache_write")),
-        "reasoning_tokens": _count(get("reasoning")),
-    }
-    errors = {name: f"must be an integer from 0 to {MAX_TOKENS}" for name, value in tokens.items()
-              if not 0 <= value <= MAX_TOKENS}
-    if errors:
-        return None, errors
-    status, http_status = _status(span, attrs)
+    tokens = (_count(get("input")), _count(get("output")), _count(get("cache_read")), _count(get("cache_write")),
+              _count(get("reasoning")))
+    if min(tokens) < 0 or max(tokens) > MAX_TOKENS:
+        return None, {name: f"must be an integer from 0 to {MAX_TOKENS}"
+                      for name, value in zip(_TOKEN_FIELDS, tokens) if not 0 <= value <= MAX_TOKENS}
+    input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens = tokens
+    operation_id = str(attrs.get(OPERATION_ID) or "")
+    embedding = attrs.get(OPERATION) == "embeddings" or operation_id.endswith(".doEmbed") \
+        or attrs.get(SPAN_KIND) == "EMBEDDING"
+    error_text = _text(attrs.get(ERROR_TYPE), 256)
+    status, http_status = _status(span, attrs, error_text)
     metadata: dict[str, Any] = {}
     if "input" not in found and "output" not in found and status == "ok":
         metadata["usage_missing"] = True
-    if status != "ok" and (error_type := _text(attrs.get(ERROR_TYPE), 256)):
-        metadata["error_type"] = error_type
-    ttft_ms = _ttft_ms(attrs)
+    if status != "ok" and error_text:
+        metadata["error_type"] = error_text
+    ttft_ms = _ttft_ms(attrs) if TTFT in attrs or TTFT_MS in attrs else None
     latency_ms = (span.end_ns - span.start_ns) / 1e6 if span.end_ns >= span.start_ns > 0 else None
-    stream = _flag(get("stream")) or str(operation_id).endswith(".doStream")
-    try:
-        timestamp = datetime.fromtimestamp(span.start_ns / 1e9, tz=timezone.utc)
+    stream = _flag(get("stream")) or operation_id.endswith(".doStream")
+    try:  # (tz as a positional argument: the keyword costs as much again)
+        timestamp = datetime.fromtimestamp(span.start_ns / 1e9, timezone.utc)
     except (OverflowError, OSError, ValueError):
         return None, {"timestamp": "start time out of range"}
     if problem := timestamp_error(timestamp, now):
@@ -505,8 +539,10 @@ def _call(span: RawSpan, attrs: dict[str, Any], found: dict[str, Any], now: date
         latency_ms=latency_ms if latency_ms is None or latency_ms <= 1e10 else None,
         ttft_ms=ttft_ms, status=status, http_status=http_status,
         service_tier=_text(attrs.get(TIER), 32) or None,  # the served tier prices the call (price variants)
-        customer_id=_text(get("customer"), 256) or None,
-        stream=stream, timestamp=timestamp, cost_usd=_reported_cost(attrs, found), metadata=metadata, **tokens,
+        customer_id=customer_id, stream=stream, timestamp=timestamp, cost_usd=_reported_cost(attrs, found),
+        metadata=metadata, input_tokens=input_tokens, output_tokens=output_tokens,
+        cached_input_tokens=cached_input_tokens, cache_write_tokens=cache_write_tokens,
+        reasoning_tokens=reasoning_tokens,
     )
     tokens_inclusive(event)
     return event, {}
@@ -525,40 +561,38 @@ def _source(scope: str) -> str:
 
 def span_record(span: RawSpan, *, now: datetime) -> tuple[SpanIn | None, str]:
     """(record, '') or (None, why the span is refused)."""
-    if len(span.trace_id) != TRACE_ID_HEX or span.trace_id.strip("0") == "" or not _is_hex(span.trace_id):
-        return None, f"span {span.span_id[:16]!r}: trace_id must be 16 bytes (32 hex digits), not all zero"
-    if len(span.span_id) != SPAN_ID_HEX or span.span_id.strip("0") == "" or not _is_hex(span.span_id):
-        return None, f"span {span.span_id[:16]!r}: span_id must be 8 bytes (16 hex digits), not all zero"
-    parent = span.parent_span_id
-    if parent and (len(parent) != SPAN_ID_HEX or not _is_hex(parent)):
-        return None, f"span {span.span_id}: parent_span_id must be empty or 8 bytes (16 hex digits)"
-    if parent.strip("0") == "":
+    trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+    if not _is_trace_id(trace_id) or trace_id == _ZERO_TRACE_ID:
+        return None, f"span {span_id[:16]!r}: trace_id must be 16 bytes (32 hex digits), not all zero"
+    if not _is_span_id(span_id) or span_id == _ZERO_SPAN_ID:
+        return None, f"span {span_id[:16]!r}: span_id must be 8 bytes (16 hex digits), not all zero"
+    if parent and not _is_span_id(parent):
+        return None, f"span {span_id}: parent_span_id must be empty or 8 bytes (16 hex digits)"
+    if parent == _ZERO_SPAN_ID:
         parent = ""
     attrs = span.attrs
     found = _firsts(attrs)
-    source = _source(span.scope)
-    record = SpanIn(trace_id=span.trace_id, span_id=span.span_id, parent_span_id=parent, label=span_label(attrs),
-                    source=source)
+    customer = found.get("customer")
+    customer_id = _text(customer, 256) or None  # the call's; the span keeps it only when `customer` is truthy
+    record = SpanIn(trace_id=trace_id, span_id=span_id, parent_span_id=parent, label=span_label(attrs),
+                    source=_source(span.scope), customer_id=customer_id if customer else None)
     if path := attrs.get(SECTION_PATH):
         record.section_path = "/".join(s for s in (_text(p, LABEL_MAX) for p in str(path).split("/")) if s)[:PATH_MAX]
-    if customer := found.get("customer"):
-        record.customer_id = _text(customer, 256) or None
     if span_is_call(attrs, found):
-        call, errors = _call(span, attrs, found, now)
+        call, errors = _call(span, attrs, found, customer_id, now)
         if call is None:
             detail = "; ".join(f"{k}: {v}" for k, v in sorted(errors.items()))
-            return None, f"span {span.span_id}: {detail}"
+            return None, f"span {span_id}: {detail}"
         record.call = call
         record.response_id = _text(attrs.get(RESPONSE_ID), 256) if call.status == "ok" else ""
         record.rank = _rank(span.scope)
     return record, ""
 
 
-_HEX = frozenset("0123456789abcdef")
-
-
-def _is_hex(value: str) -> bool:
-    return _HEX.issuperset(value)
+# Ids as `export_decode` leaves them: lower-case hex of the right length (one C call each).
+_is_trace_id = re.compile(f"[0-9a-f]{{{TRACE_ID_HEX}}}").fullmatch
+_is_span_id = re.compile(f"[0-9a-f]{{{SPAN_ID_HEX}}}").fullmatch
+_ZERO_TRACE_ID, _ZERO_SPAN_ID = "0" * TRACE_ID_HEX, "0" * SPAN_ID_HEX
 
 
 RESPONSE_PREFIX = "resp:"  # an event id derived from a provider response id (otlp_services keeps it unique)
