@@ -100,6 +100,7 @@ HOSTS = (  # server.address → provider, when no provider attribute is present
 _SECOND_CHOICE_SCOPES = ("opentelemetry.instrumentation.", "traceloop", "openinference.", "openlit")
 
 TRACE_ID_HEX, SPAN_ID_HEX = 32, 16
+TRACE_ID_BYTES, SPAN_ID_BYTES = TRACE_ID_HEX // 2, SPAN_ID_HEX // 2
 LABEL_MAX, PATH_MAX, SOURCE_MAX = 256, 1024, 160
 _UNSENDABLE = re.compile("[\x00-\x1f\ud800-\udfff]")
 
@@ -143,6 +144,7 @@ class RawSpan(msgspec.Struct, gc=False):
     end_ns: int
     status_code: int
     attrs: dict[str, Any] = {}
+    ids_valid: bool = False  # the decoder saw well-formed ids (span_record need not check them again)
 
 
 # --- decoding -------------------------------------------------------------------------------------
@@ -201,6 +203,9 @@ _KEPT_KEY_BYTES = {key.encode(): key for key in KEPT_KEYS}
 _KV_CACHED_MAX = 128  # attributes up to this many bytes are parsed once per body (long texts are rarely repeated)
 
 
+_ZERO_TRACE_BYTES, _ZERO_SPAN_BYTES = bytes(TRACE_ID_BYTES), bytes(SPAN_ID_BYTES)
+
+
 def _kv_pair(kv: bytes) -> tuple[str, Any] | tuple[()]:
     """(key, value) of a serialised KeyValue whose key is kept, else ().
 
@@ -257,8 +262,13 @@ def _decode_protobuf(body: bytes) -> Iterator[RawSpan]:
                             parsed[kv] = pair
                     if pair:
                         attrs[pair[0]] = pair[1]
-                yield RawSpan(span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex(), scope,
-                              span.start_time_unix_nano, span.end_time_unix_nano, span.status.code, attrs)
+                trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+                # What span_record would check of the hex: cheaper on the bytes, before they are converted.
+                ids_valid = len(trace_id) == TRACE_ID_BYTES and trace_id != _ZERO_TRACE_BYTES \
+                    and len(span_id) == SPAN_ID_BYTES and span_id != _ZERO_SPAN_BYTES \
+                    and len(parent) in (0, SPAN_ID_BYTES)
+                yield RawSpan(trace_id.hex(), span_id.hex(), parent.hex(), scope, span.start_time_unix_nano,
+                              span.end_time_unix_nano, span.status.code, attrs, ids_valid)
 
 
 def _get(obj: dict, camel: str, snake: str, default: Any = None) -> Any:
@@ -647,12 +657,13 @@ def _source(scope: str) -> str:
 def span_record(span: RawSpan, *, now: datetime) -> tuple[SpanIn | None, str]:
     """(record, '') or (None, why the span is refused)."""
     trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
-    if not _is_trace_id(trace_id) or trace_id == _ZERO_TRACE_ID:
-        return None, f"span {span_id[:16]!r}: trace_id must be 16 bytes (32 hex digits), not all zero"
-    if not _is_span_id(span_id) or span_id == _ZERO_SPAN_ID:
-        return None, f"span {span_id[:16]!r}: span_id must be 8 bytes (16 hex digits), not all zero"
-    if parent and not _is_span_id(parent):
-        return None, f"span {span_id}: parent_span_id must be empty or 8 bytes (16 hex digits)"
+    if not span.ids_valid:
+        if not _is_trace_id(trace_id) or trace_id == _ZERO_TRACE_ID:
+            return None, f"span {span_id[:16]!r}: trace_id must be 16 bytes (32 hex digits), not all zero"
+        if not _is_span_id(span_id) or span_id == _ZERO_SPAN_ID:
+            return None, f"span {span_id[:16]!r}: span_id must be 8 bytes (16 hex digits), not all zero"
+        if parent and not _is_span_id(parent):
+            return None, f"span {span_id}: parent_span_id must be empty or 8 bytes (16 hex digits)"
     if parent == _ZERO_SPAN_ID:
         parent = ""
     attrs = span.attrs
