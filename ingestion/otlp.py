@@ -254,12 +254,10 @@ def _decode_protobuf(body: bytes) -> Iterator[RawSpan]:
             for span in scope_spans.spans:
                 attrs = {}
                 for kv in span.attributes:
-                    short = len(kv) <= _KV_CACHED_MAX
-                    pair = parsed.get(kv) if short else None
-                    if pair is None:
+                    if len(kv) > _KV_CACHED_MAX:
                         pair = _kv_pair(kv)
-                        if short:
-                            parsed[kv] = pair
+                    elif (pair := parsed.get(kv)) is None:
+                        pair = parsed[kv] = _kv_pair(kv)
                     if pair:
                         attrs[pair[0]] = pair[1]
                 trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
