@@ -254,10 +254,12 @@ def _decode_protobuf(body: bytes) -> Iterator[RawSpan]:
             for span in scope_spans.spans:
                 attrs = {}
                 for kv in span.attributes:
-                    if len(kv) > _KV_CACHED_MAX:
+                    short = len(kv) <= _KV_CACHED_MAX
+                    pair = parsed.get(kv) if short else None
+                    if pair is None:
                         pair = _kv_pair(kv)
-                    elif (pair := parsed.get(kv)) is None:
-                        pair = parsed[kv] = _kv_pair(kv)
+                        if short:
+                            parsed[kv] = pair
                     if pair:
                         attrs[pair[0]] = pair[1]
                 trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
