@@ -2,8 +2,7 @@
 
 `_firsts` resolves the alias table once per key set; it must pick what `_first` picks per field. `_call`
 builds the call without the wire format's `_semantic_errors`/`_normalise`: whatever the attributes, the
-call it accepts must pass those checks unchanged, and be what `_normalise` would have left. The decoder reads
-the usual KeyValue encoding from its bytes (`_kv_pair`); it must read what the published classes read.
+call it accepts must pass those checks unchanged, and be what `_normalise` would have left.
 """
 
 from __future__ import annotations
@@ -12,9 +11,8 @@ import copy
 from datetime import datetime, timezone
 
 from hypothesis import given, settings, strategies as st
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from ingestion.otlp import ALIAS_FIELDS, KEPT_KEYS, OPERATION, RawSpan, _first, _firsts, _kv_pair, span_record
+from ingestion.otlp import ALIAS_FIELDS, KEPT_KEYS, OPERATION, RawSpan, _first, _firsts, span_record
 from ingestion.schema import _normalise, _semantic_errors
 
 NOW = datetime(2026, 3, 1, 0, 0, 0, 7, tzinfo=timezone.utc)  # an instant with microseconds
@@ -56,29 +54,3 @@ def test_an_accepted_call_passes_the_wire_formats_checks_and_is_already_normalis
     normalised = _normalise(copy.deepcopy(call), NOW)
     normalised.event_id = normalised.run_id = None
     assert normalised == call
-
-
-def _kv_pair_by_class(data: bytes):
-    """What the published classes read of a serialised KeyValue (the decoder before its byte-level reading)."""
-    kv = KeyValue.FromString(data)
-    if kv.key not in KEPT_KEYS:
-        return ()
-    kind = kv.value.WhichOneof("value")
-    return kv.key, getattr(kv.value, kind) if kind in ("string_value", "bool_value", "int_value", "double_value") \
-        else None
-
-
-any_values = st.one_of(
-    st.builds(AnyValue), st.builds(AnyValue, string_value=st.text(max_size=140)),
-    st.builds(AnyValue, int_value=st.integers(min_value=-2**63, max_value=2**63 - 1)),
-    st.builds(AnyValue, bool_value=st.booleans()), st.builds(AnyValue, double_value=st.floats()),
-    st.builds(AnyValue, bytes_value=st.binary(max_size=8)), st.builds(AnyValue, string_value_strindex=st.integers(0, 9)),
-)
-key_values = st.builds(KeyValue, key=st.one_of(st.sampled_from(sorted(KEPT_KEYS)), st.text(max_size=140)),
-                       value=any_values).map(KeyValue.SerializeToString)
-
-
-@settings(max_examples=600, deadline=None)
-@given(st.lists(key_values, min_size=1, max_size=2).map(b"".join))  # two KeyValues concatenated: one, merged
-def test_the_decoder_reads_a_key_value_as_the_published_classes_do(data):
-    assert repr(_kv_pair(data)) == repr(_kv_pair_by_class(data))  # repr: NaN equals itself, 1 is not True
