@@ -199,7 +199,6 @@ def _lite_request_class():
 
 _LiteRequest = _lite_request_class()
 _KEPT_KEY = {key: key for key in KEPT_KEYS}  # each kept key as one str object: later lookups match by identity
-_KEPT_KEY_BYTES = {key.encode(): key for key in KEPT_KEYS}
 _KV_CACHED_MAX = 128  # attributes up to this many bytes are parsed once per body (long texts are rarely repeated)
 
 
@@ -207,30 +206,7 @@ _ZERO_TRACE_BYTES, _ZERO_SPAN_BYTES = bytes(TRACE_ID_BYTES), bytes(SPAN_ID_BYTES
 
 
 def _kv_pair(kv: bytes) -> tuple[str, Any] | tuple[()]:
-    """(key, value) of a serialised KeyValue whose key is kept, else ().
-
-    The usual encoding is read here: the key (field 1), then the value (field 2) to the end, both shorter than
-    128 bytes, the value an AnyValue of one string (field 1) or one non-negative integer of at most 9 varint
-    bytes (field 3). Every other (other value types, fields repeated or reordered) is parsed by the published
-    class, at three times the cost. The body passed the full parse, so its bytes are well-formed UTF-8."""
-    n = len(kv)
-    if n >= 4 and kv[0] == 0x0A and kv[1] < 0x80:
-        at = 2 + kv[1]  # the value's tag
-        if at + 2 <= n and kv[at] == 0x12 and kv[at + 1] < 0x80 and at + 2 + kv[at + 1] == n:
-            key = _KEPT_KEY_BYTES.get(kv[2:at])
-            if key is None:
-                return ()
-            if at + 2 == n:
-                return key, None  # an empty AnyValue
-            tag, rest = kv[at + 2], kv[at + 3:]
-            if tag == 0x0A and rest and rest[0] == len(rest) - 1:
-                return key, rest[1:].decode()
-            if tag == 0x18 and 1 <= len(rest) <= 9 and rest[-1] < 0x80 and min(rest[:-1], default=0x80) >= 0x80:
-                value = shift = 0
-                for digit in rest:
-                    value |= (digit & 0x7F) << shift
-                    shift += 7
-                return key, value
+    """(key, value) of a serialised KeyValue whose key is kept, else ()."""
     kv = KeyValue.FromString(kv)
     key = _KEPT_KEY.get(kv.key)
     if key is None:
