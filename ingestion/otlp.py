@@ -20,14 +20,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Iterator
 
 import msgspec
-from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from .schema import MAX_TOKENS, EventIn, timestamp_error, tokens_inclusive
 
@@ -159,85 +158,26 @@ def _pb_value(value) -> Any:
     return None  # arrays, maps and bytes carry nothing the ingest reads
 
 
-def _lite_request_class():
-    """An `ExportTraceServiceRequest` reduced to what the ingest reads, each `KeyValue` left as its bytes.
-
-    With the published classes, every attribute read builds Python objects (the `KeyValue`, its key, its
-    `AnyValue`: most of the decoding's time). Here the same parser returns each attribute as one bytes object,
-    and `_decode_protobuf` parses each distinct one once per body: one instrumentation repeats the same
-    operation, provider, model, tool and host attributes span after span. Same field numbers and wire types
-    as opentelemetry-proto's (trace.proto), so the same bytes give the same values; the status code is read as
-    int32, as its open enum is. A private pool: nothing is registered beside the published classes."""
-    F = descriptor_pb2.FieldDescriptorProto
-    file = descriptor_pb2.FileDescriptorProto(name="llmobserve/otlp_lite.proto", package="llmobserve.otlp_lite",
-                                              syntax="proto3")
-
-    def message(name: str, *fields: tuple[str, int, int | str, bool]) -> None:
-        """`fields`: (name, number, scalar type or message name, repeated)."""
-        proto = file.message_type.add(name=name)
-        for field_name, number, kind, repeated in fields:
-            label = F.LABEL_REPEATED if repeated else F.LABEL_OPTIONAL
-            if isinstance(kind, str):
-                proto.field.add(name=field_name, number=number, label=label, type=F.TYPE_MESSAGE,
-                                type_name=f".llmobserve.otlp_lite.{kind}")
-            else:
-                proto.field.add(name=field_name, number=number, label=label, type=kind)
-
-    message("Request", ("resource_spans", 1, "ResourceSpans", True))
-    message("ResourceSpans", ("scope_spans", 2, "ScopeSpans", True))
-    message("ScopeSpans", ("scope", 1, "Scope", False), ("spans", 2, "Span", True))
-    message("Scope", ("name", 1, F.TYPE_STRING, False))
-    message("Span", ("trace_id", 1, F.TYPE_BYTES, False), ("span_id", 2, F.TYPE_BYTES, False),
-            ("parent_span_id", 4, F.TYPE_BYTES, False), ("start_time_unix_nano", 7, F.TYPE_FIXED64, False),
-            ("end_time_unix_nano", 8, F.TYPE_FIXED64, False), ("attributes", 9, F.TYPE_BYTES, True),
-            ("status", 15, "Status", False))
-    message("Status", ("code", 3, F.TYPE_INT32, False))
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(file)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("llmobserve.otlp_lite.Request"))
-
-
-_LiteRequest = _lite_request_class()
-_KEPT_KEY = {key: key for key in KEPT_KEYS}  # each kept key as one str object: later lookups match by identity
-_KV_CACHED_MAX = 128  # attributes up to this many bytes are parsed once per body (long texts are rarely repeated)
-
-
 _ZERO_TRACE_BYTES, _ZERO_SPAN_BYTES = bytes(TRACE_ID_BYTES), bytes(SPAN_ID_BYTES)
-
-
-def _kv_pair(kv: bytes) -> tuple[str, Any] | tuple[()]:
-    """(key, value) of a serialised KeyValue whose key is kept, else ()."""
-    kv = KeyValue.FromString(kv)
-    key = _KEPT_KEY.get(kv.key)
-    if key is None:
-        return ()
-    value = kv.value
-    kind = value.WhichOneof("value")
-    return key, getattr(value, kind) if kind in _PB_SCALARS else None  # as _pb_value
 
 
 def _decode_protobuf(body: bytes) -> Iterator[RawSpan]:
     try:
-        ExportTraceServiceRequest.FromString(body)  # what the body is checked against (the lite parse is laxer)
-        request = _LiteRequest.FromString(body)
+        request = ExportTraceServiceRequest.FromString(body)
     except (DecodeError, RecursionError, ValueError) as exc:
         raise OtlpDecodeError(f"Body is not a protobuf ExportTraceServiceRequest: {exc}") from None
-    # This body's distinct short attributes → (key, value) or () when not kept. Dropped with the body.
-    parsed: dict[bytes, tuple] = {}
+    kept, scalar = KEPT_KEYS, _PB_SCALARS
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope.name
             for span in scope_spans.spans:
                 attrs = {}
                 for kv in span.attributes:
-                    short = len(kv) <= _KV_CACHED_MAX
-                    pair = parsed.get(kv) if short else None
-                    if pair is None:
-                        pair = _kv_pair(kv)
-                        if short:
-                            parsed[kv] = pair
-                    if pair:
-                        attrs[pair[0]] = pair[1]
+                    key = kv.key
+                    if key in kept:
+                        value = kv.value
+                        kind = value.WhichOneof("value")
+                        attrs[key] = getattr(value, kind) if kind in scalar else None  # as _pb_value
                 trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
                 # What span_record would check of the hex: cheaper on the bytes, before they are converted.
                 ids_valid = len(trace_id) == TRACE_ID_BYTES and trace_id != _ZERO_TRACE_BYTES \
