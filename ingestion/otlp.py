@@ -258,8 +258,8 @@ def _decode_json(body: bytes) -> Iterator[RawSpan]:
                     raise OtlpDecodeError("Each span must be a JSON object.")
                 attrs = {}
                 for kv in _json_list(span, "attributes", "attributes"):
-                    if isinstance(kv, dict) and kv.get("key") in kept:
-                        attrs[kv["key"]] = _json_value(kv.get("value"))
+                    if isinstance(kv, dict) and isinstance(key := kv.get("key"), str) and key in kept:
+                        attrs[key] = _json_value(kv.get("value"))
                 status = span.get("status") or {}
                 try:
                     start = _json_int(_get(span, "startTimeUnixNano", "start_time_unix_nano", 0))

@@ -94,3 +94,16 @@ def test_throttled_is_429_resource_exhausted_with_retry_after(org, ingest_key, p
     assert response.status_code == 429 and int(response["Retry-After"]) >= 1
     status = _status(response, content_type)
     assert status.code == code_pb2.RESOURCE_EXHAUSTED and "throttled" in status.message
+
+
+def test_a_json_attribute_whose_key_is_not_a_string_is_ignored_and_the_span_kept(org, ingest_key, prices, post_otlp):
+    """An attribute `"key": [..]` or `{..}` is no attribute we read: the call next to it is stored, no 500."""
+    import json
+
+    body = json.loads(otlp_json(_spans()))
+    attributes = body["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"]
+    attributes += [{"key": ["gen_ai.request.model"], "value": {"stringValue": "x"}},
+                   {"key": {"a": 1}, "value": {"intValue": "1"}}]
+    response = post_otlp(ingest_key, json.dumps(body).encode(), content_type=JSON)
+    assert response.status_code == 200
+    assert TraceEvent.objects.for_org(org).count() == 1
