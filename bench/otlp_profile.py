@@ -4,7 +4,7 @@ The spans of bench/otlp.py are stored through `otlp_ingest` (the request's write
 as a backed-up worker drains them: `batch_process` of the oldest pending batch, which takes its group along.
 For the request's write and for the worker, per LLM call: wall time, this process's CPU, the PostgreSQL
 backend's CPU (from /proc) and the WAL written; the worker's statements by total time; with --cprofile, the
-worker's Python profile.
+worker's Python profile (CPU time, not waits).
 
     .venv/bin/python bench/otlp_profile.py [--spans 36000] [--group 15000] [--cprofile] [--db llmo_otlp14_profile]
 """
@@ -104,7 +104,7 @@ def profile(args, ingest_key: str) -> None:
             entry[0] += time.perf_counter() - t
             entry[1] += 1
 
-    profiler = cProfile.Profile() if args.cprofile else None
+    profiler = cProfile.Profile(time.process_time) if args.cprofile else None  # CPU, not waits
     groups = 0
 
     def drain():
