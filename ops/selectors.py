@@ -167,10 +167,11 @@ def _weighted_percentile(samples: list[tuple[float, int]], q: float) -> float | 
 def ingest_lag(*, window: ConsoleWindow) -> IngestLag:
     """Event lag (received → processed) p50/p95 over the window's latest processed batches, per event.
 
-    Walks the primary key backwards (batches are received in id order), reading at most LAG_SAMPLE rows.
+    Walks the primary key backwards (batches are received in id order), reading at most LAG_SAMPLE rows. Fold
+    batches are left out: the worker writes them for its own second step (OTLP), nobody sent them.
     """
     rows = list(RawBatch.objects.unscoped().filter(processed_at__isnull=False, received_at__gte=window.start,
-                                                   received_at__lte=window.end)
+                                                   received_at__lte=window.end).exclude(kind=RawBatch.Kind.FOLD)
                 .order_by("-pk").values_list("received_at", "processed_at", "event_count")[:LAG_SAMPLE])
     samples = [(max(0.0, (done - got).total_seconds()), n) for got, done, n in rows]
     return IngestLag(p50_seconds=_weighted_percentile(samples, 0.5), p95_seconds=_weighted_percentile(samples, 0.95),

@@ -140,6 +140,8 @@ def test_lag_backlog_stuck_batches_and_the_retry_action(staff_client, clock, org
     for seconds, count in ((1, 10), (2, 80), (30, 10)):
         RawBatch.objects.create(org=org, payload=b"[]", event_count=count, received_at=received,
                                 processed_at=received + timedelta(seconds=seconds), attempts=1)
+    RawBatch.objects.create(org=org, kind=RawBatch.Kind.FOLD, payload=b"", event_count=500, received_at=received,
+                            processed_at=received, attempts=1)  # the worker's own second step: not a lag sample
     stuck = RawBatch.objects.create(org=org, payload=b"[]", event_count=1, received_at=NOW - timedelta(hours=2),
                                     attempts=5, quarantined_at=NOW - timedelta(hours=1), last_error="boom")
     ctx = staff_client.get("/staff/", {"days": 7}).context
