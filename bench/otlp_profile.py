@@ -165,7 +165,7 @@ def profile(args, ingest_key: str) -> None:
         print(f"    {secs * 1000:8.1f} {n:5d}  {sql}")
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats("ingestion|psycopg|msgspec", 45)
 
 
 def _store_pg_staged(rows: list[tuple]) -> int:

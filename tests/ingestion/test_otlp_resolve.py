@@ -317,6 +317,16 @@ def test_spans_of_one_response_that_start_apart_still_count_once(org, ingest_key
         _assert_rollups_equal_rebuild()
 
 
+def _stored_batch(org, spans, now):
+    """The OTLP batch a request would store for these spans (received `now`), not processed yet."""
+    from ingestion.models import RawBatch
+    from ingestion.otlp import export_decode, span_record, spans_encode
+
+    records = [span_record(span, now=now)[0] for span in export_decode(protobuf(spans), json_body=False)]
+    return RawBatch.objects.create(org=org, kind=RawBatch.Kind.OTLP, payload=spans_encode(records),
+                                   event_count=len(records), received_at=now)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_one_orgs_span_groups_are_resolved_one_at_a_time(org, prices):
     """Two groups resolved side by side could not see each other's spans: a call in one whose parent is in the
@@ -327,8 +337,6 @@ def test_one_orgs_span_groups_are_resolved_one_at_a_time(org, prices):
     import psycopg
     from django.db import connection
 
-    from ingestion.models import RawBatch
-    from ingestion.otlp import export_decode, span_record, spans_encode
     from ingestion.otlp_services import OTLP_LOCK_NAMESPACE
     from ingestion.services import batch_process
 
@@ -341,9 +349,7 @@ def test_one_orgs_span_groups_are_resolved_one_at_a_time(org, prices):
     call = chat(trace, parent=root.span_id, start=now - timedelta(seconds=9), input_tokens=100, output_tokens=20)
 
     def stored(spans):
-        records = [span_record(span, now=now)[0] for span in export_decode(protobuf(spans), json_body=False)]
-        return RawBatch.objects.create(org=org, kind=RawBatch.Kind.OTLP, payload=spans_encode(records),
-                                       event_count=len(records))
+        return _stored_batch(org, spans, now)
 
     db = connection.settings_dict
     other = psycopg.connect(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"])
@@ -380,7 +386,6 @@ def test_the_fold_of_an_otlp_group_is_its_own_batch_and_a_rebuild_meanwhile_coun
 
     from ingestion import rollups
     from ingestion.models import HourlyRollup, RawBatch
-    from ingestion.otlp import export_decode, span_record, spans_encode
     from ingestion.services import batch_process, batches_sweep
 
     if connection.vendor != "postgresql":
@@ -391,9 +396,7 @@ def test_the_fold_of_an_otlp_group_is_its_own_batch_and_a_rebuild_meanwhile_coun
              attrs={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "triage"})
     calls = [chat(trace, parent=root.span_id, start=now - timedelta(seconds=9 - i), input_tokens=100 + i,
                   output_tokens=20) for i in range(3)]
-    records = [span_record(span, now=now)[0] for span in export_decode(protobuf([*calls, root]), json_body=False)]
-    batch = RawBatch.objects.create(org=org, kind=RawBatch.Kind.OTLP, payload=spans_encode(records),
-                                    event_count=len(records), received_at=now)
+    batch = _stored_batch(org, [*calls, root], now)
 
     def connection_lost(**kwargs):
         raise psycopg.OperationalError("server closed the connection unexpectedly")
