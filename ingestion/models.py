@@ -134,7 +134,7 @@ class RawBatch(TenantModel):
     api_key_id = models.BigIntegerField(default=0)
     received_at = models.DateTimeField(default=timezone.now)
     payload = models.BinaryField(help_text="msgspec-encoded list of validated events or span records (JSON); event "
-                                           "ids as 64-bit integers for a fold batch.")
+                                           "id runs (first, last: 64-bit integers) for a fold batch.")
     event_count = models.PositiveIntegerField(help_text="Events, or spans for an OTLP batch.")
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)

@@ -9,7 +9,7 @@ statements for PostgreSQL and SQLite alike. Every writer goes through it:
 * OTLP resolution on PostgreSQL stores its events and, in the same transaction, a fold batch of their ids
   (`RawBatch.Kind.FOLD`), folded by `fold_stored` in the next transaction: the org's resolution lock is
   then released before the fold (services.batch_process). A refold leaves out the events of unprocessed
-  fold batches (`_unfolded_ids`): their batch counts them;
+  fold batches (`_unfolded_runs`): their batch counts them;
 * re-pricing updates the events, then refolds their (org, day) ranges and runs from `TraceEvent`;
 * `manage.py rebuild_rollups` (and the tests, as the oracle) deletes and refolds from `TraceEvent`.
 
@@ -274,32 +274,39 @@ def fold_runs_decode(payload: bytes) -> list[tuple[int, int]]:
     return list(zip(values[0::2], values[1::2]))
 
 
+def _runs_params(runs: list[tuple[int, int]]) -> list[list[int]]:
+    """`runs` as the two arrays `unnest(%s::bigint[], %s::bigint[]) AS run (first, last)` reads."""
+    return [[first for first, _ in runs], [last for _, last in runs]]
+
+
+_RUNS = "unnest(%s::bigint[], %s::bigint[]) AS run (first, last)"
+
+
 def fold_stored(*, org_id: int, runs: list[tuple[int, int]]) -> None:
     """PostgreSQL: fold stored events by id (the runs of fold batches), under the org's shared fold lock."""
     if not runs:
         return
     lock_org(org_id, exclusive=False)
-    source = (f"SELECT {', '.join(SOURCE_COLUMNS)} FROM unnest(%s::bigint[], %s::bigint[]) AS run (first, last) "
+    source = (f"SELECT {', '.join(SOURCE_COLUMNS)} FROM {_RUNS} "
               f"JOIN {TraceEvent._meta.db_table} ON id BETWEEN run.first AND run.last WHERE org_id = %s")
-    fold(source_sql=source, params=[[first for first, _ in runs], [last for _, last in runs], org_id])
+    fold(source_sql=source, params=[*_runs_params(runs), org_id])
 
 
-def _unfolded_ids(org_id: int) -> list[int]:
-    """Ids of the org's events stored but not folded yet: their fold batch (unprocessed, or quarantined until an
-    operator retries it) counts them, so a refold must not. Read under the exclusive fold lock: a batch being
-    folded holds the shared one, and a store creates its fold batch in the transaction that inserts the events."""
-    ids: list[int] = []
-    for payload in RawBatch.objects.unscoped().filter(org_id=org_id, kind=RawBatch.Kind.FOLD,
-                                                      processed_at__isnull=True).values_list("payload", flat=True):
-        ids.extend(event_id for first, last in fold_runs_decode(bytes(payload)) for event_id in range(first, last + 1))
-    return ids
+def _unfolded_runs(org_id: int) -> list[tuple[int, int]]:
+    """The id runs of the org's events stored but not folded yet: their fold batch (unprocessed, or quarantined
+    until an operator retries it) counts them, so a refold must not. Read under the exclusive fold lock: a batch
+    being folded holds the shared one, and a store creates its fold batch in the transaction that inserts the
+    events. Empty on SQLite (only PostgreSQL stores fold batches)."""
+    return [run for payload in RawBatch.objects.unscoped().filter(
+        org_id=org_id, kind=RawBatch.Kind.FOLD, processed_at__isnull=True).values_list("payload", flat=True)
+        for run in fold_runs_decode(bytes(payload))]
 
 
-def _refold(*, org_id: int, where: str, params: list, **parts: bool) -> None:
-    """Fold the org's events `where` selects, but those an unprocessed fold batch will count."""
-    unfolded = _unfolded_ids(org_id)
-    if unfolded:  # only PostgreSQL stores fold batches
-        where, params = f"{where} AND NOT (id = ANY(%s))", [*params, unfolded]
+def _refold(*, where: str, params: list, unfolded: list[tuple[int, int]], **parts: bool) -> None:
+    """Fold the org's events `where` selects, but those in the `unfolded` runs (their fold batch counts them)."""
+    if unfolded:
+        where = f"{where} AND NOT EXISTS (SELECT 1 FROM {_RUNS} WHERE id BETWEEN run.first AND run.last)"
+        params = [*params, *_runs_params(unfolded)]
     fold(source_sql=_events_sql(where), params=params, **parts)
 
 
@@ -323,14 +330,15 @@ def _adapt(value: datetime):
 def refold_days(*, org_id: int, days: list[datetime]) -> None:
     """Recompute the hourly and daily rollups of whole UTC days (00:00) from the events."""
     lock_org(org_id, exclusive=True)
+    unfolded = _unfolded_runs(org_id)
     ranges = _ranges(sorted(set(days)))
     for start, end in ranges:
         with connection.cursor() as cursor:
             for _, model, period in ROLLUP_TABLES:
                 cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE org_id = %s AND {period} >= %s "
                                f"AND {period} < %s", [org_id, _adapt(start), _adapt(end)])
-        _refold(org_id=org_id, where="org_id = %s AND timestamp >= %s AND timestamp < %s",
-                params=[org_id, _adapt(start), _adapt(end)], runs=False, facets=False)
+        _refold(where="org_id = %s AND timestamp >= %s AND timestamp < %s",
+                params=[org_id, _adapt(start), _adapt(end)], unfolded=unfolded, runs=False, facets=False)
 
 
 def _ranges(days: list[datetime]) -> list[tuple[datetime, datetime]]:
@@ -346,6 +354,7 @@ def _ranges(days: list[datetime]) -> list[tuple[datetime, datetime]]:
 def refold_runs(*, org_id: int, run_ids: list[str], facets: bool = False, chunk: int = 500) -> None:
     """Recompute run summaries (and facets) of these runs from all their events."""
     lock_org(org_id, exclusive=True)
+    unfolded = _unfolded_runs(org_id)
     run_ids = sorted(set(run_ids))
     for start in range(0, len(run_ids), chunk):
         part = run_ids[start:start + chunk]
@@ -356,7 +365,7 @@ def refold_runs(*, org_id: int, run_ids: list[str], facets: bool = False, chunk:
             if facets:
                 cursor.execute(f"DELETE FROM {RunFacet._meta.db_table} WHERE org_id = %s AND run_id IN ({marks})",
                                [org_id, *part])
-        _refold(org_id=org_id, where=f"org_id = %s AND run_id IN ({marks})", params=[org_id, *part],
+        _refold(where=f"org_id = %s AND run_id IN ({marks})", params=[org_id, *part], unfolded=unfolded,
                 rollups=False, facets=facets)
 
 
@@ -371,7 +380,7 @@ def rollups_rebuild(*, org_id: int, since: datetime | None = None) -> None:
                 cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE org_id = %s", [org_id])
             for model in (RunSummary, RunFacet):
                 cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE org_id = %s", [org_id])
-        _refold(org_id=org_id, where="org_id = %s", params=[org_id])
+        _refold(where="org_id = %s", params=[org_id], unfolded=_unfolded_runs(org_id))
         return
     first = since.replace(hour=0, minute=0, second=0, microsecond=0)
     last = ev.order_by("-timestamp").values_list("timestamp", flat=True).first()

@@ -18,6 +18,6 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='rawbatch',
             name='payload',
-            field=models.BinaryField(help_text='msgspec-encoded list of validated events or span records (JSON); event ids as 64-bit integers for a fold batch.'),
+            field=models.BinaryField(help_text='msgspec-encoded list of validated events or span records (JSON); event id runs (first, last: 64-bit integers) for a fold batch.'),
         ),
     ]
