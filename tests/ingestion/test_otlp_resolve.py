@@ -317,6 +317,12 @@ def test_spans_of_one_response_that_start_apart_still_count_once(org, ingest_key
         _assert_rollups_equal_rebuild()
 
 
+def _triage_agent(trace, now):
+    """The root span of an agent run that started 10 s before `now`."""
+    return S("invoke_agent triage", trace, start=now - timedelta(seconds=10), ms=8000, scope="pydantic-ai",
+             attrs={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "triage"})
+
+
 def _stored_batch(org, spans, now):
     """The OTLP batch a request would store for these spans (received `now`), not processed yet."""
     from ingestion.models import RawBatch
@@ -344,8 +350,7 @@ def test_one_orgs_span_groups_are_resolved_one_at_a_time(org, prices):
         pytest.skip("workers process groups side by side on PostgreSQL only")
     trace = new_trace_id()
     now = datetime.now(timezone.utc)
-    root = S("invoke_agent triage", trace, start=now - timedelta(seconds=10), ms=8000, scope="pydantic-ai",
-             attrs={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "triage"})
+    root = _triage_agent(trace, now)
     call = chat(trace, parent=root.span_id, start=now - timedelta(seconds=9), input_tokens=100, output_tokens=20)
 
     def stored(spans):
@@ -392,8 +397,7 @@ def test_the_fold_of_an_otlp_group_is_its_own_batch_and_a_rebuild_meanwhile_coun
         pytest.skip("SQLite folds inline: there is no resolution lock to release")
     trace = new_trace_id()
     now = datetime.now(timezone.utc)
-    root = S("invoke_agent triage", trace, start=now - timedelta(seconds=10), ms=8000, scope="pydantic-ai",
-             attrs={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "triage"})
+    root = _triage_agent(trace, now)
     calls = [chat(trace, parent=root.span_id, start=now - timedelta(seconds=9 - i), input_tokens=100 + i,
                   output_tokens=20) for i in range(3)]
     batch = _stored_batch(org, [*calls, root], now)
