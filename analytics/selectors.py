@@ -90,10 +90,17 @@ def rollup_grain(group: tuple[str, ...], *, customer_filter: bool) -> str:
     return next(grain for grain in grains if needed <= set(ROLLUP_GRAINS[grain][0]))
 
 
+MIN_DAILY_PART = timedelta(days=2)
+
+
 def rollup_parts(window: Window, *, hourly_only: bool = False, grain: str = "fine"
                  ) -> list[tuple[type, str, datetime, datetime]]:
     """The window as (table, period column, start, end) parts: whole UTC days from the daily table, the
     partial days at either edge from the hourly one. A 30-day window reads ~24× fewer rows.
+
+    A window holding fewer than two whole days is read from the hourly table alone: one day of hourly rows
+    costs less than the extra query, and a 24-hour window is one query at any hour (at 00:xx its start is a
+    midnight, so it holds a whole day).
 
     `grain`: "fine" (every dimension), "agent" (agent × provider × model), "customer" or "section".
     """
@@ -102,7 +109,7 @@ def rollup_parts(window: Window, *, hourly_only: bool = False, grain: str = "fin
     if first_day < window.start:
         first_day += timedelta(days=1)
     last_day = _floor_day(window.end)
-    if hourly_only or last_day <= first_day:
+    if hourly_only or last_day - first_day < MIN_DAILY_PART:
         return [(hourly, "hour", window.start, window.end)]
     parts: list[tuple[type, str, datetime, datetime]] = []
     if window.start < first_day:

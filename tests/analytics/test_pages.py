@@ -5,6 +5,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import time_machine
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
@@ -403,6 +404,35 @@ def test_other_pages_have_bounded_queries(member_client, org, history, member, n
                           base_url="http://testserver/")
     with django_assert_max_num_queries(limit):
         assert member_client.get(url(name, org)).status_code == 200
+
+
+# 00:30 (the 24-hour window starts at a midnight), the last minutes of a month, a month's first instant, noon;
+# all in the past (the member's session must not have expired there)
+AWKWARD_INSTANTS = ["2026-12-01T00:30:00+00:00", "2026-11-30T23:40:00+00:00", "2026-11-01T00:00:00+00:00",
+                    "2026-11-15T12:00:00+00:00"]
+
+
+@pytest.mark.parametrize("instant", AWKWARD_INSTANTS)
+def test_pages_on_the_24h_window_have_the_same_query_bound_at_any_hour(member_client, org, history, instant,
+                                                                        django_assert_max_num_queries):
+    with time_machine.travel(datetime.fromisoformat(instant), tick=False):
+        for name, limit in (("export", 9), ("overview", 12)):
+            with django_assert_max_num_queries(limit):
+                assert member_client.get(url(name, org)).status_code == 200
+
+
+@pytest.mark.parametrize("instant", AWKWARD_INSTANTS)
+def test_a_24h_window_reads_the_hourly_rollups_in_one_part_and_a_30d_window_in_at_most_three(instant):
+    from analytics.selectors import rollup_parts
+    from analytics.windows import Window
+
+    now = datetime.fromisoformat(instant)
+    assert [(period, start, end) for _, period, start, end in rollup_parts(Window.named("24h", now=now))] == [
+        ("hour", now.replace(minute=0) - timedelta(hours=24), now)]
+    parts = rollup_parts(Window.named("30d", now=now))
+    assert [period for _, period, _, _ in parts] in (["day"], ["day", "hour"], ["hour", "day", "hour"])
+    assert parts[0][2] == now.replace(minute=0) - timedelta(days=30) and parts[-1][3] == now
+    assert all(a[3] == b[2] for a, b in zip(parts, parts[1:]))  # contiguous: nothing read twice, nothing skipped
 
 
 @pytest.mark.parametrize("window_name", ["24h", "7d"])
