@@ -6,7 +6,7 @@ For the request's write and for the worker, per LLM call: wall time, this proces
 backend's CPU (from /proc) and the WAL written; the worker's statements by total time; with --cprofile, the
 worker's Python profile (CPU time, not waits).
 
-    .venv/bin/python bench/otlp_profile.py [--spans 36000] [--group 15000] [--cprofile] [--db llmo_otlp14_profile]
+    .venv/bin/python bench/otlp_profile.py [--spans 36000] [--group 15000] [--steps 1] [--cprofile] [--db llmo_otlp14_profile]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--spans", type=int, default=36_000)
     parser.add_argument("--group", type=int, default=0, help="spans per drained group (default: the worker's)")
+    parser.add_argument("--steps", type=int, default=1, help="agent steps per trace, 2 calls each (bench/otlp.py's)")
     parser.add_argument("--cprofile", action="store_true")
     parser.add_argument("--db", default="llmo_otlp14_profile")
     parser.add_argument("--keep", action="store_true")
@@ -83,7 +84,7 @@ def profile(args, ingest_key: str) -> None:
     for sql in args.sql:
         with connection.cursor() as cursor:
             cursor.execute(sql)
-    bodies, calls = make_otlp_batches(args.spans, 512)
+    bodies, calls = make_otlp_batches(args.spans, 512, steps=args.steps)
     key = api_key_get_active(raw_key=ingest_key)
     meter = Meter(connection)
 

@@ -4,6 +4,9 @@ The answer comes back as the input of a forced tool call, so it is JSON by const
 is still untrusted: `claude_suggest` only checks its outer shape, and
 `validation.suggestions_validate` checks every suggestion against the file's AST.
 Any failure raises `ClaudeEngineError`, carrying the usage of a call that was billed anyway.
+
+`anthropic` is imported on the first call, not with this module: the SDK takes seconds to import, and the
+URLconf imports this module, so every web, worker and manage.py process would pay for it at start.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anthropic
 from django.conf import settings
+
+if TYPE_CHECKING:
+    import anthropic
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +102,8 @@ def _numbered(code: str) -> str:
 
 
 def _client() -> anthropic.Anthropic:
+    import anthropic
+
     return anthropic.Anthropic(
         api_key=settings.ANTHROPIC_API_KEY,
         base_url=settings.LLMOBSERVE_INSTRUMENT_BASE_URL or None,  # None: the SDK reads ANTHROPIC_BASE_URL
@@ -106,6 +113,8 @@ def _client() -> anthropic.Anthropic:
 
 
 def claude_suggest(*, code: str, file_path: str) -> ClaudeAnswer:
+    import anthropic
+
     try:
         with _client() as client:
             message = client.messages.create(

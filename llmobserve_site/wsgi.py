@@ -5,6 +5,12 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmobserve_site.settings")
 application = get_wsgi_application()
 
+# Import the URLconf (and every view module) now, while the server boots the worker, not in its first
+# request: that request used to wait seconds for the imports (docs/operations.md).
+from django.urls import get_resolver  # noqa: E402 - needs the settings configured above
+
+get_resolver().url_patterns
+
 # Chunked request bodies (Node's OTLP exporters) made readable under gunicorn and runserver alike.
 from ingestion.chunked import ChunkedBodyMiddleware  # noqa: E402 - needs the settings configured above
 

@@ -33,3 +33,20 @@ def test_check_deploy_is_clean_with_https_and_a_real_key():
                             cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_the_wsgi_application_is_ready_when_imported_and_leaves_the_ai_sdk_unloaded():
+    """A server worker imports the URLconf and every view while it boots, so its first request does not wait
+    seconds for them; the anthropic SDK (seconds of imports) loads on the auto-instrument engine's first call."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; import llmobserve_site.wsgi; from django.urls import get_resolver; "
+            "print('urlconf_module' in get_resolver().__dict__, 'anthropic' in sys.modules, "
+            "'instrument.api' in sys.modules)")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "llmobserve_site.settings"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, env=env,
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert out.split() == ["True", "False", "True"]
