@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache.backends.locmem import LocMemCache
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 
 logger = logging.getLogger(__name__)
 
@@ -102,11 +102,29 @@ def _fail_open(name: str):
     return method
 
 
+class _PooledClients(RedisCacheClient):
+    """Django's client, with one `redis.Redis` per connection pool: Django builds a new one for every cache
+    call, ~0.2 ms of CPU each (redis-py sets up its reply callbacks per client), on every throttled request.
+    A `redis.Redis` is safe to share: each command takes a connection from the pool."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._clients = {}
+
+    def get_client(self, key=None, *, write=False):
+        index = self._get_connection_pool_index(write)
+        client = self._clients.get(index)
+        if client is None:
+            client = self._clients[index] = self._client(connection_pool=self._get_connection_pool(write))
+        return client
+
+
 class FailOpenRedisCache(RedisCache):
     """Django's RedisCache; while Redis errors (and for a few seconds after), a per-process LocMemCache."""
 
     def __init__(self, server, params):
         super().__init__(server, params)
+        self._class = _PooledClients
         servers = server if isinstance(server, str) else ",".join(server)
         self._circuit = circuit("cache " + ",".join(_redacted(url) for url in servers.split(",")))
         # LocMemCache instances with the same name share one store: one fallback per process, all threads.
