@@ -389,18 +389,29 @@ def _resolve(*, org_id: int, book, by_trace: dict[str, dict[str, _Node]], now: d
     return new_events
 
 
+RESPONSE_SPANS_WITHIN = timedelta(days=1)  # the spans of one provider response start this close to each other
+
+
 def _response_times_adopt(org_id: int, events: list[EventIn]) -> None:
     """One provider response, one event, whichever of its spans counts: every span of a response takes the
     timestamp its event was first stored with (else the first of these spans'), so the events table's
     (org, event_id, timestamp) key drops a later span of it like a re-sent event. One indexed read of the
     events, no write: the org's span groups are resolved one at a time (`_org_lock`), so an earlier span's
-    event is committed before this group looks for it."""
+    event is committed before this group looks for it.
+
+    The read is bounded to RESPONSE_SPANS_WITHIN around these spans' timestamps: the spans of one response
+    measure the same provider call (a re-sent span keeps its own timestamp and needs no adoption), and the
+    bound lets PostgreSQL read the one or two monthly partitions that can hold them instead of probing every
+    partition the retention keeps for each id."""
     keyed = [event for event in events if event.event_id.startswith(RESPONSE_PREFIX)]
     if not keyed:
         return
     first: dict[str, datetime] = {}
+    since = min(event.timestamp for event in keyed) - RESPONSE_SPANS_WITHIN
+    until = max(event.timestamp for event in keyed) + RESPONSE_SPANS_WITHIN
     stored = [row for among in _among("event_id", sorted({event.event_id for event in keyed}))
-              for row in TraceEvent.objects.unscoped().filter(among, org_id=org_id)
+              for row in TraceEvent.objects.unscoped().filter(among, org_id=org_id, timestamp__gte=since,
+                                                               timestamp__lte=until)
               .order_by("timestamp").values_list("event_id", "timestamp")]
     for event_id, timestamp in stored:
         first.setdefault(event_id, timestamp)

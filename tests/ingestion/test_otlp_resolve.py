@@ -295,11 +295,17 @@ def test_explicit_section_path_and_customer_attributes_win(org, ingest_key, post
 
 
 @pytest.mark.parametrize("first", ["sdk", "traceloop"])
-def test_spans_of_one_response_that_start_apart_still_count_once(org, ingest_key, prices, post_otlp, first):
+@pytest.mark.parametrize("start,now", [
+    (T0 - timedelta(minutes=1), T0),
+    # 2 ms before the new year, the other span 1 ms after it: two monthly partitions (and two years)
+    (datetime(2027, 1, 1, tzinfo=timezone.utc) - timedelta(milliseconds=2), T0 + timedelta(minutes=30)),
+], ids=["same-minute", "across-the-year-end"])
+def test_spans_of_one_response_that_start_apart_still_count_once(org, ingest_key, prices, post_otlp, first, start,
+                                                                 now):
     """The events key holds the timestamp (monthly partitions): two spans of one response starting 3 ms apart,
-    in separate exports, still make one call — the later one takes the timestamp its event was stored with."""
-    start = T0 - timedelta(minutes=1)
-    with time_machine.travel(T0, tick=False):
+    in separate exports, still make one call — the later one takes the timestamp its event was stored with,
+    also when the two fall in different months."""
+    with time_machine.travel(now, tick=False):
         attrs = {"gen_ai.response.id": "msg_apart"}
         sdk = chat(new_trace_id(), provider="anthropic", model="claude-sonnet-4-5", input_tokens=10,
                    start=start + timedelta(milliseconds=3), **attrs)
