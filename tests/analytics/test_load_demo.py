@@ -1,6 +1,7 @@
 """load_demo: a realistic demo org through the real ingestion path, idempotent, login on the last line."""
 
 from collections import Counter
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from io import StringIO
 
@@ -84,10 +85,7 @@ def test_load_demo_history_triggers_every_detector(prices, capsys, instant):
     from analytics.forecast import forecast_get
     from analytics.models import Insight
 
-    if instant:
-        with time_machine.travel(datetime.fromisoformat(instant), tick=False):
-            call_command("load_demo")
-    else:
+    with time_machine.travel(datetime.fromisoformat(instant), tick=False) if instant else nullcontext():
         call_command("load_demo")
     org = Organization.objects.get(slug="demo-co")
     kinds = set(Insight.objects.for_org(org).values_list("kind", flat=True))
@@ -96,7 +94,7 @@ def test_load_demo_history_triggers_every_detector(prices, capsys, instant):
     assert kinds == {"section_spike", "token_bloat", "retry_loop", "model_inefficiency", "spend_cap", "error_spike",
                      "latency_regression"} | (
         {"spend_forecast"} if crossing_ahead else set())
-    # the steady agent raises no anomaly (a spending cap names the month's top section, which an hour into a
+    # the steady agent raises no anomaly (a spending cap names the month's top section, which minutes into a
     # month can be any agent)
     assert not Insight.objects.for_org(org).filter(section__startswith="agent:support").exclude(
         kind__in=("spend_cap", "spend_forecast")).exists()
