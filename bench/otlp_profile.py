@@ -86,6 +86,9 @@ def profile(args, ingest_key: str) -> None:
             cursor.execute(sql)
     bodies, calls = make_otlp_batches(args.spans, 512, steps=args.steps)
     key = api_key_get_active(raw_key=ingest_key)
+    from ingestion.pricing import price_book_get
+
+    price_book_get()  # loaded once per worker process: not a cost of these spans
     meter = Meter(connection)
 
     def ingest_all():
@@ -144,6 +147,17 @@ def profile(args, ingest_key: str) -> None:
             entry[0] += time.perf_counter() - t
             entry[1] += 1
     otlp_services._spans_insert = timed_spans_insert
+    hierarchy_write = otlp_services._hierarchy_write
+
+    def timed_hierarchy_write(*args):
+        t = time.perf_counter()
+        try:
+            return hierarchy_write(*args)
+        finally:
+            entry = sql_time["_hierarchy_write (COPY ingestion_otlptrace)"]
+            entry[0] += time.perf_counter() - t
+            entry[1] += 1
+    otlp_services._hierarchy_write = timed_hierarchy_write
     with connection.execute_wrapper(wrapper):
         meter.run("worker", drain)
     connection._commit = commit
@@ -153,9 +167,12 @@ def profile(args, ingest_key: str) -> None:
         cursor.execute("SELECT count(*), count(*) FILTER (WHERE is_call), pg_total_relation_size('ingestion_otlpspan')"
                        " FROM ingestion_otlpspan")
         span_rows, call_rows, span_bytes = cursor.fetchone()
+        cursor.execute("SELECT count(*), pg_total_relation_size('ingestion_otlptrace') FROM ingestion_otlptrace")
+        trace_rows, trace_bytes = cursor.fetchone()
     print(f"{args.spans:,} spans, {calls:,} calls in {len(bodies)} exports; {groups} groups "
           f"(≤ {services.COALESCE_MAX_SPANS:,} spans); stored {stored:,} events; otlpspan rows {span_rows:,} "
-          f"({call_rows:,} calls), {span_bytes / 1e6:.1f} MB; load average {os.getloadavg()[0]:.2f}")
+          f"({call_rows:,} calls), {span_bytes / 1e6:.1f} MB; otlptrace rows {trace_rows:,}, {trace_bytes / 1e6:.1f} MB; "
+          f"load average {os.getloadavg()[0]:.2f}")
     for name in ("request write", "worker"):
         t = meter.totals
         print(f"  {name:14s} µs per call: wall {t[name + ' wall'] / calls * 1e6:6.1f}   "

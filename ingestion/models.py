@@ -238,10 +238,11 @@ class TraceEvent(TenantModel):
 class OtlpSpan(TenantModel):
     """An OTLP span kept while the trace it belongs to is resolved into calls (`ingestion.otlp_services`).
 
-    Non-call spans are kept for the hierarchy; a call span (`is_call`) is kept only if it was still pending
-    when its group was processed (one resolved on arrival is never written), and becomes one event once its
-    ancestors have arrived or it has waited LLMOBSERVE_OTLP_RESOLVE_WAIT; `emitted_at` is set in the
-    transaction that stores the event. Rows are pruned a day after they arrived.
+    The hierarchy (non-call spans) is kept in `OtlpTrace`, one record per trace; rows written before migration
+    ingestion 0022 may still be non-call spans, read as such until pruned. A call span (`is_call`) is kept only
+    if it was still pending when its group was processed (one resolved on arrival is never written), and
+    becomes one event once its ancestors have arrived or it has waited LLMOBSERVE_OTLP_RESOLVE_WAIT;
+    `emitted_at` is set in the transaction that stores the event. Rows are pruned a day after they arrived.
     """
 
     class Outcome(models.TextChoices):
@@ -283,6 +284,28 @@ class OtlpSpan(TenantModel):
             models.Index(fields=["first_seen_at"], name="otlpspan_seen_idx"),
         ]
 
+
+
+class OtlpTrace(TenantModel):
+    """The hierarchy of an OTLP trace being resolved (`ingestion.otlp_services`): its non-call spans, one record
+    per trace rather than a row per span — a later span of the trace (a late child, a call waiting for its
+    ancestors) reads its ancestors here. `spans` holds, per span, its id, parent id, section label and explicit
+    section path / customer attributes (msgspec msgpack, `otlp_services.HierarchySpan`); a later group with more
+    of the trace's non-call spans rewrites it. Pruned a day after the trace's last span arrived."""
+
+    id = models.BigAutoField(primary_key=True)
+    # No database constraint: a transient row, always written with its batch's org (as OtlpSpan.org).
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False, db_constraint=False)
+    trace_id = models.CharField(max_length=32)
+    spans = models.BinaryField()
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantManager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "trace_id"], name="otlptrace_unique")]
+        indexes = [models.Index(fields=["last_seen_at"], name="otlptrace_seen_idx")]
 
 class RollupSums(TenantModel):
     """The sums every rollup table holds."""

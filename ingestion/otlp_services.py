@@ -3,8 +3,9 @@
 The request (`otlp_ingest`) decodes the export, keeps only what `ingestion.otlp` reads, and stores
 the span records as one `RawBatch` (kind "otlp") before answering: the batch machinery (retries,
 quarantine, sweeper, /health backlog) covers OTLP as it covers /v1/events. The worker
-(`otlp_spans_process`) resolves the traces the spans touch with what `OtlpSpan` holds of them, then
-writes the spans a later span can need (non-call spans, pending calls): a call span becomes an event once its ancestor chain reaches a root, or after LLMOBSERVE_OTLP_RESOLVE_WAIT
+(`otlp_spans_process`) resolves the traces the spans touch with what is stored of them, then writes what a
+later span can need: the non-call spans into their trace's hierarchy record (`OtlpTrace`, one per trace), the
+pending calls as `OtlpSpan` rows. A call span becomes an event once its ancestor chain reaches a root, or after LLMOBSERVE_OTLP_RESOLVE_WAIT
 seconds with the path known by then (`otlp_resolve_due`, every few seconds from beat). Events go
 through the same `services._store_group` as the SDK's (passed in as `store`: services imports this module) (price, insert ON CONFLICT DO NOTHING, fold only the
 inserted rows), and the spans are marked in the same transaction. docs/architecture.md § OTLP.
@@ -21,6 +22,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Callable, Iterable
 
+import msgspec
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Lookup, Q
@@ -30,7 +32,7 @@ from accounts import metrics
 from accounts.models import ApiKey
 from accounts.tasking import enqueue_on_commit
 
-from .models import OtlpSpan, RawBatch, TraceEvent
+from .models import OtlpSpan, OtlpTrace, RawBatch, TraceEvent
 from .money import usd_to_pico
 from .otlp import (
     PATH_MAX, RESPONSE_PREFIX, SpanIn, call_decode, call_encode, event_id_for, export_decode, span_record, spans_decode,
@@ -54,16 +56,23 @@ def _chunks(values: list) -> Iterable[list]:
         yield values[start:start + size]
 
 
+def _text_array(values: Iterable[str]) -> str:
+    """A PostgreSQL text[] literal: each value double-quoted, its backslashes and quotes escaped. Built in one
+    join: psycopg adapts a list element by element in Python, ~10 µs each (thousands of ids per group)."""
+    quoted = (v.replace("\\", "\\\\").replace('"', '\\"') if ("\\" in v or '"' in v) else v for v in values)
+    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
+
+
 class _AnyOf(Lookup):
-    """`field = ANY(%s)`: the values as one array parameter (PostgreSQL), not a statement of thousands of
-    placeholders."""
+    """`field = ANY(%s::text[])`: the values as one array parameter (PostgreSQL), not a statement of thousands of
+    placeholders; passed as one text[] literal."""
 
     lookup_name = "any_of"
-    prepare_rhs = False  # the list goes to the driver as an array, not through the field's to_python
+    prepare_rhs = False  # the list goes to the driver as one literal, not through the field's to_python
 
     def as_sql(self, compiler, connection):
         lhs, params = self.process_lhs(compiler, connection)
-        return f"{lhs} = ANY(%s)", [*params, list(self.rhs)]
+        return f"{lhs} = ANY(%s::text[])", [*params, _text_array(self.rhs)]
 
 
 def _among(field: str, values: list) -> Iterable[Q | Lookup]:
@@ -178,7 +187,7 @@ def _spans_process(*, org_id: int, book, group: list[tuple[RawBatch, list[SpanIn
     traces.update(OtlpSpan.objects.unscoped().filter(
         org_id=org_id, is_call=True, emitted_at__isnull=True, first_seen_at__lte=now - _wait(),
     ).values_list("trace_id", flat=True)[:_CHUNK])
-    by_trace = _spans_of(org_id, sorted(traces))
+    by_trace, recorded = _spans_of(org_id, sorted(traces))
     fresh: list[_Node] = []
     for raw, spans in group:
         for span in spans:
@@ -192,23 +201,64 @@ def _spans_process(*, org_id: int, book, group: list[tuple[RawBatch, list[SpanIn
             node.call = span.call
             fresh.append(node)
     new_events = _resolve(org_id=org_id, book=book, by_trace=by_trace, now=now, store=store)
-    kept = _kept(fresh)
     adapt = connection.ops.adapt_datetimefield_value
     seen = adapt(now)
+    # The calls still pending get a row, with their mapped call. A call resolved here (counted, or superseded
+    # by another span) is not written: a later span can only need it as the parent of a late inner call, which
+    # then waits and counts on its own (docs/architecture.md).
     _spans_insert([
         (org_id, n.trace_id, n.span_id, n.parent_span_id, n.label, n.section_path, n.customer_id, n.is_call,
-         n.response_id, n.rank, n.source, call_encode(n.call) if n.call is not None and not n.outcome else None,
-         n.api_key_id, adapt(n.received_at), seen, n.outcome, seen if n.outcome else None)
-        for n in fresh if id(n) in kept])
+         n.response_id, n.rank, n.source, call_encode(n.call), n.api_key_id, adapt(n.received_at), seen, "", None)
+        for n in fresh if n.is_call and n.outcome == OtlpSpan.Outcome.PENDING])
+    # Every non-call span goes into its trace's hierarchy record: a later span may hang below it (children
+    # usually arrive first, but concurrent exports and workers reorder them).
+    _hierarchy_write(org_id, by_trace, recorded, {n.trace_id for n in fresh if not n.is_call}, seen)
     return new_events
 
 
-def _kept(fresh: list[_Node]) -> set[int]:
-    """The new spans worth a row: every non-call span (a later span may hang below it: children usually
-    arrive first, but concurrent exports and workers reorder them) and the calls still pending. A call
-    resolved here (counted, or superseded by another span) is not written: a later span can only need it
-    as the parent of a late inner call, which then waits and counts on its own (docs/architecture.md)."""
-    return {id(n) for n in fresh if not n.is_call or n.outcome == OtlpSpan.Outcome.PENDING}
+class HierarchySpan(msgspec.Struct, array_like=True, gc=False):
+    """A non-call span in its trace's `OtlpTrace` record: what a path and a customer are built from."""
+
+    span_id: str
+    parent_span_id: str
+    label: str
+    section_path: str | None
+    customer_id: str | None
+
+
+_hierarchy_encode = msgspec.msgpack.Encoder().encode
+_hierarchy_decode = msgspec.msgpack.Decoder(list[HierarchySpan]).decode
+
+
+def _hierarchy_write(org_id: int, by_trace: dict[str, dict[str, _Node]], recorded: set[str], traces: set[str],
+                     seen) -> None:
+    """Write the hierarchy record of each of `traces` (which have new non-call spans): the record's spans and the
+    new ones. PostgreSQL: the new records in one COPY (as `_spans_insert`: the org's groups resolve one at a
+    time, so none exists yet), the others rewritten by key; elsewhere an upsert."""
+    if not traces:
+        return
+    rows = []
+    for trace_id in sorted(traces):
+        blob = _hierarchy_encode([
+            HierarchySpan(n.span_id, n.parent_span_id, n.label, n.section_path, n.customer_id)
+            for n in by_trace[trace_id].values() if not n.is_call and n.pk is None])
+        rows.append((org_id, trace_id, blob, seen, seen))
+    table = OtlpTrace._meta.db_table
+    columns = "org_id, trace_id, spans, first_seen_at, last_seen_at"
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (org_id, "
+                               f"trace_id) DO UPDATE SET spans = excluded.spans, last_seen_at = excluded.last_seen_at",
+                               rows)
+            return
+        new = [row for row in rows if row[1] not in recorded]
+        if new:
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in new:
+                    copy.write_row(row)
+        if len(new) < len(rows):
+            cursor.executemany(f"UPDATE {table} SET spans = %s, last_seen_at = %s WHERE org_id = %s AND trace_id = %s",
+                               [(blob, last, org, trace) for org, trace, blob, _, last in rows if trace in recorded])
 
 
 _INSERT_COLUMNS = ("org_id", "trace_id", "span_id", "parent_span_id", "label", "section_path", "customer_id", "is_call",
@@ -258,15 +308,26 @@ class _Node:
         self.call = None
 
 
-def _spans_of(org_id: int, trace_ids: list[str]) -> dict[str, dict[str, _Node]]:
-    """trace id → span id → the stored span (without its call blob)."""
+def _spans_of(org_id: int, trace_ids: list[str]) -> tuple[dict[str, dict[str, _Node]], set[str]]:
+    """(trace id → span id → the stored span (a call's without its call blob), the traces with a hierarchy
+    record). A span of a hierarchy record is a node without a pk."""
     by_trace: dict[str, dict[str, _Node]] = defaultdict(dict)
     rows = [values for among in _among("trace_id", trace_ids) for values in OtlpSpan.objects.unscoped().filter(
         among, org_id=org_id).values_list(*_SPAN_FIELDS)]
     for values in rows:
         span = _Node(*values)
         by_trace[span.trace_id][span.span_id] = span
-    return by_trace
+    recorded: set[str] = set()
+    for among in _among("trace_id", trace_ids):
+        for trace_id, blob in OtlpTrace.objects.unscoped().filter(among, org_id=org_id).values_list("trace_id",
+                                                                                                   "spans"):
+            recorded.add(trace_id)
+            nodes = by_trace[trace_id]
+            for h in _hierarchy_decode(bytes(blob)):
+                if h.span_id not in nodes:
+                    nodes[h.span_id] = _Node(None, trace_id, h.span_id, h.parent_span_id, h.label, h.section_path,
+                                             h.customer_id, False, "", 0, "", 0, None, None, "")
+    return by_trace, recorded
 
 
 def _ancestors(span: _Node, spans: dict[str, _Node]) -> tuple[list[_Node], bool]:
@@ -502,19 +563,22 @@ def otlp_resolve_due(*, now: datetime, store: StoreGroup, session_setup: Callabl
             if connection.vendor == "postgresql":
                 session_setup()
             _org_lock(org_id)
-            new_events += _resolve(org_id=org_id, book=book, by_trace=_spans_of(org_id, sorted(trace_ids)), now=now,
-                                   store=store)
+            new_events += _resolve(org_id=org_id, book=book, by_trace=_spans_of(org_id, sorted(trace_ids))[0],
+                                   now=now, store=store)
     otlp_spans_prune(now=now)
     return new_events
 
 
 def otlp_spans_prune(*, now: datetime) -> int:
-    """Spans resolved (or never calls) and older than PRUNE_AFTER: the hierarchy no longer needs them."""
-    old = OtlpSpan.objects.unscoped().filter(first_seen_at__lt=now - PRUNE_AFTER).filter(
+    """Spans resolved (or never calls) and older than PRUNE_AFTER, and hierarchy records whose trace had no new
+    span for PRUNE_AFTER: the hierarchy no longer needs them. Rows deleted."""
+    old_spans = OtlpSpan.objects.unscoped().filter(first_seen_at__lt=now - PRUNE_AFTER).filter(
         Q(emitted_at__isnull=False) | Q(is_call=False))
-    pks = list(old.values_list("pk", flat=True)[:20000])
+    old_traces = OtlpTrace.objects.unscoped().filter(last_seen_at__lt=now - PRUNE_AFTER)
     deleted = 0
-    for start in range(0, len(pks), _CHUNK):
-        deleted += OtlpSpan.objects.unscoped().filter(pk__in=pks[start:start + _CHUNK]).delete()[0]
+    for model, old in ((OtlpSpan, old_spans), (OtlpTrace, old_traces)):
+        pks = list(old.values_list("pk", flat=True)[:20000])
+        for start in range(0, len(pks), _CHUNK):
+            deleted += model.objects.unscoped().filter(pk__in=pks[start:start + _CHUNK]).delete()[0]
     return deleted
 

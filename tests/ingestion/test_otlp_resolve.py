@@ -9,7 +9,8 @@ import pytest
 import time_machine
 from django.core.management import call_command
 
-from ingestion.models import ROLLUP_GRAINS, OtlpSpan, RunFacet, RunSummary, TraceEvent
+from ingestion.models import ROLLUP_GRAINS, OtlpSpan, OtlpTrace, RunFacet, RunSummary, TraceEvent
+from ingestion.otlp_services import HierarchySpan
 from ingestion.tasks import otlp_resolve
 
 from .otlp_export import S, chat, new_trace_id, protobuf
@@ -30,6 +31,14 @@ def _assert_rollups_equal_rebuild():
     incremental = _snapshot()
     call_command("rebuild_rollups", stdout=StringIO())
     assert _snapshot() == incremental
+
+
+def _hierarchy(org) -> dict[str, set[str]]:
+    """trace id → the span ids its hierarchy record holds."""
+    import msgspec
+
+    return {trace: {h.span_id for h in msgspec.msgpack.decode(bytes(blob), type=list[HierarchySpan])}
+            for trace, blob in OtlpTrace.objects.for_org(org).values_list("trace_id", "spans")}
 
 
 def _agent_tree(trace, start):
@@ -121,6 +130,7 @@ def test_a_re_sent_export_is_counted_once(org, ingest_key, prices, post_otlp):
     with time_machine.travel(datetime.now(timezone.utc) + timedelta(days=2), tick=False) as clock:
         otlp_resolve.delay()
         assert not OtlpSpan.objects.for_org(org).exists()
+        assert not OtlpTrace.objects.for_org(org).exists()
         post_otlp(ingest_key, body)
         clock.shift(timedelta(seconds=31))
         otlp_resolve.delay()
@@ -129,14 +139,16 @@ def test_a_re_sent_export_is_counted_once(org, ingest_key, prices, post_otlp):
     _assert_rollups_equal_rebuild()
 
 
+# The second: what an array literal must quote (PostgreSQL reads the ids as one text[] literal).
+@pytest.mark.parametrize("response", ["msg_01", 'msg_"01"\\{a,b} NULL é'])
 def test_two_spans_with_one_response_id_count_once_preferring_the_provider_sdks_own(org, ingest_key, prices,
-                                                                                   post_otlp):
+                                                                                   post_otlp, response):
     """The anthropic SDK traces itself and Traceloop adds its own span for the same response: siblings here,
     and across two separate root traces."""
     start = datetime.now(timezone.utc) - timedelta(minutes=1)
     trace = new_trace_id()
     parent = S("handler", trace, start=start, scope="app", attrs={})
-    common = {"gen_ai.response.id": "msg_01", "gen_ai.request.model": "claude-sonnet-4-5"}
+    common = {"gen_ai.response.id": response, "gen_ai.request.model": "claude-sonnet-4-5"}
     sdk = chat(trace, parent=parent.span_id, provider="anthropic", model="claude-sonnet-4-5", input_tokens=1000,
                output_tokens=50, start=start, **common, **{"gen_ai.usage.cache_write.input_tokens": 400})
     sdk.scope = "anthropic"
@@ -153,7 +165,7 @@ def test_two_spans_with_one_response_id_count_once_preferring_the_provider_sdks_
     assert event.cost_pico == 600 * 3_000_000 + 400 * 3_750_000 + 50 * 15_000_000
 
     # Two root traces, one per instrumentation, in separate requests: still one call.
-    other = {"gen_ai.response.id": "msg_02"}
+    other = {"gen_ai.response.id": response + "2"}
     a = chat(new_trace_id(), provider="anthropic", model="claude-sonnet-4-5", input_tokens=10, start=start, **other)
     a.scope = "opentelemetry.instrumentation.anthropic"
     b = chat(new_trace_id(), provider="anthropic", model="claude-sonnet-4-5", input_tokens=10, start=start, **other)
@@ -223,14 +235,15 @@ def test_innermost_usage_bearing_span_wins(org, ingest_key, prices, post_otlp):
 
 
 def test_calls_resolved_on_arrival_are_not_kept_but_the_hierarchy_is(org, ingest_key, prices, post_otlp):
-    """A trace resolved within one export keeps its non-call spans (a later child may hang below them)
-    and no call row; a parent that arrives before its children still gives them their full path."""
+    """A trace resolved within one export keeps its non-call spans (a later child may hang below them) in one
+    hierarchy record and no call row; a parent that arrives before its children still gives them their full
+    path, and the record of a trace that arrives in pieces holds every piece."""
     with time_machine.travel(T0, tick=False):
         whole = _agent_tree(new_trace_id(), T0 - timedelta(seconds=30))
         post_otlp(ingest_key, protobuf(list(whole)))
         assert TraceEvent.objects.for_org(org).count() == 1
-        assert set(OtlpSpan.objects.for_org(org).values_list("span_id", flat=True)) == {
-            span.span_id for span in whole[:4]}
+        assert not OtlpSpan.objects.for_org(org).exists()
+        assert _hierarchy(org) == {whole[0].trace_id: {span.span_id for span in whole[:4]}}
 
         trace = new_trace_id()
         workflow, agent, http, tool, call = _agent_tree(trace, T0 - timedelta(seconds=20))
@@ -244,20 +257,26 @@ def test_calls_resolved_on_arrival_are_not_kept_but_the_hierarchy_is(org, ingest
     assert events[late.span_id] == "workflow:support/agent:triage"
     assert len(events) == 3
     assert not OtlpSpan.objects.for_org(org).filter(is_call=True).exists()
+    assert _hierarchy(org)[trace] == {workflow.span_id, agent.span_id, http.span_id, tool.span_id}
     _assert_rollups_equal_rebuild()
 
 
 def test_an_orgs_spans_go_with_it_without_a_database_foreign_key(org, other_org, ingest_key, prices, post_otlp):
-    """OtlpSpan.org has no database constraint (migration 0018): deleting an org still removes its spans."""
+    """OtlpSpan.org and OtlpTrace.org have no database constraint (migrations 0018, 0022): deleting an org still
+    removes its spans and hierarchy records."""
     from accounts.models import Organization
 
     with time_machine.travel(T0, tick=False):
-        post_otlp(ingest_key, protobuf(list(_agent_tree(new_trace_id(), T0 - timedelta(seconds=30)))[:4]))
+        tree = _agent_tree(new_trace_id(), T0 - timedelta(seconds=30))
+        post_otlp(ingest_key, protobuf([tree[-1], *tree[1:4]]))  # the call waits for its root
     OtlpSpan.objects.create(org=other_org, trace_id=new_trace_id(), span_id="0" * 16)
-    assert OtlpSpan.objects.for_org(org).count() == 4
+    OtlpTrace.objects.create(org=other_org, trace_id=new_trace_id(), spans=b"\x90")
+    assert OtlpSpan.objects.for_org(org).count() == 1
+    assert OtlpTrace.objects.for_org(org).count() == 1
     Organization.objects.get(pk=org.pk).delete()
     assert not OtlpSpan.objects.unscoped().filter(org_id=org.pk).exists()
-    assert OtlpSpan.objects.for_org(other_org).count() == 1
+    assert not OtlpTrace.objects.unscoped().filter(org_id=org.pk).exists()
+    assert OtlpSpan.objects.for_org(other_org).count() == OtlpTrace.objects.for_org(other_org).count() == 1
 
 
 def test_a_child_call_arriving_after_its_parent_call_was_counted_is_not_counted_again(org, ingest_key, prices,
@@ -429,3 +448,15 @@ def test_the_fold_of_an_otlp_group_is_its_own_batch_and_a_rebuild_meanwhile_coun
     assert sum(HourlyRollup.objects.for_org(org).values_list("calls", flat=True)) == 3
     assert RunSummary.objects.for_org(org).get(run_id=trace).calls == 3
     _assert_rollups_equal_rebuild()
+
+
+def test_a_non_call_span_stored_as_a_row_before_hierarchy_records_still_gives_its_label(org, ingest_key, prices,
+                                                                                           post_otlp):
+    """Spans stored before migration 0022 kept the hierarchy as rows: until pruned they are still ancestors."""
+    with time_machine.travel(T0, tick=False):
+        workflow, agent, http, tool, call = _agent_tree(new_trace_id(), T0 - timedelta(seconds=30))
+        OtlpSpan.objects.create(org=org, trace_id=agent.trace_id, span_id=agent.span_id, label="agent:triage",
+                                parent_span_id="")
+        post_otlp(ingest_key, protobuf([call, tool, http]))
+    assert TraceEvent.objects.for_org(org).get().section_path == "agent:triage/tool:lookup"
+    assert _hierarchy(org) == {agent.trace_id: {tool.span_id, http.span_id}}
