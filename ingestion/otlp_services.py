@@ -30,7 +30,6 @@ from django.utils import timezone
 
 from accounts import metrics
 from accounts.models import ApiKey
-from accounts.tasking import enqueue_on_commit
 
 from .models import OtlpSpan, OtlpTrace, RawBatch, TraceEvent
 from .money import usd_to_pico
@@ -39,6 +38,7 @@ from .otlp import (
     spans_encode,
 )
 from .pricing import price_book_get
+from .queueing import batch_drain_on_commit
 from .schema import EventIn
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ def otlp_ingest(*, api_key: ApiKey, body: bytes, json_body: bool, now: datetime 
         batch = RawBatch.objects.create(org=api_key.org, api_key_id=api_key.pk, kind=RawBatch.Kind.OTLP,
                                         payload=spans_encode(records), event_count=len(records))
         batch_id = batch.pk
-        enqueue_on_commit("ingestion.tasks.batch_process", batch.pk)
+        batch_drain_on_commit(batch)
     if rejected:  # spans are not events until they resolve into calls: only the refused ones are counted here
         refused = [{"errors": {"otlp_span": "refused"}}] * rejected
         transaction.on_commit(lambda: metrics.events_counted(accepted=0, rejected=refused,

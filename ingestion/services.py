@@ -18,13 +18,14 @@ from django.utils import timezone
 
 from accounts import metrics
 from accounts.models import ApiKey
-from accounts.tasking import TRANSIENT_ERRORS, enqueue_on_commit
+from accounts.tasking import TRANSIENT_ERRORS, drain_started, drains_debounced, enqueue_on_commit
 
 from . import otlp_services, rollups
 from .histograms import bucket_of
 from .models import RawBatch, TraceEvent
 from .money import usd_to_pico
 from .pricing import price_book_get
+from .queueing import batch_drain_on_commit, drain_key, drain_successor
 from .schema import EventIn, events_decode, events_encode
 
 _REJECT_REASONS = frozenset(EventIn.__struct_fields__) | {"event"}
@@ -57,7 +58,7 @@ def events_ingest(*, api_key: ApiKey, events: list[EventIn], rejected: list[dict
         batch = RawBatch.objects.create(org=org, api_key_id=api_key.pk, payload=events_encode(events),
                                         event_count=len(events), received_at=received_at or timezone.now())
         batch_id = batch.pk
-        enqueue_on_commit("ingestion.tasks.batch_process", batch.pk)
+        batch_drain_on_commit(batch)
     transaction.on_commit(lambda: metrics.events_counted(accepted=len(events), rejected=rejected,
                                                          known_fields=_REJECT_REASONS))
     return IngestResult(accepted=len(events), rejected=rejected, over_cap=org.over_cap, batch_id=batch_id)
@@ -306,7 +307,7 @@ def _processable(qs):
     return qs.filter(processed_at__isnull=True, quarantined_at__isnull=True)
 
 
-def batch_process(*, batch_id: int, now: datetime | None = None) -> int:
+def batch_process(*, batch_id: int, now: datetime | None = None, org_id: int | None = None, kind: str = "") -> int:
     """Price, store and roll up one raw batch exactly once; returns the number of new events.
 
     Idempotent: processed and quarantined batches are skipped, and events already stored are left
@@ -316,19 +317,30 @@ def batch_process(*, batch_id: int, now: datetime | None = None) -> int:
     retry), the batch is processed alone, event by event if need be: its valid events are stored,
     the ones that cannot be are recorded on the batch, which is retried with backoff and finally
     quarantined. A batch that has failed once is never pulled into another batch's transaction.
+
+    With `org_id` and `kind` (the drain a request queued: ingestion.queueing), the task drains the org's pending
+    batches of that kind: if its own batch is done (or another worker's group holds it), it starts from the oldest
+    one no group holds — the requests that queued no task of their own count on it — and it queues its successor
+    while more remain than its group takes.
     """
     now = now or timezone.now()
+    drain = None
+    if org_id is not None:
+        drain = (org_id, kind)
+        drain_started(drain_key(org_id, kind))  # before reading: later batches queue a drain of their own
+    led: list[int] = [batch_id]
     drained: list[int] = []
     folds: list[int] = []
     try:
-        new_events = _batches_process_together(batch_id=batch_id, now=now, drained=drained, folds=folds)
+        new_events = _batches_process_together(batch_id=batch_id, now=now, drained=drained, folds=folds,
+                                               drain=drain, led=led)
     except TRANSIENT_ERRORS:
         raise
     except Exception:
-        logger.warning("batch %s failed in a group; processing it alone", batch_id, exc_info=True)
+        logger.warning("batch %s failed in a group; processing it alone", led[0], exc_info=True)
         new_events = None
     if new_events is None:
-        new_events = _batch_process_alone(batch_id=batch_id, now=now)
+        new_events = _batch_process_alone(batch_id=led[0], now=now)
         # The failed group's other batches were skipped by their own tasks while its transaction held them:
         # queue them again (a bad one among them fails its own group, then is processed alone and kept out of
         # every later group by its attempt count).
@@ -342,10 +354,13 @@ def batch_process(*, batch_id: int, now: datetime | None = None) -> int:
     return new_events
 
 
-def _batches_process_together(*, batch_id: int, now: datetime, drained: list[int], folds: list[int]) -> int | None:
+def _batches_process_together(*, batch_id: int, now: datetime, drained: list[int], folds: list[int],
+                              drain: tuple[int, str] | None = None, led: list[int] | None = None) -> int | None:
     """The fast path; None when the batch must be processed alone (it failed before). `drained` receives the
     ids of the other batches this transaction locks (queued again by the caller if it fails); `folds` the fold
-    batches it stored, once it has committed."""
+    batches it stored, once it has committed; `led[0]` the batch the group was formed around. A drain queues its
+    successor at once (not at commit: the other worker process takes the next group meanwhile) when fresh
+    batches of its kind remain beyond this group."""
     stored_folds: list[int] = []
     with transaction.atomic():
         # Lock first without the payload: a batch already drained by another transaction costs no read. A batch
@@ -353,9 +368,16 @@ def _batches_process_together(*, batch_id: int, now: datetime, drained: list[int
         # process distinct groups side by side; if that group fails, its worker queues the batch again).
         batch = _processable(RawBatch.objects.unscoped().select_for_update(skip_locked=True).defer("payload")
                              .filter(pk=batch_id)).first()
+        if batch is None and drain is not None:
+            batch = _processable(RawBatch.objects.unscoped().select_for_update(skip_locked=True).defer("payload")) \
+                .filter(org_id=drain[0], kind=drain[1], attempts=0).order_by("pk").first()
         if batch is None:
             return 0
+        if led is not None:
+            led[0] = batch.pk
         if batch.attempts:
+            if drain is not None and drains_debounced():
+                drain_successor(*drain)  # this one is processed alone: the batches counting on the drain are not
             return None
         batches = [batch]
         if _is_pg():
@@ -367,7 +389,7 @@ def _batches_process_together(*, batch_id: int, now: datetime, drained: list[int
             limit = max(1, min(32, budget // max(1, batch.event_count)))
             more = (_processable(RawBatch.objects.unscoped().select_for_update(skip_locked=True).defer("payload"))
                     .filter(org_id=batch.org_id, kind=batch.kind, attempts=0, event_count__lte=budget)
-                    .exclude(pk=batch_id).order_by("pk")[:limit])
+                    .exclude(pk=batch.pk).order_by("pk")[:limit])
             for other in more:
                 drained.append(other.pk)
                 if other.event_count <= budget:
@@ -375,6 +397,9 @@ def _batches_process_together(*, batch_id: int, now: datetime, drained: list[int
                     budget -= other.event_count
                 else:
                     enqueue_on_commit("ingestion.tasks.batch_process", other.pk)
+        if drain is not None and drains_debounced() and _processable(RawBatch.objects.unscoped()).filter(
+                org_id=drain[0], kind=drain[1], attempts=0).exclude(pk__in=[b.pk for b in batches]).exists():
+            drain_successor(*drain)
         payloads = dict(RawBatch.objects.unscoped().filter(pk__in=[b.pk for b in batches])
                         .values_list("pk", "payload"))
         if batch.kind == RawBatch.Kind.OTLP:

@@ -12,9 +12,10 @@ from . import partitions, retention, services
 
 
 @house_task(name="ingestion.tasks.batch_process")
-def batch_process_task(batch_id: int) -> int:
-    """Bad data never raises here (the service isolates and quarantines it); an outage is retried."""
-    return services.batch_process(batch_id=batch_id)
+def batch_process_task(batch_id: int, org_id: int | None = None, kind: str = "") -> int:
+    """Bad data never raises here (the service isolates and quarantines it); an outage is retried. With `org_id`
+    and `kind`: the drain of that org's pending batches of the kind (ingestion.queueing)."""
+    return services.batch_process(batch_id=batch_id, org_id=org_id, kind=kind)
 
 
 @house_task(name="ingestion.tasks.batches_sweep", max_retries=0)
