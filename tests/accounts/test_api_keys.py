@@ -28,6 +28,21 @@ def test_revoked_key_no_longer_authenticates(org):
     assert api_key_get_active(raw_key="llmo_wrong") is None
 
 
+def test_the_active_key_and_its_org_read_as_the_orm_reads_them(org):
+    """The lookup runs a statement compiled once per process: every field of the key and of its org comes back
+    typed and valued as a plain ORM read gives it (datetimes, JSON, decimals, booleans, on both backends)."""
+    created = api_key_create(org=org)
+    ApiKey.objects.for_org(org).filter(pk=created.api_key.pk).update(last_used_at="2026-11-30T23:40:00Z")
+    for _ in range(2):  # the second call reuses the compiled statement
+        key = api_key_get_active(raw_key=created.raw_key)
+        expected = ApiKey.objects.for_org(org).select_related("org").get(pk=created.api_key.pk)
+        for model, got, want in ((ApiKey, key, expected), (Organization, key.org, expected.org)):
+            for field in model._meta.concrete_fields:
+                assert (field.attname, getattr(got, field.attname)) == (field.attname, getattr(want, field.attname))
+        assert key.last_used_at.tzinfo is not None
+        assert key.org_id == org.pk and not key._state.adding and key.org.is_active == org.is_active
+
+
 def test_unknown_scope_is_refused(org):
     with pytest.raises(ValueError):
         api_key_create(org=org, scope="admin")
