@@ -80,14 +80,11 @@ def test_a_batch_another_worker_holds_is_skipped_not_waited_for_and_none_is_left
     assert sum(HourlyRollup.objects.for_org(org).values_list("calls", flat=True)) == 12
 
 
-def test_a_group_that_fails_queues_its_other_batches_again(org, prices, settings, monkeypatch,
+def test_a_group_that_fails_queues_its_other_batches_again(org, prices, settings,
                                                            django_capture_on_commit_callbacks):
     """Their own tasks skipped them while the failing group held them: without being queued again they would
-    wait for the sweeper."""
+    wait for the sweeper. (Tasks run eagerly: tests/conftest.py's `_eager_tasks`.)"""
     _pg_only()
-    from celery import current_app
-
-    monkeypatch.setitem(current_app.conf, "task_always_eager", True)
     first = _stored_batch(org, "first", 3)
     poison = RawBatch.objects.create(org=org, event_count=1, payload=events_encode([EventIn(
         event_id="bad", run_id="r", timestamp=timezone.now(), provider="openai", model="gpt-4o",
