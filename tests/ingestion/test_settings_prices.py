@@ -86,11 +86,12 @@ def test_bad_input_is_a_400_with_the_reason_and_nothing_saved(admin_client, org)
 
 def test_an_admin_cannot_see_or_touch_another_orgs_rows_or_global_rows(admin_client, org, other_org, prices):
     theirs = price_override_save(org=other_org, provider="openai", match_kind="exact", model_match="gpt-4o",
-                                 input_mtok="0.5", output_mtok="1")
-    their_discount = discount_save(org=other_org, provider="openai", percent=Decimal("33"))
+                                 input_mtok="0.4321", output_mtok="1")
+    # Values no page text can hold by chance (an org named "Org 1033" held "33")
+    their_discount = discount_save(org=other_org, provider="openai", percent=Decimal("37.25"))
     global_row = prices["gpt-4o"]
     page = admin_client.get(url("settings_prices", org)).content.decode()
-    assert "0.5" not in page and "33" not in page and "No overrides" in page and "No discounts" in page
+    assert "0.4321" not in page and "37.25" not in page and "No overrides" in page and "No discounts" in page
     for row in (theirs, global_row):
         assert admin_client.get(url("settings_prices", org) + f"?edit={row.pk}").status_code == 404
         assert admin_client.post(url("price_override_update", org, row.pk), {
@@ -103,8 +104,8 @@ def test_an_admin_cannot_see_or_touch_another_orgs_rows_or_global_rows(admin_cli
         "provider": "openai", "match_kind": "prefix", "percent": "90"}).status_code == 404
     theirs.refresh_from_db()
     global_row.refresh_from_db()
-    assert theirs.input_mtok == Decimal("0.5") and global_row.input_mtok == Decimal("2.5")
-    assert list(PriceDiscount.objects.for_org(other_org).values_list("percent", flat=True)) == [Decimal("33")]
+    assert theirs.input_mtok == Decimal("0.4321") and global_row.input_mtok == Decimal("2.5")
+    assert list(PriceDiscount.objects.for_org(other_org).values_list("percent", flat=True)) == [Decimal("37.25")]
     # The other org's owner gets a 404 for this org's page, like a missing org.
     admin_client.force_login(MembershipFactory(org=other_org, role=Membership.Role.OWNER).user)
     assert admin_client.get(url("settings_prices", org)).status_code == 404
