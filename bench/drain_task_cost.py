@@ -80,8 +80,7 @@ def main() -> None:
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait()
-        with bench.psycopg.connect(f"{bench.PG}/postgres", autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
+        bench.database_drop(args.db)
 
 
 if __name__ == "__main__":

@@ -260,8 +260,12 @@ def in_process(db: str, run, *, keep: bool = False) -> None:
 
         connection.close()
         if not keep:
-            with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            database_drop(db)
+
+
+def database_drop(db: str) -> None:
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
 def database_empty(db: str) -> None:
@@ -489,8 +493,7 @@ def main() -> None:
                                          "FROM ingestion_hourlyrollup").fetchone()[0]
     finally:
         if not args.keep:
-            with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
+            database_drop(args.db)
 
     print(f"\nevents: {args.events:,} in {len(batches)} gzip batches of {args.batch}, {args.threads} client threads; "
           f"{args.customers} customers × {args.agents} agents × {args.models} models "

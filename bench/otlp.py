@@ -39,7 +39,9 @@ import psycopg
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import PG, PY, REDIS_URL, ROOT, CpuSampler, free_port, make_batches, manage, wait_http  # noqa: E402
+from ingest import (  # noqa: E402
+    PG, PY, REDIS_URL, ROOT, CpuSampler, database_drop, free_port, make_batches, manage, wait_http,
+)
 
 STEP_SPANS, STEP_CALLS = 5, 2  # a step: a chat under the agent, 2 × execute_tool (one with an HTTP span, one
 # with a chat below it); a trace is an invoke_agent root and its steps (1 step: 6 spans, a third of them calls)
@@ -308,8 +310,7 @@ for provider, model, i, o in [('openai', 'gpt-4o', '2.5', '10'), ('openai', 'gpt
             "SELECT o.slug, count(*), count(*) FILTER (WHERE e.cost_pico IS NOT NULL) FROM ingestion_traceevent e "
             "JOIN accounts_organization o ON o.id = e.org_id GROUP BY o.slug").fetchall()
     if not args.keep:
-        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
+        database_drop(args.db)
 
     print("stored (org, calls, priced):", ", ".join(f"{s} {n:,} / {p:,}" for s, n, p in sorted(stored)))
     if native_rate:

@@ -25,7 +25,7 @@ from .histograms import bucket_of
 from .models import RawBatch, TraceEvent
 from .money import usd_to_pico
 from .pricing import price_book_get
-from .queueing import batch_drain_on_commit, drain_key, drain_successor
+from .queueing import BATCH_TASK, batch_drain_on_commit, drain_key, drain_successor
 from .schema import EventIn, events_decode, events_encode
 
 _REJECT_REASONS = frozenset(EventIn.__struct_fields__) | {"event"}
@@ -307,6 +307,15 @@ def _processable(qs):
     return qs.filter(processed_at__isnull=True, quarantined_at__isnull=True)
 
 
+def _fresh_batches(org_id: int, kind: str, *, lock: bool):
+    """The org's batches of this kind still to process and never failed (only these join a group). `lock`: locked
+    without their payload, skipping those another transaction holds (another worker's group)."""
+    qs = RawBatch.objects.unscoped()
+    if lock:
+        qs = qs.select_for_update(skip_locked=True).defer("payload")
+    return _processable(qs).filter(org_id=org_id, kind=kind, attempts=0)
+
+
 def batch_process(*, batch_id: int, now: datetime | None = None, org_id: int | None = None, kind: str = "") -> int:
     """Price, store and roll up one raw batch exactly once; returns the number of new events.
 
@@ -345,7 +354,7 @@ def batch_process(*, batch_id: int, now: datetime | None = None, org_id: int | N
         # queue them again (a bad one among them fails its own group, then is processed alone and kept out of
         # every later group by its attempt count).
         for other in drained:
-            enqueue_on_commit("ingestion.tasks.batch_process", other)
+            enqueue_on_commit(BATCH_TASK, other)
     # OTLP groups (PostgreSQL) leave their fold to a batch of its own, folded here once their transaction has
     # released the org's resolution lock: the next group resolves while this process folds. A crash before it
     # leaves the fold batch pending for the sweeper.
@@ -369,8 +378,7 @@ def _batches_process_together(*, batch_id: int, now: datetime, drained: list[int
         batch = _processable(RawBatch.objects.unscoped().select_for_update(skip_locked=True).defer("payload")
                              .filter(pk=batch_id)).first()
         if batch is None and drain is not None:
-            batch = _processable(RawBatch.objects.unscoped().select_for_update(skip_locked=True).defer("payload")) \
-                .filter(org_id=drain[0], kind=drain[1], attempts=0).order_by("pk").first()
+            batch = _fresh_batches(*drain, lock=True).order_by("pk").first()
         if batch is None:
             return 0
         if led is not None:
@@ -387,8 +395,7 @@ def _batches_process_together(*, batch_id: int, now: datetime, drained: list[int
             # Lock (skipping batches other workers hold) about as many as fit, by the first batch's size; one
             # that is locked but does not fit is queued again after commit (its own task skipped it).
             limit = max(1, min(32, budget // max(1, batch.event_count)))
-            more = (_processable(RawBatch.objects.unscoped().select_for_update(skip_locked=True).defer("payload"))
-                    .filter(org_id=batch.org_id, kind=batch.kind, attempts=0, event_count__lte=budget)
+            more = (_fresh_batches(batch.org_id, batch.kind, lock=True).filter(event_count__lte=budget)
                     .exclude(pk=batch.pk).order_by("pk")[:limit])
             for other in more:
                 drained.append(other.pk)
@@ -396,9 +403,9 @@ def _batches_process_together(*, batch_id: int, now: datetime, drained: list[int
                     batches.append(other)
                     budget -= other.event_count
                 else:
-                    enqueue_on_commit("ingestion.tasks.batch_process", other.pk)
-        if drain is not None and drains_debounced() and _processable(RawBatch.objects.unscoped()).filter(
-                org_id=drain[0], kind=drain[1], attempts=0).exclude(pk__in=[b.pk for b in batches]).exists():
+                    enqueue_on_commit(BATCH_TASK, other.pk)
+        if drain is not None and drains_debounced() and _fresh_batches(*drain, lock=False).exclude(
+                pk__in=[b.pk for b in batches]).exists():
             drain_successor(*drain)
         payloads = dict(RawBatch.objects.unscoped().filter(pk__in=[b.pk for b in batches])
                         .values_list("pk", "payload"))
@@ -569,7 +576,7 @@ def batches_retry(*, batch_ids: Iterable[int]) -> int:
     RawBatch.objects.unscoped().filter(pk__in=ids).update(
         quarantined_at=None, next_attempt_at=None, attempts=0, failed_events=0)
     for batch_id in ids:
-        enqueue_on_commit("ingestion.tasks.batch_process", batch_id)
+        enqueue_on_commit(BATCH_TASK, batch_id)
     return len(ids)
 
 
