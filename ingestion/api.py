@@ -18,13 +18,14 @@ from rest_framework.exceptions import APIException, ParseError, PermissionDenied
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from accounts.metrics import IngestMetricsMixin
 
 from accounts.authentication import HasApiKey
 from accounts.models import ApiKey
+from accounts.ratelimit import window_hit
 
 from .chunked import DECODED as chunked_decoded
 from .otlp import OtlpDecodeError, response_encode, status_encode
@@ -40,20 +41,22 @@ class PayloadTooLarge(APIException):
     default_code = "payload_too_large"
 
 
-class ApiKeyThrottle(SimpleRateThrottle):
-    """Requests per minute per API key, in the shared cache (Redis when REDIS_URL is set)."""
+class ApiKeyThrottle(BaseThrottle):
+    """Requests per minute per API key (`setting`), counted in a sliding window (accounts.ratelimit)."""
 
     scope = "ingest"
     setting = "LLMOBSERVE_INGEST_RATE"
+    retry_after: int | None = None
 
-    def get_rate(self):
-        return f"{getattr(settings, self.setting)}/min"
-
-    def get_cache_key(self, request, view):
+    def allow_request(self, request, view) -> bool:
         key = getattr(request, "auth", None)
         if key is None:
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": key.pk}
+            return True
+        self.retry_after = window_hit(f"{self.scope}:{key.pk}", limit=getattr(settings, self.setting))
+        return self.retry_after is None
+
+    def wait(self) -> int | None:
+        return self.retry_after
 
 
 class JsonBodyParser(BaseParser):

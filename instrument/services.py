@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import ast
 import logging
-import time
 import warnings
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Organization
+from accounts.ratelimit import window_hit
 
 from .claude_engine import ClaudeEngineError, claude_suggest
 from .models import InstrumentUsage
@@ -64,27 +63,11 @@ def code_parse(*, code: str, file_path: str) -> ast.Module:
                               line=None, column=None) from exc
 
 
-def _window_hit(key: str, limit: int) -> int | None:
-    """Count one hit in the current minute; seconds until the next minute when over `limit`."""
-    now = time.time()
-    window = int(now // 60)
-    full_key = f"instrument:rate:{key}:{window}"
-    cache.add(full_key, 0, timeout=120)
-    try:
-        count = cache.incr(full_key)
-    except ValueError:  # expired between add and incr
-        cache.set(full_key, 1, timeout=120)
-        count = 1
-    if count > limit:
-        return max(1, int((window + 1) * 60 - now) + 1)
-    return None
-
-
 def rate_limit_org(*, org: Organization) -> None:
     """Per-org requests per minute; raises InstrumentRateLimited (the API answers 429)."""
     limit = settings.LLMOBSERVE_INSTRUMENT_RATE_PER_ORG
     if limit > 0:
-        retry_after = _window_hit(f"org:{org.pk}", limit)
+        retry_after = window_hit(f"instrument:org:{org.pk}", limit=limit)
         if retry_after is not None:
             raise InstrumentRateLimited(retry_after)
 
@@ -92,7 +75,7 @@ def rate_limit_org(*, org: Organization) -> None:
 def rate_limit_global_claude() -> bool:
     """May one more Claude call be made this minute, across all orgs? (Protects our Anthropic bill.)"""
     limit = settings.LLMOBSERVE_INSTRUMENT_RATE_GLOBAL
-    return limit <= 0 or _window_hit("global", limit) is None
+    return limit <= 0 or window_hit("instrument:global", limit=limit) is None
 
 
 def cost_pico(*, input_tokens: int, output_tokens: int) -> int:

@@ -147,6 +147,23 @@ class FailOpenRedisCache(RedisCache):
     delete_many = _fail_open("delete_many")
     clear = _fail_open("clear")
 
+    def window_counts(self, key: str, previous_key: str, timeout: int) -> tuple[int, int] | None:
+        """accounts.ratelimit's counter in one round trip: create `key` (0, expiring after `timeout`) if absent, add
+        one hit and read `previous_key`: (the new count, the previous count or 0). None while Redis fails: the
+        caller counts with add/incr/get, which the per-process fallback then serves."""
+        if self._circuit.is_open():
+            return None
+        try:
+            client = self._cache.get_client(write=True)
+            key, previous_key = self.make_and_validate_key(key), self.make_and_validate_key(previous_key)
+            _, current, previous = client.pipeline(transaction=False).set(key, 0, ex=timeout, nx=True) \
+                .incr(key).get(previous_key).execute()
+        except REDIS_ERRORS as exc:
+            self._circuit.failed(exc)
+            return None
+        self._circuit.succeeded()
+        return current, int(previous or 0)
+
 
 def broker_circuit(broker_url: str) -> Circuit:
     return circuit(f"broker {_redacted(broker_url)}")

@@ -155,7 +155,7 @@ def test_throttles_fall_back_to_a_per_process_limiter_at_the_same_rate(redis_ser
     statuses = [post_events(web, tenant["ingest"], [event(i)]).status_code for i in range(4)]
     assert statuses == [202, 202, 202, 429]
     throttled = post_events(web, tenant["ingest"], [event(9)])
-    assert throttled.status_code == 429 and 1 <= int(throttled.headers["Retry-After"]) <= 60
+    assert throttled.status_code == 429 and 1 <= int(throttled.headers["Retry-After"]) <= 120  # a sliding window
     assert RawBatch.objects.for_org(tenant["org"]).count() == 3  # what was answered 202 is stored
 
     assert [web.get("/v1/stats/summary", tenant["read"]).status_code for _ in range(4)] == [200, 200, 200, 429]

@@ -93,7 +93,8 @@ def test_the_per_org_limit_answers_429_with_retry_after(api, ingest_key, other_r
     response = api(ingest_key).post(URL, {"code": SMALL, "file_path": "a.py"})
 
     assert response.status_code == 429
-    assert 1 <= int(response["Retry-After"]) <= 61
+    # A sliding window (accounts.ratelimit): the 3 hits weigh on the next minute too, at most two minutes' wait.
+    assert 1 <= int(response["Retry-After"]) <= 120
     assert "3 files per minute" in response.json()["detail"]
     # Another organisation has its own budget.
     assert api(other_read_key).post(URL, {"code": SMALL, "file_path": "a.py"}).status_code == 200
