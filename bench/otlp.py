@@ -278,7 +278,8 @@ for provider, model, i, o in [('openai', 'gpt-4o', '2.5', '10'), ('openai', 'gpt
         rejected = ExportTraceServiceResponse.FromString(r.content).partial_success.rejected_spans
         return f"{rejected} spans rejected" if rejected else ""
 
-    phases = []  # in the order run: (org, kind, items, seconds end to end, seconds until the POSTs were done, CPU)
+    phases = []  # in the order run: (org, kind, items, seconds end to end, seconds until the POSTs were done, each
+    # POST's seconds, CPU by role)
     try:
         wait_http(f"{base}/health")
         time.sleep(2)  # let the worker connect to the broker
@@ -328,9 +329,9 @@ for provider, model, i, o in [('openai', 'gpt-4o', '2.5', '10'), ('openai', 'gpt
     print(f"load average after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     # Each OTLP phase against the native phase before it and the one after it: a drift of the machine's speed
     # between phases moves the two neighbours' ratios in opposite directions, and the median holds.
-    rates = [(kind, n / secs) for _, kind, n, secs, *_ in phases]
-    ratios = [(a if ka == "otlp" else b) / (b if ka == "otlp" else a)
-              for (ka, a), (kb, b) in zip(rates, rates[1:]) if ka != kb]
+    rates = [{kind: n / secs} for _, kind, n, secs, *_ in phases]
+    pairs = ({**a, **b} for a, b in zip(rates, rates[1:]))
+    ratios = [pair["otlp"] / pair["native"] for pair in pairs if len(pair) == 2]
     if ratios:
         print("otlp LLM calls/s / native events/s, each OTLP phase against its neighbours: "
               + ", ".join(f"{r:.1%}" for r in ratios))
