@@ -29,6 +29,7 @@ TOKENS_ERROR = f"must be an integer from 0 to {MAX_TOKENS}"
 MAX_COST_USD = Decimal(1_000_000)
 MAX_USAGE = MAX_TOKENS  # any unit's count in one call (tokens, searches, seconds, …)
 METADATA_MAX_BYTES = 8 * 1024
+SECTION_MAX = 256  # a section label, and each section of a path
 METADATA_MAX_DEPTH = 32
 INT64 = 2**63
 FUTURE_TOLERANCE = timedelta(hours=1)
@@ -45,7 +46,7 @@ class EventIn(msgspec.Struct, omit_defaults=True):
     run_id: Annotated[str, Meta(max_length=128)] | None = None
     span_id: Str64 | None = None
     parent_span_id: Str64 | None = None
-    section: Annotated[str, Meta(max_length=256)] = ""
+    section: Annotated[str, Meta(max_length=SECTION_MAX)] = ""
     section_path: Annotated[str, Meta(max_length=1024)] = ""
     span_type: Literal["llm", "embedding", "vector_db", "api", "other"] = "llm"
     provider: Str64 = ""
@@ -185,12 +186,24 @@ def tokens_inclusive(event: EventIn) -> None:
         event.output_tokens += event.reasoning_tokens
 
 
+def _section_path_error(path: str) -> str | None:
+    """Each section of a path is a section label (`section`'s limit): its first names the agent the rollups and
+    run summaries keep, its last is the call's `section` when none is sent."""
+    for position, segment in enumerate(path.split("/"), 1):
+        if len(segment) > SECTION_MAX:
+            return (f"section {position} of the path has {len(segment)} characters; each section is a label of at "
+                    f"most {SECTION_MAX}")
+    return None
+
+
 def _semantic_errors(event: EventIn, now: datetime) -> dict[str, str]:
     errors: dict[str, str] = {}
     for name in LABEL_FIELDS:
         value = getattr(event, name)
         if value and (problem := _label_error(value)):
             errors[name] = problem
+    if len(event.section_path) > SECTION_MAX and (problem := _section_path_error(event.section_path)):
+        errors["section_path"] = problem
     for name in TOKEN_FIELDS:
         if getattr(event, name) > MAX_TOKENS:
             errors[name] = TOKENS_ERROR

@@ -383,6 +383,13 @@ def _label(value: Optional[str], limit: int) -> Optional[str]:
     return value[:limit]
 
 
+def _path_sections_cut(path: Optional[str]) -> Optional[str]:
+    """Each section of the path cut to 256 characters, as ``section`` is: the collector refuses a longer one."""
+    if not path or len(path) <= 256:
+        return path
+    return "/".join(part[:256] for part in path.split("/"))
+
+
 def build_event(call: Call) -> Dict[str, Any]:
     meta: Dict[str, Any] = {}
     model, tokens = "", None
@@ -466,7 +473,7 @@ def assemble_event(
         "span_id": _context.new_span_id(),
         "parent_span_id": frame.span_id,
         "section": _label(frame.section, 256),
-        "section_path": _label(frame.path, 1024),
+        "section_path": _label(_path_sections_cut(frame.path), 1024),
         "span_type": span_type,
         "provider": _label(call.provider, 64),
         "model": _label(model, 256),

@@ -52,6 +52,27 @@ def test_section_alone_becomes_the_path(org, ingest_key, post_events, prices):
     assert TraceEvent.objects.for_org(org).get().section_path == "tool:search"
 
 
+def test_each_section_of_a_path_is_a_label_of_at_most_256_characters(org, ingest_key, post_events, prices):
+    """The first section is the agent the rollups and run summaries keep, the last the call's section: a longer
+    one is refused with the event (PostgreSQL's columns would refuse the whole batch's fold), the others stored."""
+    widest = "agent:" + "é" * 250  # 256 characters
+    body = [ev(event_id="wide", run_id="r1", section_path=f"{widest}/tool:{'😀' * 251}"),  # 256 and 256: stored
+            ev(event_id="agent-257", section_path=widest + "x/tool:a"),
+            ev(event_id="last-257", section_path=f"agent:a/{'t' * 257}", section="tool:short"),
+            ev(event_id="path-1024", section_path="/".join(["a" * 256] * 3 + ["b" * 253]))]  # 1,024: four sections
+    response = post_events(ingest_key, {"events": body})
+
+    assert response.status_code == 202 and response.json()["accepted"] == 2
+    assert {r["index"]: r["errors"] for r in response.json()["rejected"]} == {
+        1: {"section_path": "section 1 of the path has 257 characters; each section is a label of at most 256"},
+        2: {"section_path": "section 2 of the path has 257 characters; each section is a label of at most 256"}}
+    stored = {e.event_id: e for e in TraceEvent.objects.for_org(org)}
+    assert set(stored) == {"wide", "path-1024"}
+    assert stored["wide"].section == "tool:" + "😀" * 251
+    assert RunSummary.objects.for_org(org).get(run_id="r1").agent == widest
+    assert HourlyRollup.objects.for_org(org).aggregate(n=Sum("calls"))["n"] == 2
+
+
 def test_gzip_body_is_accepted(org, ingest_key, post_events, prices):
     response = post_events(ingest_key, {"events": [ev(), ev()]}, gzip=True)
     assert response.status_code == 202 and response.json()["accepted"] == 2

@@ -49,6 +49,28 @@ def test_two_lines_capture_calls_that_the_collector_prices_exactly(obs, live_ser
     assert (run.calls, run.cost_pico, run.agent) == (2, gpt.cost_pico + sonnet.cost_pico, "agent:researcher")
 
 
+def test_labels_longer_than_a_section_are_cut_so_the_call_is_stored(obs, live_server, prices):
+    """A section label may not exceed 256 characters at the collector (each section of a path too): the SDK cuts
+    every section of the path it sends, so an over-long agent or tool name never costs the call."""
+    from accounts.services import api_key_create
+    from ingestion.models import RunSummary, TraceEvent
+
+    from ..factories import OrganizationFactory
+
+    org = OrganizationFactory()
+    obs.observe(collector_url=live_server.url, api_key=api_key_create(org=org).raw_key)
+    oai = openai.OpenAI(base_url=obs.url("openai") + "/v1", api_key="sk-test", max_retries=0)
+    with agent("r" * 300), section("tool:" + "é" * 300):
+        oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert llmobserve.flush(timeout=10)
+
+    event = TraceEvent.objects.for_org(org).get()
+    first, last = event.section_path.split("/")
+    assert (first, last) == (("agent:" + "r" * 300)[:256], ("tool:" + "é" * 300)[:256])
+    assert event.section == last
+    assert RunSummary.objects.for_org(org).get().agent == first
+
+
 def test_cache_writes_thinking_and_cohere_cache_reads_reach_the_stored_event(obs, live_server, prices):
     """The usage fields the SDK used to drop arrive at the collector and are stored (and priced)."""
     import cohere
