@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone as dt_timezone
 
-from django.db import models
+import psycopg
+from django.db import connections, models, router
 from django.utils import timezone
 
 from accounts.models import Organization, TenantManager, TenantModel
@@ -160,6 +161,39 @@ class RawBatch(TenantModel):
         if self.processed_at is not None:
             return "processed"
         return "quarantined" if self.quarantined_at is not None else "pending"
+
+    @classmethod
+    def store(cls, *, org_id: int, kind: str, api_key_id: int, payload: bytes, event_count: int,
+              received_at: datetime) -> RawBatch:
+        """INSERT a new batch (the request's one write) and return it, its pk set.
+
+        PostgreSQL: one server-side bound statement, the payload a binary parameter. Django's psycopg cursor
+        binds client-side: a bytea goes into the statement's text as an escaped hex literal, twice its size,
+        which the server parses back before compressing it (lz4, migration 0015). bench/payload_store.py, CPU
+        of PostgreSQL + this process: 8.9 → 2.8 µs an event of a 1,000-event batch, 15.3 → 5.2 µs an LLM call
+        of a 512-span OTLP export.
+        """
+        batch = cls(org_id=org_id, kind=kind, api_key_id=api_key_id, payload=payload, event_count=event_count,
+                    received_at=received_at)
+        alias = router.db_for_write(cls)
+        connection = connections[alias]
+        if connection.vendor != "postgresql":
+            batch.save(force_insert=True, using=alias)
+            return batch
+        fields = [f for f in cls._meta.concrete_fields if not f.primary_key]
+        values = [f.get_db_prep_save(getattr(batch, f.attname), connection) for f in fields]
+        payload_at = fields.index(cls._meta.get_field("payload"))
+        values[payload_at] = payload  # bytes: bound in binary (Django's Binary wrapper would be quoted as text)
+        sql = (f"INSERT INTO {cls._meta.db_table} ({', '.join(f.column for f in fields)}) "
+               f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {cls._meta.pk.column}")
+        connection.ensure_connection()
+        raw = psycopg.Cursor(connection.connection)  # server-side binding (Django's cursors are ClientCursors)
+        # Wrapped as Django wraps its own: errors become django.db's, and the statement is logged and counted.
+        with connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw) as cursor:
+            cursor.execute(sql, values)
+            batch.pk = cursor.fetchone()[0]
+        batch._state.adding, batch._state.db = False, alias
+        return batch
 
 
 class TraceEvent(TenantModel):

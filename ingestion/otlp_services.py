@@ -115,8 +115,8 @@ def otlp_ingest(*, api_key: ApiKey, body: bytes, json_body: bool, now: datetime 
             records.append(record)
     batch_id = None
     if records:
-        batch = RawBatch.objects.create(org=api_key.org, api_key_id=api_key.pk, kind=RawBatch.Kind.OTLP,
-                                        payload=spans_encode(records), event_count=len(records))
+        batch = RawBatch.store(org_id=api_key.org_id, kind=RawBatch.Kind.OTLP, api_key_id=api_key.pk,
+                               payload=spans_encode(records), event_count=len(records), received_at=timezone.now())
         batch_id = batch.pk
         batch_drain_on_commit(batch)
     if rejected:  # spans are not events until they resolve into calls: only the refused ones are counted here

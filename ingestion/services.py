@@ -55,8 +55,9 @@ def events_ingest(*, api_key: ApiKey, events: list[EventIn], rejected: list[dict
     org = api_key.org
     batch_id = None
     if events:
-        batch = RawBatch.objects.create(org=org, api_key_id=api_key.pk, payload=events_encode(events),
-                                        event_count=len(events), received_at=received_at or timezone.now())
+        batch = RawBatch.store(org_id=org.pk, kind=RawBatch.Kind.EVENTS, api_key_id=api_key.pk,
+                               payload=events_encode(events), event_count=len(events),
+                               received_at=received_at or timezone.now())
         batch_id = batch.pk
         batch_drain_on_commit(batch)
     transaction.on_commit(lambda: metrics.events_counted(accepted=len(events), rejected=rejected,

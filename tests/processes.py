@@ -210,6 +210,11 @@ class Worker:
     def wait_received(self, count: int, timeout: float = 30) -> None:
         _wait(lambda: self.log_count("] received") >= count, timeout, "celery worker", self.proc, interval=0.005)
 
+    def wait_idle(self, timeout: float = 30) -> None:
+        """Every task received so far has finished (the worker may still receive more)."""
+        _wait(lambda: self.log_count("] received") <= self.log_count("] succeeded"), timeout, "celery worker",
+              self.proc, interval=0.01)
+
     def sigkill(self) -> None:
         _stop(self.proc, signal.SIGKILL)
 

@@ -149,6 +149,7 @@ def test_redis_killed_and_worker_sigkilled_mid_stream_lose_and_double_count_noth
     # The second worker drained everything so far (the killed task's batch too: a drain takes the org's oldest
     # pending batch), so no task is running or queued when Redis goes again.
     wait_calls(stack, read_key, stream.expected()[0])
+    second.wait_idle()  # the drain that counted them has returned (it could still take a batch sent below)
 
     stack["redis"].kill()  # once more at the end: no later batch of the org will take these along,
     stream.send(3)  # only the sweeper can process them
