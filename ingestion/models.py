@@ -5,6 +5,7 @@ Money is integer pico-USD (1e-12 USD) everywhere: exact on PostgreSQL and SQLite
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone as dt_timezone
 
 import psycopg
@@ -180,12 +181,10 @@ class RawBatch(TenantModel):
         if connection.vendor != "postgresql":
             batch.save(force_insert=True, using=alias)
             return batch
-        fields = [f for f in cls._meta.concrete_fields if not f.primary_key]
-        values = [f.get_db_prep_save(getattr(batch, f.attname), connection) for f in fields]
-        payload_at = fields.index(cls._meta.get_field("payload"))
-        values[payload_at] = payload  # bytes: bound in binary (Django's Binary wrapper would be quoted as text)
-        sql = (f"INSERT INTO {cls._meta.db_table} ({', '.join(f.column for f in fields)}) "
-               f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {cls._meta.pk.column}")
+        sql, fields = _raw_batch_insert()
+        # The payload as bytes, bound in binary (Django's Binary wrapper would be quoted as text).
+        values = [payload if f.attname == "payload" else f.get_db_prep_save(getattr(batch, f.attname), connection)
+                  for f in fields]
         connection.ensure_connection()
         raw = psycopg.Cursor(connection.connection)  # server-side binding (Django's cursors are ClientCursors)
         # Wrapped as Django wraps its own: errors become django.db's, and the statement is logged and counted.
@@ -194,6 +193,14 @@ class RawBatch(TenantModel):
             batch.pk = cursor.fetchone()[0]
         batch._state.adding, batch._state.db = False, alias
         return batch
+
+
+@functools.cache
+def _raw_batch_insert() -> tuple[str, list[models.Field]]:
+    """`RawBatch.store`'s statement and the fields it binds, in order: built once per process, not per request."""
+    fields = [f for f in RawBatch._meta.concrete_fields if not f.primary_key]
+    return (f"INSERT INTO {RawBatch._meta.db_table} ({', '.join(f.column for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {RawBatch._meta.pk.column}"), fields
 
 
 class TraceEvent(TenantModel):
