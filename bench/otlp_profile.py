@@ -4,9 +4,11 @@ The spans of bench/otlp.py are stored through `otlp_ingest` (the request's write
 as a backed-up worker drains them: `batch_process` of the oldest pending batch, which takes its group along.
 For the request's write and for the worker, per LLM call: wall time, this process's CPU, the PostgreSQL
 backend's CPU (from /proc) and the WAL written; the worker's statements by total time; with --cprofile, the
-worker's Python profile (CPU time, not waits).
+worker's Python profile (CPU time, not waits); with --timers, the wall time of the resolution under the org's
+lock (`_spans_process`) and of the functions it spends it in, and of the fold after it (`fold_stored`), per call.
 
-    .venv/bin/python bench/otlp_profile.py [--spans 36000] [--group 15000] [--steps 1] [--cprofile] [--db llmo_otlp14_profile]
+    .venv/bin/python bench/otlp_profile.py [--spans 36000] [--group 15000] [--steps 1] [--cprofile] [--timers]
+                                           [--db llmo_otlp14_profile]
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=0, help="spans per drained group (default: the worker's)")
     parser.add_argument("--steps", type=int, default=1, help="agent steps per trace, 2 calls each (bench/otlp.py's)")
     parser.add_argument("--cprofile", action="store_true")
+    parser.add_argument("--timers", action="store_true", help="wall time per call of the resolution's parts")
     parser.add_argument("--db", default="llmo_otlp14_profile")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--stages", action="store_true", help="the events' insert and each fold statement timed "
@@ -158,6 +161,7 @@ def profile(args, ingest_key: str) -> None:
             entry[0] += time.perf_counter() - t
             entry[1] += 1
     otlp_services._hierarchy_write = timed_hierarchy_write
+    timers = _timers_install() if args.timers else {}
     with connection.execute_wrapper(wrapper):
         meter.run("worker", drain)
     connection._commit = commit
@@ -181,9 +185,39 @@ def profile(args, ingest_key: str) -> None:
     print("  worker statements by total time (ms, count):")
     for sql, (secs, n) in sorted(sql_time.items(), key=lambda kv: -kv[1][0])[:14]:
         print(f"    {secs * 1000:8.1f} {n:5d}  {sql}")
+    if timers:
+        print("  worker wall time by function (µs per call; nested: `_spans_process` holds the org's lock and "
+              "contains the others but `fold_stored`):")
+        for name, secs in sorted(timers.items(), key=lambda kv: -kv[1]):
+            print(f"    {secs / calls * 1e6:8.1f}  {name}")
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         pstats.Stats(profiler).sort_stats("cumulative").print_stats("ingestion|psycopg|msgspec", 45)
+
+
+def _timers_install() -> dict[str, float]:
+    """Wrap the worker's OTLP stages (looked up by module at call time) to sum their wall time; returns the sums."""
+    from ingestion import otlp_services, rollups, services
+
+    totals: dict[str, float] = defaultdict(float)
+    stages = {otlp_services: ("_spans_process", "_spans_of", "_resolve", "_one_per_response", "_response_times_adopt",
+                              "_hierarchy_write", "_spans_insert", "_mark"),
+              services: ("_store_group", "_event_rows", "_store_pg"), rollups: ("fold_stored",)}
+    for module, names in stages.items():
+        for name in names:
+            totals[name] = 0.0
+            setattr(module, name, _timed(getattr(module, name), name, totals))
+    return totals
+
+
+def _timed(fn, name: str, totals: dict[str, float]):
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            totals[name] += time.perf_counter() - start
+    return timed
 
 
 def _store_pg_staged(rows: list[tuple]) -> int:
