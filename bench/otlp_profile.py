@@ -128,39 +128,19 @@ def profile(args, ingest_key: str) -> None:
                 profiler.disable()
     commit = connection._commit
 
-    def timed_commit():
-        t = time.perf_counter()
-        try:
-            return commit()
-        finally:
-            entry = sql_time["COMMIT"]
-            entry[0] += time.perf_counter() - t
+    def sql_entry(name: str):
+        def record(secs: float) -> None:
+            entry = sql_time[name]
+            entry[0] += secs
             entry[1] += 1
-    connection._commit = timed_commit
+        return record
+    connection._commit = _timed(commit, sql_entry("COMMIT"))
     from ingestion import otlp_services
 
-    spans_insert = otlp_services._spans_insert
-
-    def timed_spans_insert(rows):
-        t = time.perf_counter()
-        try:
-            return spans_insert(rows)
-        finally:
-            entry = sql_time["_spans_insert (COPY ingestion_otlpspan)"]
-            entry[0] += time.perf_counter() - t
-            entry[1] += 1
-    otlp_services._spans_insert = timed_spans_insert
-    hierarchy_write = otlp_services._hierarchy_write
-
-    def timed_hierarchy_write(*args):
-        t = time.perf_counter()
-        try:
-            return hierarchy_write(*args)
-        finally:
-            entry = sql_time["_hierarchy_write (COPY ingestion_otlptrace)"]
-            entry[0] += time.perf_counter() - t
-            entry[1] += 1
-    otlp_services._hierarchy_write = timed_hierarchy_write
+    otlp_services._spans_insert = _timed(otlp_services._spans_insert,
+                                         sql_entry("_spans_insert (COPY ingestion_otlpspan)"))
+    otlp_services._hierarchy_write = _timed(otlp_services._hierarchy_write,
+                                            sql_entry("_hierarchy_write (COPY ingestion_otlptrace)"))
     timers = _timers_install() if args.timers else {}
     with connection.execute_wrapper(wrapper):
         meter.run("worker", drain)
@@ -199,24 +179,29 @@ def _timers_install() -> dict[str, float]:
     """Wrap the worker's OTLP stages (looked up by module at call time) to sum their wall time; returns the sums."""
     from ingestion import otlp_services, rollups, services
 
-    totals: dict[str, float] = defaultdict(float)
     stages = {otlp_services: ("_spans_process", "_spans_of", "_resolve", "_one_per_response", "_response_times_adopt",
                               "_hierarchy_write", "_spans_insert", "_mark"),
               services: ("_store_group", "_event_rows", "_store_pg"), rollups: ("fold_stored",)}
+    totals = {name: 0.0 for names in stages.values() for name in names}
+
+    def total(name: str):
+        def record(secs: float) -> None:
+            totals[name] += secs
+        return record
     for module, names in stages.items():
         for name in names:
-            totals[name] = 0.0
-            setattr(module, name, _timed(getattr(module, name), name, totals))
+            setattr(module, name, _timed(getattr(module, name), total(name)))
     return totals
 
 
-def _timed(fn, name: str, totals: dict[str, float]):
+def _timed(fn, record):
+    """`fn`, calling `record(seconds)` with the wall time of each call."""
     def timed(*args, **kwargs):
         start = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
-            totals[name] += time.perf_counter() - start
+            record(time.perf_counter() - start)
     return timed
 
 
