@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import http.client
+import json
 import os
 import random
 import signal
@@ -37,7 +39,8 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, List, Tuple
+from typing import Callable, List, NamedTuple, Tuple
+from urllib.parse import urlsplit
 
 import psycopg
 import requests
@@ -150,26 +153,38 @@ def make_otlp_batches(n_spans: int, batch_size: int, seed: int = 2, steps: int =
     return bodies, calls
 
 
+class Answer(NamedTuple):
+    status: int
+    body: bytes
+
+
 def post_all(url: str, bodies: List[bytes], headers: dict, threads: int,
-             check: Callable[[requests.Response], str]) -> Tuple[float, List[float]]:
+             check: Callable[[Answer], str]) -> Tuple[float, List[float]]:
+    """POST every body from `threads` keep-alive connections. `http.client`, not `requests`: the client shares the
+    machine's 2 cores with the measured processes, and `requests` spent ~1 ms of CPU a POST (5.8 µs an LLM call of
+    the OTLP phase, which makes twice the POSTs of the native one a unit: 0.26 against 0.15 s a phase)."""
+    parts = urlsplit(url)
     queue = list(bodies)
     lock = threading.Lock()
     errors: List[str] = []
     post_times: List[float] = []
 
     def client() -> None:
-        session = requests.Session()
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
         while True:
             with lock:
                 if not queue:
-                    return
+                    break
                 body = queue.pop(0)
             t = time.perf_counter()
-            r = session.post(url, data=body, headers=headers, timeout=60)
+            conn.request("POST", parts.path, body=body, headers=headers)
+            r = conn.getresponse()
+            answer = Answer(r.status, r.read())
             post_times.append(time.perf_counter() - t)
-            problem = check(r)
+            problem = check(answer)
             if problem:
                 errors.append(problem)
+        conn.close()
 
     start = time.perf_counter()
     workers = [threading.Thread(target=client) for _ in range(threads)]
@@ -269,13 +284,13 @@ for provider, model, i, o in [('openai', 'gpt-4o', '2.5', '10'), ('openai', 'gpt
     base = f"http://127.0.0.1:{port}"
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-    def native_ok(r: requests.Response) -> str:
-        return "" if r.status_code == 202 and not r.json()["rejected"] else f"{r.status_code} {r.text[:200]}"
+    def native_ok(r: Answer) -> str:
+        return "" if r.status == 202 and not json.loads(r.body)["rejected"] else f"{r.status} {r.body[:200]!r}"
 
-    def otlp_ok(r: requests.Response) -> str:
-        if r.status_code != 200:
-            return f"{r.status_code} {r.text[:200]}"
-        rejected = ExportTraceServiceResponse.FromString(r.content).partial_success.rejected_spans
+    def otlp_ok(r: Answer) -> str:
+        if r.status != 200:
+            return f"{r.status} {r.body[:200]!r}"
+        rejected = ExportTraceServiceResponse.FromString(r.body).partial_success.rejected_spans
         return f"{rejected} spans rejected" if rejected else ""
 
     phases = []  # in the order run: (org, kind, items, seconds end to end, seconds until the POSTs were done, each
