@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import http.client
 import json
 import os
 import random
@@ -36,18 +35,16 @@ import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Callable, List, NamedTuple, Tuple
-from urllib.parse import urlsplit
+from typing import List, Tuple
 
 import psycopg
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import (  # noqa: E402
-    PG, PY, REDIS_URL, ROOT, CpuSampler, database_drop, free_port, make_batches, manage, wait_http,
+    PG, PY, REDIS_URL, ROOT, Answer, CpuSampler, database_drop, free_port, make_batches, manage, post_all, wait_http,
 )
 
 STEP_SPANS, STEP_CALLS = 5, 2  # a step: a chat under the agent, 2 × execute_tool (one with an HTTP span, one
@@ -151,50 +148,6 @@ def make_otlp_batches(n_spans: int, batch_size: int, seed: int = 2, steps: int =
             ScopeSpans(scope=InstrumentationScope(name=scope), spans=spans) for scope, spans in by_scope.items()])])
         bodies.append(gzip.compress(req.SerializeToString(), 1))
     return bodies, calls
-
-
-class Answer(NamedTuple):
-    status: int
-    body: bytes
-
-
-def post_all(url: str, bodies: List[bytes], headers: dict, threads: int,
-             check: Callable[[Answer], str]) -> Tuple[float, List[float]]:
-    """POST every body from `threads` keep-alive connections. `http.client`, not `requests`: the client shares the
-    machine's 2 cores with the measured processes, and `requests` spent ~1 ms of CPU a POST (5.8 µs an LLM call of
-    the OTLP phase, which makes twice the POSTs of the native one a unit: 0.26 against 0.15 s a phase)."""
-    parts = urlsplit(url)
-    queue = list(bodies)
-    lock = threading.Lock()
-    errors: List[str] = []
-    post_times: List[float] = []
-
-    def client() -> None:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-        while True:
-            with lock:
-                if not queue:
-                    break
-                body = queue.pop(0)
-            t = time.perf_counter()
-            conn.request("POST", parts.path, body=body, headers=headers)
-            r = conn.getresponse()
-            answer = Answer(r.status, r.read())
-            post_times.append(time.perf_counter() - t)
-            problem = check(answer)
-            if problem:
-                errors.append(problem)
-        conn.close()
-
-    start = time.perf_counter()
-    workers = [threading.Thread(target=client) for _ in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    if errors:
-        raise SystemExit(f"{len(errors)} failed posts, first: {errors[0]}")
-    return start, post_times
 
 
 def wait_counted(base: str, read_key: str, expected: int, db: str, org: str, timeout: float = 1800) -> None:
