@@ -287,13 +287,19 @@ def fold_stored(*, org_id: int, runs: list[tuple[int, int]]) -> None:
     if not runs:
         return
     lock_org(org_id, exclusive=False)
-    # OFFSET 0 keeps the org's condition out of the events' scan: each run is read by primary key whatever the
-    # statistics say. Joined with it, PostgreSQL without statistics of the partition (a new month, autovacuum
-    # behind) read every event of the org in the partition for each fold, a cost that grew with the org.
+    fold(source_sql=stored_source_sql(), params=[*_runs_params(runs), org_id])
+
+
+def stored_source_sql() -> str:
+    """The events of id runs (params: the runs' two arrays, then the org id), as `fold_stored` reads them.
+
+    OFFSET 0 keeps the org's condition out of the events' scan, so each run is read by primary key whatever the
+    statistics say. Joined with it, PostgreSQL without statistics of the partition (a new month's, autovacuum
+    behind) read every event of the org in the partition for each fold: a cost that grew with the org
+    (bench/fold_source.py)."""
     columns = ", ".join(SOURCE_COLUMNS)
-    source = (f"SELECT {columns} FROM {_RUNS} CROSS JOIN LATERAL (SELECT {columns} FROM {TraceEvent._meta.db_table} "
-              f"WHERE id BETWEEN run.first AND run.last OFFSET 0) event WHERE org_id = %s")
-    fold(source_sql=source, params=[*_runs_params(runs), org_id])
+    return (f"SELECT {columns} FROM {_RUNS} CROSS JOIN LATERAL (SELECT {columns} FROM {TraceEvent._meta.db_table} "
+            f"WHERE id BETWEEN run.first AND run.last OFFSET 0) event WHERE org_id = %s")
 
 
 def _unfolded_runs(org_id: int) -> list[tuple[int, int]]:
