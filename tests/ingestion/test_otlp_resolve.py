@@ -176,6 +176,30 @@ def test_two_spans_with_one_response_id_count_once_preferring_the_provider_sdks_
     _assert_rollups_equal_rebuild()
 
 
+def test_a_lesser_span_of_a_response_waits_for_the_providers_own_still_waiting_for_its_parent(org, ingest_key,
+                                                                                                 prices, post_otlp):
+    """The anthropic SDK's span arrives first but waits for its parent; Traceloop's span of the same response
+    then arrives complete, alone in its group: it is not counted, and the SDK's is once its parent comes."""
+    start = datetime.now(timezone.utc) - timedelta(minutes=1)
+    trace = new_trace_id()
+    parent = S("handler", trace, start=start, scope="app", attrs={})
+    response = {"gen_ai.response.id": "msg_waits"}
+    sdk = chat(trace, parent=parent.span_id, provider="anthropic", model="claude-sonnet-4-5", input_tokens=1000,
+               output_tokens=50, start=start, **response)
+    sdk.scope = "anthropic"
+    traceloop = chat(new_trace_id(), provider="anthropic", model="claude-sonnet-4-5", input_tokens=1000,
+                     output_tokens=51, start=start, **response)
+    traceloop.scope = "opentelemetry.instrumentation.anthropic"
+    post_otlp(ingest_key, protobuf([sdk]))
+    post_otlp(ingest_key, protobuf([traceloop]))
+    assert not TraceEvent.objects.for_org(org).exists()
+
+    post_otlp(ingest_key, protobuf([parent]))
+    [event] = TraceEvent.objects.for_org(org)
+    assert (event.span_id, event.output_tokens, event.source) == (sdk.span_id, 50, "otlp:anthropic")
+    _assert_rollups_equal_rebuild()
+
+
 def test_error_spans_have_no_response_id_and_each_counts(org, ingest_key, post_otlp):
     start = datetime.now(timezone.utc)
     trace = new_trace_id()
