@@ -74,7 +74,8 @@ def measure(args, ingest_key: str) -> None:
                                        [[last - n + 1], [last], org_id])
                         plan = "\n".join(row[0] for row in cursor.fetchall())
                     times.append(float(re.search(r"Execution Time: ([\d.]+) ms", plan).group(1)))
-                    buffers.append(sum(int(hit) for hit in re.findall(r"^\s+Buffers: shared hit=(\d+)", plan, re.M)[:1]))
+                    top = re.search(r"^\s+Buffers: shared hit=(\d+)", plan, re.M)  # the top node's buffers
+                    buffers.append(int(top.group(1)))
                 print(f"  {stats:14s} fold of {n:5,} events  {name:26s} {statistics.median(times):7.2f} ms  "
                       f"{statistics.median(buffers):8,.0f} buffers")
 

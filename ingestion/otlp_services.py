@@ -296,9 +296,9 @@ _SPAN_FIELDS = ("pk", "trace_id", "span_id", "parent_span_id", "label", "section
 class _Node(msgspec.Struct, gc=False, eq=False):
     """A span of a trace being resolved: a stored row (`pk`) or one of the batch (`pk` None, `call` set).
 
-    A Struct, built positionally in _SPAN_FIELDS' order: a third of the time of a class's `__init__`, for ~2.6
-    nodes a call. Untracked by the cyclic collector: it refers to texts, numbers, times and a call, never back.
-    Equal only to itself, as a plain object (`eq=False`)."""
+    A Struct, built positionally in _SPAN_FIELDS' order: 0.10 µs against 0.38 for a class's `__init__` with
+    slots (timeit), for ~2.6 nodes a call. Untracked by the cyclic collector: it refers to texts, numbers, times
+    and a call, never back. Equal only to itself, as a plain object (`eq=False`)."""
 
     pk: int | None
     trace_id: str
