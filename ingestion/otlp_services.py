@@ -58,7 +58,14 @@ def _chunks(values: list) -> Iterable[list]:
 
 def _text_array(values: Iterable[str]) -> str:
     """A PostgreSQL text[] literal: each value double-quoted, its backslashes and quotes escaped. Built in one
-    join: psycopg adapts a list element by element in Python, ~10 µs each (thousands of ids per group)."""
+    join: psycopg adapts a list element by element in Python, ~10 µs each (thousands of ids per group). The usual
+    values (hex ids, response ids) need no escaping: one join, and the quotes counted to make sure."""
+    values = values if isinstance(values, list) else list(values)
+    if not values:
+        return "{}"
+    joined = '","'.join(values)
+    if "\\" not in joined and joined.count('"') == 2 * (len(values) - 1):  # only the separators' quotes
+        return '{"' + joined + '"}'
     quoted = (v.replace("\\", "\\\\").replace('"', '\\"') if ("\\" in v or '"' in v) else v for v in values)
     return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
 
@@ -238,8 +245,8 @@ def _hierarchy_write(org_id: int, by_trace: dict[str, dict[str, _Node]], recorde
         return
     rows = []
     for trace_id in sorted(traces):
-        blob = _hierarchy_encode([
-            HierarchySpan(n.span_id, n.parent_span_id, n.label, n.section_path, n.customer_id)
+        blob = _hierarchy_encode([  # tuples: the bytes of array-like HierarchySpans, without building them
+            (n.span_id, n.parent_span_id, n.label, n.section_path, n.customer_id)
             for n in by_trace[trace_id].values() if not n.is_call and n.pk is None])
         rows.append((org_id, trace_id, blob, seen, seen))
     table = OtlpTrace._meta.db_table
@@ -358,6 +365,24 @@ def _ancestors(span: _Node, spans: dict[str, _Node]) -> tuple[list[_Node], bool]
     return chain, True
 
 
+def _ancestors_shared(span: _Node, spans: dict[str, _Node], complete_chains: dict[int, list[_Node]]
+                      ) -> tuple[list[_Node], bool, bool]:
+    """`_ancestors`, sharing the chain of a parent met before: the calls of a trace hang below a few agent and tool
+    spans. (chain, complete, shared): a shared chain is the list of an earlier call with the same parent (not to be
+    changed) and the nodes in it were already seen. Only complete chains are shared (no gap, no cycle)."""
+    parent = spans.get(span.parent_span_id) if span.parent_span_id else None
+    if parent is None or parent is span:
+        chain, complete = _ancestors(span, spans)
+        return chain, complete, False
+    chain = complete_chains.get(id(parent))
+    if chain is not None:
+        return chain, True, True
+    chain, complete = _ancestors(span, spans)
+    if complete:
+        complete_chains[id(parent)] = chain
+    return chain, complete, False
+
+
 def _path(span: _Node, chain: list[_Node]) -> str:
     """Root first: the nearest explicit llmobserve.section_path, then the labels below it; duplicates in a
     row collapse; cut at whole segments to the wire limit."""
@@ -382,8 +407,8 @@ def _path(span: _Node, chain: list[_Node]) -> str:
     return path
 
 
-def _customer(span: _Node, chain: list[_Node], call: EventIn) -> str | None:
-    if call.customer_id:
+def _customer(span: _Node, chain: list[_Node], call: EventIn | None) -> str | None:
+    if call is not None and call.customer_id:
         return call.customer_id
     for node in [span, *chain]:
         if node.customer_id:
@@ -401,14 +426,16 @@ def _resolve(*, org_id: int, book, by_trace: dict[str, dict[str, _Node]], now: d
     """
     pending: list[tuple[_Node, list[_Node], bool]] = []
     has_call_below: set[int] = set()
+    complete_chains: dict[int, list[_Node]] = {}  # id(parent) → its calls' chain (`_ancestors_shared`)
+    pending_outcome = OtlpSpan.Outcome.PENDING
     for spans in by_trace.values():
         for span in spans.values():
             if not span.is_call:
                 continue
-            chain, complete = _ancestors(span, spans)
-            for node in chain:
-                has_call_below.add(id(node))
-            if span.outcome == OtlpSpan.Outcome.PENDING:
+            chain, complete, shared = _ancestors_shared(span, spans, complete_chains)
+            if not shared:
+                has_call_below.update(map(id, chain))
+            if span.outcome == pending_outcome:
                 pending.append((span, chain, complete))
     if not pending:
         return 0
@@ -422,29 +449,40 @@ def _resolve(*, org_id: int, book, by_trace: dict[str, dict[str, _Node]], now: d
     below_counted = {id(span) for key in _counted_spans(org_id, list(missing)) for span in missing[key]}
     superseded: list[_Node] = []
     superseded_pks: list[int] = []
-    ready: list[tuple[_Node, list[_Node]]] = []
+    ready: list[tuple[_Node, list[_Node], bool]] = []  # (span, its ancestors, complete)
     waiting_responses: set[str] = set()
     for span, chain, complete in pending:
         if id(span) in has_call_below or id(span) in below_counted or any(
                 n.is_call and n.outcome == OtlpSpan.Outcome.EVENT for n in chain):
             superseded.append(span)
         elif complete or span.first_seen_at <= deadline:
-            ready.append((span, chain))
+            ready.append((span, chain, complete))
         elif span.response_id:
             waiting_responses.add(span.response_id)
     ready = _one_per_response(org_id, ready, superseded, superseded_pks, waiting_responses)
-    calls = _calls_of([span.pk for span, _ in ready if span.call is None])
+    calls = _calls_of([span.pk for span, _, _ in ready if span.call is None])
     events_by_key: dict[tuple[int, datetime], list[EventIn]] = defaultdict(list)
     sources: dict[str, tuple[str, int | None]] = {}
-    for span, chain in ready:
+    # A call with no label, path or customer of its own takes its parent's: computed once per parent (complete
+    # chains only, which are shared per parent: `_ancestors_shared`).
+    parent_paths: dict[int, tuple[str, str | None]] = {}
+    for span, chain, complete in ready:
         event = span.call if span.call is not None else calls[span.pk]
         event.event_id = event_id_for(trace_id=span.trace_id, span_id=span.span_id, provider=event.provider,
                                       response_id=span.response_id)
         event.run_id, event.span_id = span.trace_id, span.span_id
         event.parent_span_id = span.parent_span_id or None
-        event.section_path = _path(span, chain)
+        if complete and chain and not (span.label or span.section_path or span.customer_id):
+            inherited = parent_paths.get(id(chain[0]))
+            if inherited is None:
+                inherited = parent_paths[id(chain[0])] = (_path(chain[0], chain[1:]),
+                                                          _customer(chain[0], chain[1:], None))
+            event.section_path = inherited[0]
+            event.customer_id = event.customer_id or inherited[1]
+        else:
+            event.section_path = _path(span, chain)
+            event.customer_id = _customer(span, chain, event)
         event.section = event.section_path.rsplit("/", 1)[-1] if event.section_path else ""
-        event.customer_id = _customer(span, chain, event)
         reported = usd_to_pico(event.cost_usd, exact=False) if event.cost_usd is not None else None
         sources[event.event_id] = (span.source or "otlp", reported)
         events_by_key[(span.api_key_id, span.received_at)].append(event)
@@ -454,7 +492,7 @@ def _resolve(*, org_id: int, book, by_trace: dict[str, dict[str, _Node]], now: d
         group = [(SimpleNamespace(api_key_id=key_id, received_at=received), events)
                  for (key_id, received), events in events_by_key.items()]
         new_events = store(org_id, book, group, sources)
-    for nodes, outcome in (([span for span, _ in ready], OtlpSpan.Outcome.EVENT),
+    for nodes, outcome in (([span for span, _, _ in ready], OtlpSpan.Outcome.EVENT),
                            (superseded, OtlpSpan.Outcome.SUPERSEDED)):
         for node in nodes:
             node.outcome = outcome
@@ -503,13 +541,13 @@ def _counted_spans(org_id: int, keys: list[tuple[str, str]]) -> set[tuple[str, s
     return found & set(keys)
 
 
-def _one_per_response(org_id: int, ready: list[tuple[_Node, list[_Node]]], superseded: list[_Node],
-                      superseded_pks: list[int], waiting: set[str]) -> list[tuple[_Node, list[_Node]]]:
+def _one_per_response(org_id: int, ready: list[tuple[_Node, list[_Node], bool]], superseded: list[_Node],
+                      superseded_pks: list[int], waiting: set[str]) -> list[tuple[_Node, list[_Node], bool]]:
     """Keep one ready span per response id: the best ranked of all its pending spans (any trace).
 
     If that one is still waiting for its ancestors, the whole response waits with it.
     """
-    by_response: dict[str, list[tuple[_Node, list[_Node]]]] = defaultdict(list)
+    by_response: dict[str, list[tuple[_Node, list[_Node], bool]]] = defaultdict(list)
     keep = []
     for item in ready:
         if item[0].response_id:
