@@ -28,7 +28,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from .schema import MAX_TOKENS, EventIn, timestamp_error
+from .schema import MAX_TOKENS, EventIn, timestamp_error, tokens_inclusive
 
 # --- the alias table (first present wins) -------------------------------------------------------
 
@@ -485,6 +485,8 @@ def _reported_cost(attrs: dict[str, Any], found: dict[str, Any]) -> str | None:
 
 def _status(span: RawSpan, attrs: dict[str, Any], error_text: str) -> tuple[str, int | None]:
     """`error_text`: `_text` of the error type attribute."""
+    if not error_text and HTTP_STATUS not in attrs:  # the usual span: its status code alone decides
+        return ("error" if span.status_code == 2 else "ok"), None
     http_status = attrs.get(HTTP_STATUS)
     if http_status is not None:
         http_status = _count(http_status) or None
@@ -531,31 +533,18 @@ def _call(span: RawSpan, attrs: dict[str, Any], found: dict[str, Any], customer_
     `customer_id`: `_text` of the customer field, or None. An attribute that is absent costs nothing beyond its
     membership test: a call span of one instrumentation carries a dozen of the alias table's keys at most."""
     get = found.get
-    value = get("input")
-    input_tokens = value if type(value) is int else _count(value)
-    value = get("output")
-    output_tokens = value if type(value) is int else _count(value)
-    value = get("cache_read")
-    cached_input_tokens = value if type(value) is int else _count(value)
-    value = get("cache_write")
-    cache_write_tokens = value if type(value) is int else _count(value)
-    value = get("reasoning")
-    reasoning_tokens = value if type(value) is int else _count(value)
-    if not (0 <= input_tokens <= MAX_TOKENS and 0 <= output_tokens <= MAX_TOKENS
-            and 0 <= cached_input_tokens <= MAX_TOKENS and 0 <= cache_write_tokens <= MAX_TOKENS
-            and 0 <= reasoning_tokens <= MAX_TOKENS):
-        tokens = (input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens)
+    tokens = (_count(get("input")), _count(get("output")), _count(get("cache_read")), _count(get("cache_write")),
+              _count(get("reasoning")))
+    if min(tokens) < 0 or max(tokens) > MAX_TOKENS:
         return None, {name: f"must be an integer from 0 to {MAX_TOKENS}"
                       for name, value in zip(_TOKEN_FIELDS, tokens) if not 0 <= value <= MAX_TOKENS}
+    input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens = tokens
     operation_id = attrs.get(OPERATION_ID)
     operation_id = str(operation_id) if operation_id else ""
     embedding = attrs.get(OPERATION) == "embeddings" or (operation_id and operation_id.endswith(".doEmbed")) \
         or attrs.get(SPAN_KIND) == "EMBEDDING"
     error_text = _text(attrs[ERROR_TYPE], 256) if ERROR_TYPE in attrs else ""
-    if error_text or HTTP_STATUS in attrs:
-        status, http_status = _status(span, attrs, error_text)
-    else:
-        status, http_status = ("error" if span.status_code == 2 else "ok"), None  # what _status gives them
+    status, http_status = _status(span, attrs, error_text)
     metadata: dict[str, Any] = {}
     if "input" not in found and "output" not in found and status == "ok":
         metadata["usage_missing"] = True
@@ -572,18 +561,16 @@ def _call(span: RawSpan, attrs: dict[str, Any], found: dict[str, Any], customer_
         return None, {"timestamp": "start time out of range"}
     if problem := timestamp_error(timestamp, now):
         return None, {"timestamp": problem}
-    if cached_input_tokens + cache_write_tokens > input_tokens:  # tokens_inclusive's rules, on the locals
-        input_tokens += cached_input_tokens + cache_write_tokens
-    if reasoning_tokens > output_tokens:
-        output_tokens += reasoning_tokens
     cost = _reported_cost(attrs, found) if not _COST_PRESENT.isdisjoint(attrs) else None
     tier = (_text(attrs[TIER], 32) or None) if TIER in attrs else None  # the served tier prices the call (variants)
-    return EventIn(
+    event = EventIn(
         None, None, None, None, "", "", "embedding" if embedding else "llm",
         provider_normalise(get("provider"), attrs.get(SERVER_ADDRESS)) or "unknown", _text(get("model"), 256) or "unknown",
         "", input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens, latency_ms, ttft_ms,
         status, http_status, customer_id, bool(stream), timestamp, cost, metadata, tier,
-    ), {}
+    )
+    tokens_inclusive(event)
+    return event, {}
 
 
 @functools.lru_cache(maxsize=256)
