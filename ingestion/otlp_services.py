@@ -176,12 +176,10 @@ def _gc_paused():
 OTLP_LOCK_NAMESPACE = 0x4F544C  # advisory lock key space of span resolution ("OTL")
 
 
-def org_lock(org_id: int) -> None:
+def _org_lock(org_id: int) -> None:
     """PostgreSQL: one org's span groups are resolved one at a time. Two concurrent groups could not see each
     other's spans: a call in one whose parent is in the other would wait out the bounded wait for an ancestor
-    that has arrived. A drain takes it before it forms its group (services._batches_process_together): the
-    batches that arrive while another group resolves join this one, instead of leaving a group of the few
-    pending when the drain started (a group's fold and resolution cost less a call the larger it is)."""
+    that has arrived. Taken after decoding, so the next group's decoding overlaps this one's resolution."""
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
@@ -190,7 +188,7 @@ def org_lock(org_id: int) -> None:
 
 def _spans_process(*, org_id: int, book, group: list[tuple[RawBatch, list[SpanIn]]], now: datetime,
                    store: StoreGroup) -> int:
-    org_lock(org_id)
+    _org_lock(org_id)
     traces = {span.trace_id for _, spans in group for span in spans}
     # The org's calls that waited long enough come along: without beat (`make demo`) nothing else emits them.
     traces.update(OtlpSpan.objects.unscoped().filter(
@@ -510,7 +508,7 @@ def _response_times_adopt(org_id: int, events: list[EventIn]) -> None:
     """One provider response, one event, whichever of its spans counts: every span of a response takes the
     timestamp its event was first stored with (else the first of these spans'), so the events table's
     (org, event_id, timestamp) key drops a later span of it like a re-sent event. One indexed read of the
-    events, no write: the org's span groups are resolved one at a time (`org_lock`), so an earlier span's
+    events, no write: the org's span groups are resolved one at a time (`_org_lock`), so an earlier span's
     event is committed before this group looks for it.
 
     The read is bounded to RESPONSE_SPANS_WITHIN around these spans' timestamps: the spans of one response
@@ -619,7 +617,7 @@ def otlp_resolve_due(*, now: datetime, store: StoreGroup, session_setup: Callabl
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 session_setup()
-            org_lock(org_id)
+            _org_lock(org_id)
             new_events += _resolve(org_id=org_id, book=book, by_trace=_spans_of(org_id, sorted(trace_ids))[0],
                                    now=now, store=store)
     otlp_spans_prune(now=now)

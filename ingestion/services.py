@@ -392,8 +392,6 @@ def _batches_process_together(*, batch_id: int, now: datetime, drained: list[int
         if _is_pg():
             _pg_session_setup()
             otlp = batch.kind == RawBatch.Kind.OTLP
-            if otlp:  # wait for the org's resolution lock first: what arrives meanwhile joins this group
-                otlp_services.org_lock(batch.org_id)
             budget = (COALESCE_MAX_SPANS if otlp else settings.LLMOBSERVE_INGEST_GROUP_EVENTS) - batch.event_count
             # Lock (skipping batches other workers hold) about as many as fit, by the first batch's size; one
             # that is locked but does not fit is queued again after commit (its own task skipped it).

@@ -430,58 +430,6 @@ def test_one_orgs_span_groups_are_resolved_one_at_a_time(org, prices):
     assert list(TraceEvent.objects.for_org(org).values_list("section_path", flat=True)) == ["agent:triage"]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_group_waiting_for_the_orgs_group_in_flight_takes_the_exports_stored_meanwhile(org, prices):
-    """A drain forms its group once it holds the org's resolution lock (PostgreSQL): the exports stored while the
-    group in flight resolves join it — one group, one fold — instead of waiting for a drain of their own."""
-    import threading
-
-    import psycopg
-    from django.db import connection
-
-    from ingestion.models import RawBatch
-    from ingestion.otlp_services import OTLP_LOCK_NAMESPACE
-    from ingestion.services import batch_process
-
-    if connection.vendor != "postgresql":
-        pytest.skip("workers process groups side by side on PostgreSQL only")
-    now = datetime.now(timezone.utc)
-
-    def stored():
-        return _stored_batch(org, [chat(new_trace_id(), start=now - timedelta(seconds=5), input_tokens=100,
-                                        output_tokens=20)], now)
-
-    db = connection.settings_dict
-    other = psycopg.connect(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"])
-    done = threading.Event()
-    counted = []
-
-    def process(batch):
-        try:
-            counted.append(batch_process(batch_id=batch.pk))
-        finally:
-            connection.close()
-            done.set()
-
-    try:
-        other.execute("SELECT pg_advisory_xact_lock(%s, %s)", [OTLP_LOCK_NAMESPACE, org.pk])  # a group in flight
-        thread = threading.Thread(target=process, args=(stored(),))
-        thread.start()
-        assert not done.wait(1.0)  # its first batch is taken, and it waits for the group in flight
-        later = [stored(), stored()]
-        other.commit()
-        assert done.wait(30)
-        thread.join()
-    finally:
-        other.close()
-    assert counted == [3]
-    assert not RawBatch.objects.for_org(org).filter(pk__in=[b.pk for b in later], processed_at__isnull=True).exists()
-    folds = RawBatch.objects.for_org(org).filter(kind=RawBatch.Kind.FOLD)
-    assert list(folds.values_list("event_count", flat=True)) == [3]
-    assert TraceEvent.objects.for_org(org).count() == 3
-    _assert_rollups_equal_rebuild()
-
-
 def test_the_fold_of_an_otlp_group_is_its_own_batch_and_a_rebuild_meanwhile_counts_each_call_once(
         org, prices, monkeypatch):
     """PostgreSQL: a group's events are stored with a fold batch, folded after the org's resolution lock is
