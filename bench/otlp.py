@@ -19,9 +19,13 @@ call. Prints spans/s, LLM calls/s and the ratio of each OTLP phase's LLM calls/s
 phase before it and of the phase after it, and the median of these ratios (issue 14's target: OTLP LLM calls/s
 ≥ 60% of native events/s). The machine's speed drifts between phases a minute apart (by up to 40% in some
 sessions); alternating phases and taking the median keeps one slow or fast phase from deciding the result.
+Each phase starts with no dirty buffer of another phase: a CHECKPOINT after it writes out its own (timed and
+printed, outside its rate), as bench/ingest.py's single phase starts on a fresh database. Without it
+(`--no-checkpoint`) a phase paid for writing out the phase before it, and the OTLP phases follow the native
+phases of 120,000 events.
 
     .venv/bin/python bench/otlp.py [--spans 120000] [--events 120000] [--steps 1] [--rounds 3] [--threads 4]
-                                   [--concurrency 2] [--keep] [--template DB]
+                                   [--concurrency 2] [--keep] [--template DB] [--no-checkpoint]
 """
 
 from __future__ import annotations
@@ -190,6 +194,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2, help="the Celery worker's -c (2: the Procfile's)")
     parser.add_argument("--db", default="llmobserve_bench_otlp")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--no-checkpoint", action="store_true", help="no CHECKPOINT before each phase (each phase then "
+                        "also writes out the dirty buffers of the phase before it)")
     parser.add_argument("--template", default="", help="copy this migrated database (no connections to it) instead "
                                                       "of migrating a fresh one: minutes saved on a loaded machine")
     args = parser.parse_args()
@@ -256,6 +262,9 @@ for provider, model, i, o in [('openai', 'gpt-4o', '2.5', '10'), ('openai', 'gpt
             native = org.startswith("native")
             if native and not native_batches:
                 continue
+            if not args.no_checkpoint:  # each phase starts with no dirty buffer of the phase before it to write
+                with psycopg.connect(f"{PG}/{args.db}", autocommit=True) as conn:
+                    conn.execute("CHECKPOINT")
             sampler = CpuSampler(roles, args.db)
             sampler.start()
             url, bodies, content_type, check, expected = (
@@ -266,8 +275,14 @@ for provider, model, i, o in [('openai', 'gpt-4o', '2.5', '10'), ('openai', 'gpt
                 args.threads, check)
             posted = time.perf_counter() - start
             wait_counted(base, keys[org][1], expected, args.db, org)
-            phases.append((org, "native" if native else "otlp", expected, time.perf_counter() - start, posted,
-                           posts, sampler.finish()))
+            secs, cpu = time.perf_counter() - start, sampler.finish()
+            flushed = None
+            if not args.no_checkpoint:  # this phase's own dirty buffers, written out before the next phase (timed)
+                flush_start = time.perf_counter()
+                with psycopg.connect(f"{PG}/{args.db}", autocommit=True) as conn:
+                    conn.execute("CHECKPOINT")
+                flushed = time.perf_counter() - flush_start
+            phases.append((org, "native" if native else "otlp", expected, secs, posted, posts, cpu, flushed))
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -287,13 +302,14 @@ for provider, model, i, o in [('openai', 'gpt-4o', '2.5', '10'), ('openai', 'gpt
     print("stored (org, calls, priced):", ", ".join(f"{s} {n:,} / {p:,}" for s, n, p in sorted(stored)))
     print(f"native: {args.events:,} events in 1,000-event gzip batches; otlp: {args.spans:,} spans ({n_calls:,} LLM "
           f"calls) in {len(otlp_bodies)} gzip protobuf exports of {args.batch}; {args.threads} threads")
-    for org, kind, n, secs, posted, posts, cpu in phases:
+    for org, kind, n, secs, posted, posts, cpu, flushed in phases:
         unit = "events" if kind == "native" else "LLM calls"
         extra = f" = {args.spans / secs:,.0f} spans/s" if kind == "otlp" else ""
         print(f"{org:8s} {secs:6.2f} s end to end (POSTs done in {posted:5.2f} s, p50 {pct(posts, .5):.0f} ms, "
               f"p95 {pct(posts, .95):.0f} ms) = {n / secs:,.0f} {unit}/s{extra}; CPU per {unit[:-1]}: " + "  ".join(
                   f"{role} {cpu[role][0] / n * 1e6:,.0f} µs" for role in sorted(cpu))
-              + f"  (total {sum(t for t, _ in cpu.values()) / n * 1e6:,.0f} µs)")
+              + f"  (total {sum(t for t, _ in cpu.values()) / n * 1e6:,.0f} µs)"
+              + (f"; then a CHECKPOINT in {flushed:.2f} s" if flushed is not None else ""))
     print(f"load average after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     # Each OTLP phase against the native phase before it and the one after it: a drift of the machine's speed
     # between phases moves the two neighbours' ratios in opposite directions, and the median holds.
