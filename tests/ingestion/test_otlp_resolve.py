@@ -342,12 +342,14 @@ def test_explicit_section_path_and_customer_attributes_win(org, ingest_key, post
     (T0 - timedelta(minutes=1), T0),
     # 2 ms before the new year, the other span 1 ms after it: two monthly partitions (and two years)
     (datetime(2027, 1, 1, tzinfo=timezone.utc) - timedelta(milliseconds=2), T0 + timedelta(minutes=30)),
-], ids=["same-minute", "across-the-year-end"])
+    # a month with no partition of its own yet (beat creates them ahead): the events wait in the default one
+    (datetime(2031, 5, 31, 23, 40, tzinfo=timezone.utc), datetime(2031, 5, 31, 23, 50, tzinfo=timezone.utc)),
+], ids=["same-minute", "across-the-year-end", "in-the-default-partition"])
 def test_spans_of_one_response_that_start_apart_still_count_once(org, ingest_key, prices, post_otlp, first, start,
                                                                  now):
     """The events key holds the timestamp (monthly partitions): two spans of one response starting 3 ms apart,
     in separate exports, still make one call — the later one takes the timestamp its event was stored with,
-    also when the two fall in different months."""
+    also when the two fall in different months, or in a month whose partition does not exist yet."""
     with time_machine.travel(now, tick=False):
         attrs = {"gen_ai.response.id": "msg_apart"}
         sdk = chat(new_trace_id(), provider="anthropic", model="claude-sonnet-4-5", input_tokens=10,
