@@ -8,9 +8,12 @@ from io import StringIO
 import pytest
 import time_machine
 from django.core.management import call_command
+from django.db import connection
 
+from ingestion import partitions
 from ingestion.models import ROLLUP_GRAINS, OtlpSpan, OtlpTrace, RunFacet, RunSummary, TraceEvent
 from ingestion.otlp_services import HierarchySpan
+from ingestion.partitions import month_add, month_start
 from ingestion.tasks import otlp_resolve
 
 from .otlp_export import S, chat, new_trace_id, protobuf
@@ -19,6 +22,7 @@ from .test_otlp_ingest import post_otlp  # noqa: F401 - the fixture
 pytestmark = pytest.mark.django_db
 
 T0 = datetime(2026, 12, 31, 23, 40, 0, tzinfo=timezone.utc)  # 23:40 UTC on the year's last day
+NO_PARTITION_YET = month_add(month_start(datetime.now(timezone.utc)), 13) - timedelta(minutes=20)
 FOLDED = [m for _, hourly, daily in ROLLUP_GRAINS.values() for m in (hourly, daily)] + [RunSummary, RunFacet]
 
 
@@ -342,8 +346,9 @@ def test_explicit_section_path_and_customer_attributes_win(org, ingest_key, post
     (T0 - timedelta(minutes=1), T0),
     # 2 ms before the new year, the other span 1 ms after it: two monthly partitions (and two years)
     (datetime(2027, 1, 1, tzinfo=timezone.utc) - timedelta(milliseconds=2), T0 + timedelta(minutes=30)),
-    # a month with no partition of its own yet (beat creates them ahead): the events wait in the default one
-    (datetime(2031, 5, 31, 23, 40, tzinfo=timezone.utc), datetime(2031, 5, 31, 23, 50, tzinfo=timezone.utc)),
+    # 23:40 on the last day of a month a year from today, which has no partition of its own (the migration and beat
+    # create them up to AHEAD_MONTHS ahead): the events wait in the default partition
+    (NO_PARTITION_YET, NO_PARTITION_YET + timedelta(minutes=10)),
 ], ids=["same-minute", "across-the-year-end", "in-the-default-partition"])
 def test_spans_of_one_response_that_start_apart_still_count_once(org, ingest_key, prices, post_otlp, first, start,
                                                                  now):
@@ -365,6 +370,10 @@ def test_spans_of_one_response_that_start_apart_still_count_once(org, ingest_key
         [event] = TraceEvent.objects.for_org(org)
         assert event.timestamp == (start + timedelta(milliseconds=3) if first == "sdk" else start)
         assert RunSummary.objects.for_org(org).get().calls == 1
+        if start == NO_PARTITION_YET and partitions.is_partitioned():
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT tableoid::regclass::text FROM {partitions.TABLE} WHERE id = %s", [event.pk])
+                assert cursor.fetchone()[0] == partitions.DEFAULT_PARTITION
         _assert_rollups_equal_rebuild()
 
 
@@ -392,7 +401,6 @@ def test_one_orgs_span_groups_are_resolved_one_at_a_time(org, prices):
     import threading
 
     import psycopg
-    from django.db import connection
 
     from ingestion.otlp_services import OTLP_LOCK_NAMESPACE
     from ingestion.services import batch_process
@@ -438,7 +446,6 @@ def test_the_fold_of_an_otlp_group_is_its_own_batch_and_a_rebuild_meanwhile_coun
     released. If that fold fails (here: the database drops the connection), the events wait uncounted; a
     rebuild in between leaves them to their fold batch, which the sweeper folds exactly once."""
     import psycopg
-    from django.db import connection
 
     from ingestion import rollups
     from ingestion.models import HourlyRollup, RawBatch
