@@ -13,7 +13,6 @@ from django.db import connection
 from ingestion import partitions
 from ingestion.models import ROLLUP_GRAINS, OtlpSpan, OtlpTrace, RunFacet, RunSummary, TraceEvent
 from ingestion.otlp_services import HierarchySpan
-from ingestion.partitions import month_add, month_start
 from ingestion.tasks import otlp_resolve
 
 from .otlp_export import S, chat, new_trace_id, protobuf
@@ -22,7 +21,7 @@ from .test_otlp_ingest import post_otlp  # noqa: F401 - the fixture
 pytestmark = pytest.mark.django_db
 
 T0 = datetime(2026, 12, 31, 23, 40, 0, tzinfo=timezone.utc)  # 23:40 UTC on the year's last day
-NO_PARTITION_YET = month_add(month_start(datetime.now(timezone.utc)), 13) - timedelta(minutes=20)
+NO_PARTITION_YET = partitions.month_add(partitions.month_start(datetime.now(timezone.utc)), 13) - timedelta(minutes=20)
 FOLDED = [m for _, hourly, daily in ROLLUP_GRAINS.values() for m in (hourly, daily)] + [RunSummary, RunFacet]
 
 
