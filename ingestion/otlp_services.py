@@ -234,6 +234,7 @@ class HierarchySpan(msgspec.Struct, array_like=True, gc=False):
 
 _hierarchy_encode = msgspec.msgpack.Encoder().encode
 _hierarchy_decode = msgspec.msgpack.Decoder(list[HierarchySpan]).decode
+_HIERARCHY_COPY_TYPES = ("int8", "varchar", "bytea", "timestamptz", "timestamptz")  # its row, as written
 
 
 def _hierarchy_write(org_id: int, by_trace: dict[str, dict[str, _Node]], recorded: set[str], traces: set[str],
@@ -259,7 +260,10 @@ def _hierarchy_write(org_id: int, by_trace: dict[str, dict[str, _Node]], recorde
             return
         new = [row for row in rows if row[1] not in recorded]
         if new:
-            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            # Binary: in text a record's bytes travel hex-escaped, formatted here and parsed back by the server
+            # (~900 bytes a trace of bench/otlp.py's; 14 + 18 µs of CPU a row against 2.4 + 5 in binary).
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(_HIERARCHY_COPY_TYPES)
                 for row in new:
                     copy.write_row(row)
         if len(new) < len(rows):

@@ -392,6 +392,35 @@ def _stored_batch(org, spans, now):
                                    event_count=len(records), received_at=now)
 
 
+def test_a_batch_stored_as_json_before_payloads_were_messagepack_is_still_processed(org, prices):
+    """Span records are stored in MessagePack; a batch a request stored as JSON (before the change, and pending
+    through an upgrade) is decoded as such and its calls are counted like any other's."""
+    import msgspec
+
+    from ingestion.models import RawBatch
+    from ingestion.otlp import export_decode, span_record
+    from ingestion.services import batch_process
+
+    trace = new_trace_id()
+    now = datetime.now(timezone.utc)
+    root = _triage_agent(trace, now)
+    call = chat(trace, parent=root.span_id, start=now - timedelta(seconds=9), input_tokens=1200, output_tokens=80)
+    records = [span_record(span, now=now)[0] for span in export_decode(protobuf([call, root]), json_body=False)]
+    legacy = RawBatch.objects.create(org=org, kind=RawBatch.Kind.OTLP, payload=msgspec.json.encode(records),
+                                     event_count=len(records), received_at=now)
+    current = _stored_batch(org, [chat(new_trace_id(), start=now - timedelta(seconds=5), input_tokens=7,
+                                       output_tokens=3)], now)
+    assert bytes(legacy.payload)[:1] == b"[" and bytes(current.payload)[:1] != b"["
+    batch_process(batch_id=legacy.pk, now=now)
+    batch_process(batch_id=current.pk, now=now)  # in the legacy batch's group on PostgreSQL: then a no-op
+    events = sorted(TraceEvent.objects.for_org(org).values_list("section_path", "input_tokens", "output_tokens",
+                                                                "cost_pico"), key=lambda row: row[1])
+    assert [row[:3] for row in events] == [("", 7, 3), ("agent:triage", 1200, 80)]
+    assert all(row[3] for row in events)  # priced
+    assert not RawBatch.objects.for_org(org).filter(kind="otlp", processed_at__isnull=True).exists()
+    _assert_rollups_equal_rebuild()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_one_orgs_span_groups_are_resolved_one_at_a_time(org, prices):
     """Two groups resolved side by side could not see each other's spans: a call in one whose parent is in the
