@@ -13,6 +13,7 @@ inserted rows), and the spans are marked in the same transaction. docs/architect
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 from collections import defaultdict
@@ -234,7 +235,32 @@ class HierarchySpan(msgspec.Struct, array_like=True, gc=False):
 
 _hierarchy_encode = msgspec.msgpack.Encoder().encode
 _hierarchy_decode = msgspec.msgpack.Decoder(list[HierarchySpan]).decode
-_HIERARCHY_COPY_TYPES = ("int8", "varchar", "bytea", "timestamptz", "timestamptz")  # its row, as written
+
+
+_BINARY_TYPES = {"bigint": "int8", "integer": "int4", "smallint": "int2", "boolean": "bool", "bytea": "bytea",
+                 "timestamp with time zone": "timestamptz", "varchar": "text", "text": "text"}
+
+
+@functools.cache
+def _binary_copy_types(model, columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The types a binary `COPY` of these columns sends, from the model's fields (a varchar's binary form is
+    text's). Binary, not text: in text a bytea column's bytes travel hex-escaped, formatted here and parsed back by
+    the server (~900 bytes a hierarchy record of bench/otlp.py's: 14 + 18 µs of CPU a row against 2.4 + 5)."""
+    fields = {field.column: field for field in model._meta.concrete_fields}
+    return tuple(_BINARY_TYPES[fields[column].db_type(connection).split("(")[0]] for column in columns)
+
+
+def _copy_rows(model, columns: tuple[str, ...], rows: Iterable[tuple]) -> None:
+    """PostgreSQL: `rows` into the model's table by one binary `COPY`."""
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {model._meta.db_table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
+                                ) as copy:
+            copy.set_types(_binary_copy_types(model, columns))
+            for row in rows:
+                copy.write_row(row)
+
+
+_HIERARCHY_COLUMNS = ("org_id", "trace_id", "spans", "first_seen_at", "last_seen_at")
 
 
 def _hierarchy_write(org_id: int, by_trace: dict[str, dict[str, _Node]], recorded: set[str], traces: set[str],
@@ -251,7 +277,7 @@ def _hierarchy_write(org_id: int, by_trace: dict[str, dict[str, _Node]], recorde
             for n in by_trace[trace_id].values() if not n.is_call and n.pk is None])
         rows.append((org_id, trace_id, blob, seen, seen))
     table = OtlpTrace._meta.db_table
-    columns = "org_id, trace_id, spans, first_seen_at, last_seen_at"
+    columns = ", ".join(_HIERARCHY_COLUMNS)
     with connection.cursor() as cursor:
         if connection.vendor != "postgresql":
             cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (org_id, "
@@ -260,12 +286,7 @@ def _hierarchy_write(org_id: int, by_trace: dict[str, dict[str, _Node]], recorde
             return
         new = [row for row in rows if row[1] not in recorded]
         if new:
-            # Binary: in text a record's bytes travel hex-escaped, formatted here and parsed back by the server
-            # (~900 bytes a trace of bench/otlp.py's; 14 + 18 µs of CPU a row against 2.4 + 5 in binary).
-            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(_HIERARCHY_COPY_TYPES)
-                for row in new:
-                    copy.write_row(row)
+            _copy_rows(OtlpTrace, _HIERARCHY_COLUMNS, new)
         if len(new) < len(rows):
             cursor.executemany(f"UPDATE {table} SET spans = %s, last_seen_at = %s WHERE org_id = %s AND trace_id = %s",
                                [(blob, last, org, trace) for org, trace, blob, _, last in rows if trace in recorded])
@@ -277,7 +298,7 @@ _INSERT_COLUMNS = ("org_id", "trace_id", "span_id", "parent_span_id", "label", "
 
 
 def _spans_insert(rows: list[tuple]) -> None:
-    """Write the new spans. PostgreSQL: one COPY straight into the table — the rows are the spans of these
+    """Write the new spans. PostgreSQL: one binary COPY straight into the table — the rows are the spans of these
     traces not stored yet (`_spans_of` read them all), so only a racing worker's identical span can
     conflict, which fails this group and it is processed again alone (where the span is then found).
     Elsewhere: INSERT … ON CONFLICT DO NOTHING as multi-row VALUES in chunks."""
@@ -286,10 +307,7 @@ def _spans_insert(rows: list[tuple]) -> None:
     table = OtlpSpan._meta.db_table
     cols = ", ".join(_INSERT_COLUMNS)
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            with cursor.cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+        _copy_rows(OtlpSpan, _INSERT_COLUMNS, rows)
         return
     placeholders = "(" + ", ".join(["%s"] * len(_INSERT_COLUMNS)) + ")"
     chunk = max(1, 30000 // len(_INSERT_COLUMNS))
