@@ -382,13 +382,14 @@ def _triage_agent(trace, now):
              attrs={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "triage"})
 
 
-def _stored_batch(org, spans, now):
-    """The OTLP batch a request would store for these spans (received `now`), not processed yet."""
+def _stored_batch(org, spans, now, encode=None):
+    """The OTLP batch a request would store for these spans (received `now`), not processed yet; `encode` the
+    payload's encoder (default: the request's)."""
     from ingestion.models import RawBatch
     from ingestion.otlp import export_decode, span_record, spans_encode
 
     records = [span_record(span, now=now)[0] for span in export_decode(protobuf(spans), json_body=False)]
-    return RawBatch.objects.create(org=org, kind=RawBatch.Kind.OTLP, payload=spans_encode(records),
+    return RawBatch.objects.create(org=org, kind=RawBatch.Kind.OTLP, payload=(encode or spans_encode)(records),
                                    event_count=len(records), received_at=now)
 
 
@@ -398,16 +399,13 @@ def test_a_batch_stored_as_json_before_payloads_were_messagepack_is_still_proces
     import msgspec
 
     from ingestion.models import RawBatch
-    from ingestion.otlp import export_decode, span_record
     from ingestion.services import batch_process
 
     trace = new_trace_id()
     now = datetime.now(timezone.utc)
     root = _triage_agent(trace, now)
     call = chat(trace, parent=root.span_id, start=now - timedelta(seconds=9), input_tokens=1200, output_tokens=80)
-    records = [span_record(span, now=now)[0] for span in export_decode(protobuf([call, root]), json_body=False)]
-    legacy = RawBatch.objects.create(org=org, kind=RawBatch.Kind.OTLP, payload=msgspec.json.encode(records),
-                                     event_count=len(records), received_at=now)
+    legacy = _stored_batch(org, [call, root], now, encode=msgspec.json.encode)
     current = _stored_batch(org, [chat(new_trace_id(), start=now - timedelta(seconds=5), input_tokens=7,
                                        output_tokens=3)], now)
     assert bytes(legacy.payload)[:1] == b"[" and bytes(current.payload)[:1] != b"["
