@@ -20,7 +20,6 @@ With --statements, each statement's execution time per event (EXPLAIN ANALYZE of
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import re
 import statistics
@@ -29,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ingest as bench  # noqa: E402 - the database setup
-from otlp import make_otlp_batches  # noqa: E402
+from otlp import ingest_in_process  # noqa: E402
 
 
 def main() -> None:
@@ -47,18 +46,10 @@ def measure(args, ingest_key: str) -> None:
     from django.conf import settings
     from django.db import connection, transaction
 
-    from accounts.selectors import api_key_get_active
     from ingestion import rollups, services
-    from ingestion.models import RawBatch, TraceEvent
-    from ingestion.otlp_services import otlp_ingest
+    from ingestion.models import TraceEvent
 
-    bodies, calls = make_otlp_batches(args.spans, 512, steps=4)
-    key = api_key_get_active(raw_key=ingest_key)
-    for body in bodies:
-        with transaction.atomic():
-            otlp_ingest(api_key=key, body=gzip.decompress(body), json_body=False)
-    while (first := RawBatch.objects.unscoped().filter(processed_at__isnull=True).order_by("pk").first()):
-        services.batch_process(batch_id=first.pk)
+    calls = ingest_in_process(ingest_key, args.spans)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT org_id, count(*), min(id), max(id) FROM {TraceEvent._meta.db_table} GROUP BY org_id")
         org_id, events, first_id, last_id = cursor.fetchone()

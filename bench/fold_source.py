@@ -15,7 +15,6 @@ ANALYZE. Medians of `--repeat` runs; PostgreSQL's own execution time and the buf
 from __future__ import annotations
 
 import argparse
-import gzip
 import re
 import statistics
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ingest as bench  # noqa: E402 - the database setup
-from otlp import make_otlp_batches  # noqa: E402
+from otlp import ingest_in_process  # noqa: E402
 
 
 def main() -> None:
@@ -36,20 +35,12 @@ def main() -> None:
 
 
 def measure(args, ingest_key: str) -> None:
-    from django.db import connection, transaction
+    from django.db import connection
 
-    from accounts.selectors import api_key_get_active
-    from ingestion import rollups, services
-    from ingestion.models import RawBatch, TraceEvent
-    from ingestion.otlp_services import otlp_ingest
+    from ingestion import rollups
+    from ingestion.models import TraceEvent
 
-    bodies, _ = make_otlp_batches(args.spans, 512, steps=4)
-    key = api_key_get_active(raw_key=ingest_key)
-    for body in bodies:
-        with transaction.atomic():
-            otlp_ingest(api_key=key, body=gzip.decompress(body), json_body=False)
-    while (first := RawBatch.objects.unscoped().filter(processed_at__isnull=True).order_by("pk").first()):
-        services.batch_process(batch_id=first.pk)
+    ingest_in_process(ingest_key, args.spans)
     table = TraceEvent._meta.db_table
     columns = ", ".join(rollups.SOURCE_COLUMNS)
     variants = {

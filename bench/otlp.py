@@ -154,6 +154,25 @@ def make_otlp_batches(n_spans: int, batch_size: int, seed: int = 2, steps: int =
     return bodies, calls
 
 
+def ingest_in_process(ingest_key: str, n_spans: int, steps: int = 4) -> int:
+    """In-process benches (Django set up): `n_spans` of these spans through the request's write (`otlp_ingest`), then
+    drained by `batch_process` from the oldest pending batch, as a backed-up worker does; the LLM calls."""
+    from django.db import transaction
+
+    from accounts.selectors import api_key_get_active
+    from ingestion import services
+    from ingestion.models import RawBatch
+    from ingestion.otlp_services import otlp_ingest
+
+    bodies, calls = make_otlp_batches(n_spans, 512, steps=steps)
+    key = api_key_get_active(raw_key=ingest_key)
+    for body in bodies:
+        with transaction.atomic():
+            otlp_ingest(api_key=key, body=gzip.decompress(body), json_body=False)
+    while (first := RawBatch.objects.unscoped().filter(processed_at__isnull=True).order_by("pk").first()):
+        services.batch_process(batch_id=first.pk)
+    return calls
+
 def wait_counted(base: str, read_key: str, expected: int, db: str, org: str, timeout: float = 1800) -> None:
     """Watch the org's rollup total with one small query every 50 ms (as bench/ingest.py does: polling
     /v1/stats/summary that often spent the measured web and database processes' CPU on the observer), then
