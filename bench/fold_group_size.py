@@ -9,7 +9,7 @@ where a native group folds up to `LLMOBSERVE_INGEST_GROUP_EVENTS` events (20,000
 One fresh bench database (bench/ingest.py's setup) gets `--spans` of bench/otlp.py's spans (`--steps 4`) through
 the real request and worker code (`otlp_ingest`, then `batch_process` draining them as a backed-up worker does), so
 every rollup row exists, as in steady state. Then, `--repeat` times and the sizes interleaved, the org's events of
-one id run of each size are folded again (`rollups.fold_stored`, as a fold batch is) inside a savepoint that is
+one id run of each size are folded again (`rollups.fold_stored`, as a fold batch is) in a transaction that is
 rolled back; the PostgreSQL backend's own CPU (`/proc/<pid>/schedstat`) is divided by the events folded. Medians.
 With --statements, each statement's execution time per event (EXPLAIN ANALYZE of one fold of each size).
 
@@ -79,8 +79,7 @@ def measure(args, ingest_key: str) -> None:
                 rollups.fold_stored(org_id=org_id, runs=[(start, end)])
                 cpu[n].append((backend_cpu_ns() - before) / 1000 / n)
                 transaction.set_rollback(True)
-    print("fold of N events: PostgreSQL CPU per event (median of "
-          f"{args.repeat})")
+    print(f"fold of N events: PostgreSQL CPU per event (median of {args.repeat})")
     for n in sizes:
         print(f"  {n:>7,} events  {statistics.median(cpu[n]):6.1f} µs/event")
     if not args.statements:

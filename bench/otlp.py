@@ -173,6 +173,7 @@ def ingest_in_process(ingest_key: str, n_spans: int, steps: int = 4) -> int:
         services.batch_process(batch_id=first.pk)
     return calls
 
+
 def wait_counted(base: str, read_key: str, expected: int, db: str, org: str, timeout: float = 1800) -> None:
     """Watch the org's rollup total with one small query every 50 ms (as bench/ingest.py does: polling
     /v1/stats/summary that often spent the measured web and database processes' CPU on the observer), then
