@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery, Task
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmobserve_site.settings")
 
@@ -56,3 +56,12 @@ def price_book_warm(**_kwargs) -> None:
         logging.getLogger(__name__).warning("price table not loaded at worker start", exc_info=True)
     finally:
         connections.close_all()
+
+
+@worker_process_init.connect
+def heap_freeze(**_kwargs) -> None:
+    """Each pool process, once forked with the loaded application and price table, keeps them out of the garbage
+    collector's full collections (llmobserve_site.heap)."""
+    from .heap import app_heap_freeze
+
+    app_heap_freeze()

@@ -15,3 +15,8 @@ get_resolver().url_patterns
 from ingestion.chunked import ChunkedBodyMiddleware  # noqa: E402 - needs the settings configured above
 
 application = ChunkedBodyMiddleware(application)
+
+# The loaded application leaves the garbage collector's full collections (llmobserve_site.heap).
+from llmobserve_site.heap import app_heap_freeze  # noqa: E402
+
+app_heap_freeze()
