@@ -5,8 +5,8 @@ from __future__ import annotations
 import gc
 
 
-def app_heap_freeze() -> int:
-    """Move every object alive now to the collector's permanent generation; how many that is.
+def app_heap_freeze() -> None:
+    """Move every object alive now to the collector's permanent generation.
 
     Called once a web or worker process has loaded the application (Django, its apps, the URLconf, the price
     table: ~190,000 objects in a web worker, ~240,000 in a worker). They live as long as the process, yet each full
@@ -15,4 +15,3 @@ def app_heap_freeze() -> int:
     is collected first, so nothing dead is kept. (The gc module's docs recommend this for pre-fork servers.)"""
     gc.collect()
     gc.freeze()
-    return gc.get_freeze_count()

@@ -69,6 +69,14 @@ def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen | None = 
     raise RuntimeError(f"{what}: not ready after {timeout} s")
 
 
+def python_output(code: str) -> str:
+    """The standard output of `code` run by a fresh interpreter in the project, as a server process starts (the
+    project's settings, this environment)."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "llmobserve_site.settings"}
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120, check=True).stdout
+
+
 def output_of(proc: subprocess.Popen) -> str:
     """What a finished (or killed) process printed, for assertion messages."""
     log = getattr(proc, "log_path", None)
