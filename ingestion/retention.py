@@ -5,6 +5,9 @@ PostgreSQL drops whole monthly partitions that end before every org's cutoff (no
 then deletes per org, in chunks, the rows older than its cutoff in the partitions still kept (and in the
 default partition). SQLite deletes in chunks. Each org's `events_pruned_before` is set to its cutoff before any
 of its rows go, so the read side can say which runs have calls past retention.
+
+The requests' raw batches hold no calls once processed (their payload is emptied then); their rows go after
+RAW_BATCH_ROWS_KEEP.
 """
 
 from __future__ import annotations
@@ -19,9 +22,13 @@ from accounts.models import Organization
 from accounts.services import org_update
 
 from . import partitions
-from .models import TraceEvent
+from .models import RawBatch, TraceEvent
 
 CHUNK = 5000  # rows per DELETE: short transactions, bounded locks
+# Processed raw batches: their payload is emptied when they are processed (services.PROCESSED_PAYLOAD); the rest of
+# the row (org, kind, when received and processed, how many events) feeds the staff console's ingest lag over its
+# longest window (ops.selectors.WINDOWS), then goes.
+RAW_BATCH_ROWS_KEEP = timedelta(days=90)
 
 
 def retention_cutoff(*, org: Organization, now: datetime) -> datetime:
@@ -35,6 +42,7 @@ class PruneReport:
     partitions_created: list[str] = field(default_factory=list)
     partitions_dropped: list[tuple[str, int]] = field(default_factory=list)  # (name, rows in it)
     rows_deleted: list[tuple[str, datetime, int]] = field(default_factory=list)  # (org slug, cutoff, rows)
+    raw_batches_deleted: int = 0  # processed raw batches received before RAW_BATCH_ROWS_KEEP
 
     def lines(self) -> list[str]:
         verb = "would " if self.dry_run else ""
@@ -42,6 +50,9 @@ class PruneReport:
         out += [f"{verb}drop partition {name} ({rows} events)" for name, rows in self.partitions_dropped]
         out += [f"org {slug}: {verb}delete {rows} events before {cutoff.isoformat()}"
                 for slug, cutoff, rows in self.rows_deleted if rows]
+        if self.raw_batches_deleted:
+            out.append(f"{verb}delete {self.raw_batches_deleted} processed raw batches received more than "
+                       f"{RAW_BATCH_ROWS_KEEP.days} days ago")
         total = sum(rows for _, rows in self.partitions_dropped) + sum(rows for _, _, rows in self.rows_deleted)
         out.append(f"{'dry run: ' if self.dry_run else ''}{total} events past retention "
                    f"{'found' if self.dry_run else 'removed'}")
@@ -51,6 +62,9 @@ class PruneReport:
 def events_prune(*, now: datetime, dry_run: bool = False, chunk: int = CHUNK) -> PruneReport:
     """Enforce every org's retention at `now` (the daily beat task and `manage.py events_prune`)."""
     report = PruneReport(dry_run=dry_run)
+    old_batches = RawBatch.objects.unscoped().filter(received_at__lt=now - RAW_BATCH_ROWS_KEEP,
+                                                     processed_at__isnull=False).order_by("pk")
+    report.raw_batches_deleted = old_batches.count() if dry_run else _delete_chunked(old_batches, chunk=chunk)
     orgs = list(Organization.objects.order_by("pk"))
     if not orgs:
         return report
@@ -104,7 +118,8 @@ def _partitions_drop(*, before: datetime, dry_run: bool) -> list[tuple[str, int]
 
 
 def _delete_chunked(qs, *, chunk: int) -> int:
-    """Delete the rows of `qs` (tenant-scoped) a chunk at a time, each chunk in its own transaction."""
+    """Delete the rows of `qs` a chunk at a time, each chunk in its own transaction (raw batches in primary key
+    order: the oldest first, read from the start of the key's index)."""
     deleted = 0
     while True:
         with transaction.atomic():

@@ -188,6 +188,10 @@ def _store_pg(rows: list[tuple], *, fold: bool = True) -> int | list[int]:
 
 COALESCE_MAX_SPANS = 15000  # OTLP batches count spans, about a third of them calls
 MAX_ATTEMPTS = 5  # a batch that fails this many times is quarantined
+# A batch's payload once it is processed, in the transaction that stored its events: they (and the rollups) hold
+# everything it carried, so the raw copy of the calls is not kept past processing — it would outlive the events'
+# retention (docs/self-hosting.md § Retention). A pending, retrying or quarantined batch keeps its payload.
+PROCESSED_PAYLOAD = b""
 RETRY_BASE = timedelta(minutes=1)  # then 2, 4, 8 minutes: quarantined ~15 minutes after its first failure
 
 
@@ -423,7 +427,8 @@ def _batches_process_together(*, batch_id: int, now: datetime, drained: list[int
             group = [(raw, events_decode(bytes(payloads[raw.pk]))) for raw in batches]
             new_events = _store_group(batch.org_id, price_book_get(), group)
         # Every batch here is on its first attempt (`attempts=0` above): one UPDATE marks them all.
-        RawBatch.objects.unscoped().filter(pk__in=[raw.pk for raw in batches]).update(processed_at=now, attempts=1)
+        RawBatch.objects.unscoped().filter(pk__in=[raw.pk for raw in batches]).update(
+            processed_at=now, attempts=1, payload=PROCESSED_PAYLOAD)
     folds.extend(stored_folds)
     return new_events
 
@@ -469,7 +474,8 @@ def _batch_process_alone(*, batch_id: int, now: datetime) -> int:
                                   failed_events=batch.event_count if failures[0][0] < 0 else len(failures))
         else:
             RawBatch.objects.unscoped().filter(pk=batch.pk).update(
-                processed_at=now, attempts=batch.attempts + 1, next_attempt_at=None, failed_events=0)
+                processed_at=now, attempts=batch.attempts + 1, next_attempt_at=None, failed_events=0,
+                payload=PROCESSED_PAYLOAD)
     return new_events
 
 
@@ -487,7 +493,7 @@ def _batch_process_whole(batch: RawBatch, *, now: datetime, what: str, work: Cal
         _batch_attempt_failed(batch, now=now, failures=[f"{what}: {exc!r}"], failed_events=batch.event_count)
         return 0
     RawBatch.objects.unscoped().filter(pk=batch.pk).update(
-        processed_at=now, attempts=batch.attempts + 1, next_attempt_at=None, failed_events=0)
+        processed_at=now, attempts=batch.attempts + 1, next_attempt_at=None, failed_events=0, payload=PROCESSED_PAYLOAD)
     return new_events
 
 
