@@ -473,9 +473,7 @@ def _batch_process_alone(*, batch_id: int, now: datetime) -> int:
             _batch_attempt_failed(batch, now=now, failures=[message for _, message in sorted(failures)],
                                   failed_events=batch.event_count if failures[0][0] < 0 else len(failures))
         else:
-            RawBatch.objects.unscoped().filter(pk=batch.pk).update(
-                processed_at=now, attempts=batch.attempts + 1, next_attempt_at=None, failed_events=0,
-                payload=PROCESSED_PAYLOAD)
+            _batch_processed(batch, now=now)
     return new_events
 
 
@@ -492,8 +490,7 @@ def _batch_process_whole(batch: RawBatch, *, now: datetime, what: str, work: Cal
         logger.warning("%s batch %s failed alone", batch.kind, batch.pk, exc_info=True)
         _batch_attempt_failed(batch, now=now, failures=[f"{what}: {exc!r}"], failed_events=batch.event_count)
         return 0
-    RawBatch.objects.unscoped().filter(pk=batch.pk).update(
-        processed_at=now, attempts=batch.attempts + 1, next_attempt_at=None, failed_events=0, payload=PROCESSED_PAYLOAD)
+    _batch_processed(batch, now=now)
     return new_events
 
 
@@ -520,6 +517,12 @@ def _events_decode_each(payload: bytes) -> tuple[list[tuple[int, EventIn]], list
             event_id = item.get("event_id") if isinstance(item, dict) else None
             failures.append((index, f"event {index} ({event_id}): {exc}"))
     return events, failures
+
+
+def _batch_processed(batch: RawBatch, *, now: datetime) -> None:
+    """Record a batch processed alone (its events stored in this transaction): done, its payload emptied."""
+    RawBatch.objects.unscoped().filter(pk=batch.pk).update(
+        processed_at=now, attempts=batch.attempts + 1, next_attempt_at=None, failed_events=0, payload=PROCESSED_PAYLOAD)
 
 
 def _batch_attempt_failed(batch: RawBatch, *, now: datetime, failures: list[str], failed_events: int) -> None:
