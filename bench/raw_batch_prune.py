@@ -53,8 +53,7 @@ def measure(args) -> None:
             f"%s - (89 * interval '1 day') * (1 - g::float8 / %s) + interval '1 second', 1, '', 0 "
             f"FROM generate_series(1, %s) g", [org_id, now, args.batches, now, args.batches, args.batches])
         cursor.execute(f"VACUUM ANALYZE {table}")
-    query = RawBatch.objects.unscoped().filter(received_at__lt=now - retention.RAW_BATCH_ROWS_KEEP,
-                                               processed_at__isnull=False).order_by("pk")  # as events_prune reads
+    query = retention.raw_batches_past_keep(now=now)  # what events_prune deletes
     print(f"{args.batches:,} processed raw batches received in the last 89 days; nothing to delete")
     for label in ("as it is", "with an index"):
         if label == "with an index":

@@ -39,12 +39,14 @@ class IngestFastPathMiddleware:
 
     def __init__(self, get_response):
         self.get_response = get_response
-        self.paths = frozenset(reverse(name) for name in INGEST_URL_NAMES)
+        # path → its ResolverMatch, resolved once: these paths take no arguments, so every request's match is the same
+        self.matches = {path: resolve(path) for path in map(reverse, INGEST_URL_NAMES)}
 
     def __call__(self, request):
-        if request.path_info not in self.paths:
+        match = self.matches.get(request.path_info)
+        if match is None:
             return self.get_response(request)
-        match = request.resolver_match = resolve(request.path_info)
+        request.resolver_match = match
         response = match.func(request, *match.args, **match.kwargs)
         if isinstance(response, SimpleTemplateResponse):  # DRF's Response, rendered as Django's handler would
             response = response.render()
