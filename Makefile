@@ -16,7 +16,12 @@ $(STAMP): $(PY) requirements.txt requirements-dev.txt $(wildcard sdk_client/pypr
 	@if [ -f sdk_client/pyproject.toml ]; then $(PIP) install --quiet -e "sdk_client[cli]"; fi
 	@touch $(STAMP)
 
-install: $(STAMP)
+# The OTLP request's protobuf decoding in C (ingestion/upb_build.py; without a C compiler, skipped with a warning).
+UPB_EXT := ingestion/_otlp_upb$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
+$(UPB_EXT): $(STAMP) ingestion/_otlp_upb.c ingestion/upb_build.py
+	$(PY) -m ingestion.upb_build
+
+install: $(STAMP) $(UPB_EXT)
 
 migrate: install
 	$(PY) manage.py migrate --noinput
@@ -41,4 +46,4 @@ dev: migrate
 	PROMETHEUS_MULTIPROC_DIR="$(PROMETHEUS_MULTIPROC_DIR)" $(VENV)/bin/honcho start
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache ingestion/_otlp_upb*.so

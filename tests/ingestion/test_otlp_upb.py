@@ -1,0 +1,181 @@
+"""The compiled OTLP decoder (ingestion/_otlp_upb.c) reads every body exactly as the published Python classes do.
+
+`ingestion.otlp` decodes protobuf exports with `_otlp_upb` when `make install` built it (CI requires it), else with
+`_decode_protobuf_py`. Both must return the same `RawSpan`s for any export, and refuse the same bodies.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import given, settings, strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from ingestion import otlp
+
+from .otlp_export import S, chat, new_trace_id, protobuf
+
+needs_upb = pytest.mark.skipif(otlp.DECODER != "upb", reason="ingestion/_otlp_upb is not built (no C compiler at "
+                                                               "`make install`): the Python decoder is in use")
+
+
+def test_ci_builds_and_uses_the_compiled_decoder():
+    if not os.environ.get("LLMOBSERVE_CI"):
+        pytest.skip("outside CI the compiled decoder is optional")
+    assert otlp.DECODER == "upb"
+
+
+def python_reading(body: bytes) -> str:
+    """The published classes' spans (repr: NaN equals NaN), or the refusal."""
+    try:
+        return repr(list(otlp._decode_protobuf_py(body)))
+    except otlp.OtlpDecodeError:
+        return "refused"
+
+
+def upb_reading(body: bytes) -> str:
+    try:
+        spans = otlp._decode_protobuf(body)
+    except otlp.OtlpDecodeError:
+        return "refused"
+    assert isinstance(spans, list) and all(type(span) is otlp.RawSpan for span in spans)
+    return repr(spans)
+
+
+KEYS = sorted(otlp.KEPT_KEYS)[:40] + ["gen_ai.prompt.0.content", "http.request.header.authorization", "", "é 键"]
+
+
+def any_values(depth: int = 2):
+    scalars = (st.builds(lambda: AnyValue())
+               | st.text(max_size=12).map(lambda v: AnyValue(string_value=v))
+               | st.booleans().map(lambda v: AnyValue(bool_value=v))
+               | st.integers(-2**63, 2**63 - 1).map(lambda v: AnyValue(int_value=v))
+               | st.floats().map(lambda v: AnyValue(double_value=v))
+               | st.binary(max_size=8).map(lambda v: AnyValue(bytes_value=v)))
+    if depth == 0:
+        return scalars
+    inner = any_values(depth - 1)
+
+    def array(values):
+        value = AnyValue()
+        value.array_value.values.extend(values)
+        return value
+
+    def kvlist(pairs):
+        value = AnyValue()
+        value.kvlist_value.values.extend(KeyValue(key=k, value=v) for k, v in pairs)
+        return value
+
+    return scalars | st.lists(inner, max_size=3).map(array) | st.lists(st.tuples(st.text(max_size=5), inner),
+                                                                         max_size=3).map(kvlist)
+
+
+key_values = st.builds(lambda key, value, unset: KeyValue(key=key) if unset else KeyValue(key=key, value=value),
+                       st.sampled_from(KEYS) | st.text(max_size=10), any_values(), st.booleans())
+
+
+@st.composite
+def spans(draw):
+    span = Span(trace_id=draw(st.binary(max_size=17)), span_id=draw(st.binary(max_size=9)),
+                parent_span_id=draw(st.binary(max_size=9)), name=draw(st.text(max_size=8)),
+                start_time_unix_nano=draw(st.integers(0, 2**64 - 1)), end_time_unix_nano=draw(st.integers(0, 2**64 - 1)))
+    span.attributes.extend(draw(st.lists(key_values, max_size=8)))
+    if draw(st.booleans()):
+        span.status.code = draw(st.integers(-2**31, 2**31 - 1))
+    return span
+
+
+@st.composite
+def exports(draw):
+    request = ExportTraceServiceRequest()
+    for _ in range(draw(st.integers(0, 2))):
+        resource_spans = request.resource_spans.add()
+        for _ in range(draw(st.integers(0, 2))):
+            scope_spans = resource_spans.scope_spans.add()
+            if draw(st.booleans()):
+                scope_spans.scope.name = draw(st.text(max_size=10))
+            scope_spans.spans.extend(draw(st.lists(spans(), max_size=4)))
+    return request.SerializeToString()
+
+
+@needs_upb
+@settings(max_examples=300)
+@given(body=exports())
+def test_any_export_reads_the_same(body):
+    expected = python_reading(body)
+    assert expected != "refused"
+    assert upb_reading(body) == expected
+
+
+@needs_upb
+@settings(max_examples=300)
+@given(body=exports(), cut=st.integers(0, 10_000), flips=st.lists(st.tuples(st.integers(0, 10_000),
+                                                                          st.integers(0, 255)), max_size=3))
+def test_a_damaged_export_is_read_or_refused_the_same(body, cut, flips):
+    damaged = bytearray(body[:cut % (len(body) + 1)])
+    for at, byte in flips:
+        if damaged:
+            damaged[at % len(damaged)] = byte
+    assert upb_reading(bytes(damaged)) == python_reading(bytes(damaged))
+
+
+@needs_upb
+@given(raw=st.binary(max_size=200))
+def test_any_bytes_are_read_or_refused_the_same(raw):
+    assert upb_reading(raw) == python_reading(raw)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field, encoded by hand: the published classes refuse to build a value nested this deep."""
+    size, length = len(payload), b""
+    while True:
+        byte, size = size & 0x7F, size >> 7
+        length += bytes([byte | (0x80 if size else 0)])
+        if not size:
+            return bytes([number << 3 | 2]) + length + payload
+
+
+@needs_upb
+@pytest.mark.parametrize("depth", [10, 30, 95, 99, 100, 101, 200])
+def test_deep_nesting_is_read_or_refused_the_same(depth):
+    value = AnyValue(string_value="leaf").SerializeToString()
+    for _ in range(depth):  # AnyValue.kvlist_value (6) → KeyValueList.values (1) → KeyValue.value (2)
+        value = _field(6, _field(1, _field(1, b"k") + _field(2, value)))
+    attribute = _field(1, b"gen_ai.operation.name") + _field(2, value)
+    span = _field(1, b"\x01" * 16) + _field(2, b"\x02" * 8) + _field(9, attribute)
+    body = _field(1, _field(2, _field(2, span)))  # resource_spans → scope_spans → spans
+    assert upb_reading(body) == python_reading(body)
+
+
+@needs_upb
+def test_invalid_utf8_and_truncation_are_refused_by_both():
+    good = protobuf([S("chat", new_trace_id(), start=datetime.now(timezone.utc), attrs={"gen_ai.operation.name": "chat"})])
+    bad_text = good.replace(b"gen_ai.operation.name", b"gen_ai.operation.nam\xff")
+    assert python_reading(bad_text) == upb_reading(bad_text) == "refused"
+    truncated = b"\x0a\x05\x01"  # resource_spans (field 1) of 5 bytes, with 1 sent
+    assert python_reading(truncated) == upb_reading(truncated) == "refused"
+    wrong_type = b"\x08\x01"  # resource_spans sent as a varint: an unknown field to both, no span
+    assert python_reading(wrong_type) == upb_reading(wrong_type) == "[]"
+
+
+@needs_upb
+def test_the_benchs_exports_and_the_test_exports_read_the_same():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from otlp import make_otlp_batches
+
+    bodies, _ = make_otlp_batches(2100, 512, steps=4)
+    trace = new_trace_id()
+    bodies = [gzip.decompress(body) for body in bodies] + [
+        protobuf([chat(trace, input_tokens=120, output_tokens=30, start=datetime.now(timezone.utc)),
+                  S("tool", trace, start=datetime.now(timezone.utc), attrs={"gen_ai.tool.name": "x"})])]
+    for body in bodies:
+        spans = otlp._decode_protobuf(body)
+        assert spans and repr(spans) == python_reading(body)
