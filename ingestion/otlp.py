@@ -1,12 +1,12 @@
 """OTLP/HTTP trace exports → compact span records (pure functions; docs/architecture.md § OTLP).
 
-`export_decode` reads an `ExportTraceServiceRequest` (protobuf, with the published
-`opentelemetry-proto` classes, or OTLP/JSON) and keeps, per span, only what the ingest reads: the
-ids, the instrumentation scope name, and the attributes of the alias table (`/work/shared/OTLP.md`).
-Everything else (prompts, completions, request headers, events, links, resource attributes) is
-dropped here, before anything is stored. `span_record` maps those attributes onto a `SpanIn`: the
-span's own section label, an explicit path or customer, and, for a billable provider call, the call
-as an `EventIn` validated by the wire format's rules.
+`export_decode` reads an `ExportTraceServiceRequest` — protobuf, parsed by upb in C with the published
+`opentelemetry-proto` descriptors (`_otlp_upb`) or by the published Python classes, or OTLP/JSON — and keeps, per
+span, only what the ingest reads: the ids, the instrumentation scope name, and the attributes of the alias table
+(`/work/shared/OTLP.md`). Everything else (prompts, completions, request headers, events, links, resource
+attributes) is dropped here, before anything is stored. `span_record` maps those attributes onto a `SpanIn`: the
+span's own section label, an explicit path or customer, and, for a billable provider call, the call as an
+`EventIn` validated by the wire format's rules.
 """
 
 from __future__ import annotations
