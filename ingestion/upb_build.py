@@ -15,6 +15,7 @@ import glob
 import os
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import tempfile
 from importlib.metadata import version
@@ -55,6 +56,7 @@ def build() -> Path:
                           extra_compile_args=["-fvisibility=hidden", "-std=c99", "-w"])
     command = build_ext(Distribution({"name": "llmobserve-otlp-upb", "ext_modules": [extension]}))
     command.inplace = True
+    command.force = True  # `make` decides when to build: the sources or the install changed
     command.build_temp = str(Path(sys.prefix) / "upb-build")
     command.ensure_finalized()
     cwd = os.getcwd()
@@ -69,7 +71,9 @@ def build() -> Path:
 def main() -> int:
     try:
         built = build()
-    except Exception as exc:  # noqa: BLE001 - any failure: the Python decoder stays in use
+    except Exception as exc:  # noqa: BLE001 - any failure: the Python decoder is used
+        # An earlier build would no longer match its source: remove it rather than load it.
+        (ROOT / "ingestion" / f"_otlp_upb{sysconfig.get_config_var('EXT_SUFFIX')}").unlink(missing_ok=True)
         print(f"ingestion/_otlp_upb was not built ({type(exc).__name__}: {exc}); OTLP protobuf bodies will be decoded "
               "with the protobuf package's Python classes (slower, same results)", file=sys.stderr)
         return 1 if os.environ.get("LLMOBSERVE_CI") else 0
