@@ -28,6 +28,35 @@ static PyObject* raw_span;   // ingestion.otlp.RawSpan
 #define TRACE_ID_BYTES 16
 #define SPAN_ID_BYTES 8
 
+#define TRACE "opentelemetry.proto.trace.v1."
+#define COMMON "opentelemetry.proto.common.v1."
+// Every field the decoder reads, looked up by name in the loaded descriptors.
+static const struct {
+  const char* message;
+  const char* name;
+  const upb_FieldDef** field;
+} FIELDS[] = {
+    {"opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest", "resource_spans", &f_resource_spans},
+    {TRACE "ResourceSpans", "scope_spans", &f_scope_spans},
+    {TRACE "ScopeSpans", "scope", &f_scope},
+    {TRACE "ScopeSpans", "spans", &f_spans},
+    {COMMON "InstrumentationScope", "name", &f_scope_name},
+    {TRACE "Span", "trace_id", &f_trace_id},
+    {TRACE "Span", "span_id", &f_span_id},
+    {TRACE "Span", "parent_span_id", &f_parent_span_id},
+    {TRACE "Span", "start_time_unix_nano", &f_start},
+    {TRACE "Span", "end_time_unix_nano", &f_end},
+    {TRACE "Span", "attributes", &f_attributes},
+    {TRACE "Span", "status", &f_status},
+    {TRACE "Status", "code", &f_status_code},
+    {COMMON "KeyValue", "key", &f_key},
+    {COMMON "KeyValue", "value", &f_value},
+    {COMMON "AnyValue", "string_value", &f_string},
+    {COMMON "AnyValue", "bool_value", &f_bool},
+    {COMMON "AnyValue", "int_value", &f_int},
+    {COMMON "AnyValue", "double_value", &f_double},
+};
+
 static const upb_FieldDef* field(const char* message, const char* name) {
   const upb_MessageDef* m = upb_DefPool_FindMessageByName(pool, message);
   return m ? upb_MessageDef_FindFieldByNameWithSize(m, name, strlen(name)) : NULL;
@@ -73,30 +102,21 @@ static PyObject* setup(PyObject* self, PyObject* args) {
   const upb_MessageDef* request =
       upb_DefPool_FindMessageByName(pool, "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest");
   request_table = request ? upb_MessageDef_MiniTable(request) : NULL;
-  f_resource_spans = field("opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest", "resource_spans");
-  f_scope_spans = field("opentelemetry.proto.trace.v1.ResourceSpans", "scope_spans");
-  f_scope = field("opentelemetry.proto.trace.v1.ScopeSpans", "scope");
-  f_spans = field("opentelemetry.proto.trace.v1.ScopeSpans", "spans");
-  f_scope_name = field("opentelemetry.proto.common.v1.InstrumentationScope", "name");
-  f_trace_id = field("opentelemetry.proto.trace.v1.Span", "trace_id");
-  f_span_id = field("opentelemetry.proto.trace.v1.Span", "span_id");
-  f_parent_span_id = field("opentelemetry.proto.trace.v1.Span", "parent_span_id");
-  f_start = field("opentelemetry.proto.trace.v1.Span", "start_time_unix_nano");
-  f_end = field("opentelemetry.proto.trace.v1.Span", "end_time_unix_nano");
-  f_attributes = field("opentelemetry.proto.trace.v1.Span", "attributes");
-  f_status = field("opentelemetry.proto.trace.v1.Span", "status");
-  f_status_code = field("opentelemetry.proto.trace.v1.Status", "code");
-  f_key = field("opentelemetry.proto.common.v1.KeyValue", "key");
-  f_value = field("opentelemetry.proto.common.v1.KeyValue", "value");
-  f_string = field("opentelemetry.proto.common.v1.AnyValue", "string_value");
-  f_bool = field("opentelemetry.proto.common.v1.AnyValue", "bool_value");
-  f_int = field("opentelemetry.proto.common.v1.AnyValue", "int_value");
-  f_double = field("opentelemetry.proto.common.v1.AnyValue", "double_value");
-  o_value = f_string ? upb_FieldDef_RealContainingOneof(f_string) : NULL;
-  if (!request_table || !f_resource_spans || !f_scope_spans || !f_scope || !f_spans || !f_scope_name || !f_trace_id ||
-      !f_span_id || !f_parent_span_id || !f_start || !f_end || !f_attributes || !f_status || !f_status_code ||
-      !f_key || !f_value || !f_string || !f_bool || !f_int || !f_double || !o_value) {
-    PyErr_SetString(PyExc_ValueError, "the descriptors lack a message or field the decoder reads");
+  if (!request_table) {
+    PyErr_SetString(PyExc_ValueError, "the descriptors lack ExportTraceServiceRequest");
+    return NULL;
+  }
+  for (size_t i = 0; i < sizeof(FIELDS) / sizeof(FIELDS[0]); i++) {
+    *FIELDS[i].field = field(FIELDS[i].message, FIELDS[i].name);
+    if (!*FIELDS[i].field) {
+      PyErr_Format(PyExc_ValueError, "the descriptors lack %s.%s, which the decoder reads", FIELDS[i].message,
+                   FIELDS[i].name);
+      return NULL;
+    }
+  }
+  o_value = upb_FieldDef_RealContainingOneof(f_string);
+  if (!o_value) {
+    PyErr_SetString(PyExc_ValueError, "AnyValue.string_value is not in a oneof");
     return NULL;
   }
   Py_INCREF(keys);
