@@ -33,7 +33,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from .schema import MAX_TOKENS, EventIn, timestamp_error, tokens_inclusive
+from .schema import FUTURE_TOLERANCE, MAX_TOKENS, EventIn, timestamp_error, tokens_inclusive
 
 logger = logging.getLogger(__name__)
 
@@ -228,8 +228,6 @@ def _upb_decoder() -> Callable[[bytes], list[RawSpan]] | None:
     return _otlp_upb.decode
 
 
-_decode_upb = _upb_decoder()
-DECODER = "upb" if _decode_upb else "python"
 
 
 def _decode_protobuf(body: bytes) -> list[RawSpan]:
@@ -681,3 +679,70 @@ def event_id_for(*, trace_id: str, span_id: str, provider: str, response_id: str
     if response_id:
         return RESPONSE_PREFIX + hashlib.sha1(f"{provider}\x1f{response_id}".encode()).hexdigest()
     return trace_id + span_id
+
+
+# --- the mapping's fast path in C ---------------------------------------------------------------------------------
+
+# Each kept key's role in `_otlp_upb.records` (its C enum, in this order): the alias table's fields, then the keys
+# read alone; a key of the last two roles sends a span (a call span, for "rare_call") to `span_record`.
+_FAST_ROLE_NAMES = (*ALIAS_FIELDS, "operation", "agent", "tool", "response_id", "server_address", "rare_call",
+                    "rare_any")
+assert _FAST_ROLE_NAMES[:10] == ("provider", "model", "input", "cache_read", "cache_write", "output", "reasoning",
+                                 "stream", "customer", "cost")
+_FAST_SINGLE_KEYS = {OPERATION: "operation", AGENT: "agent", TOOL: "tool", RESPONSE_ID: "response_id",
+                     SERVER_ADDRESS: "server_address", **dict.fromkeys(
+                         (ERROR_TYPE, HTTP_STATUS, TTFT, TTFT_MS, TIER, COST_AMOUNT, COST_CURRENCY), "rare_call"),
+                     **dict.fromkeys((SECTION_PATH, OPERATION_ID, SPAN_KIND, WORKFLOW, FUNCTION_ID), "rare_any")}
+
+
+# The C path's call rule names these operations (and relies on every never-call operation being a text).
+assert CALL_OPERATIONS == {"chat", "generate_content", "text_completion", "embeddings"} and all(NEVER_CALL_OPERATIONS)
+
+
+def _fast_roles() -> dict[str, int]:
+    roles = {key: _FAST_ROLE_NAMES.index(field) for field, keys in ALIAS_FIELDS.items() for key in keys}
+    roles.update({key: _FAST_ROLE_NAMES.index(role) for key, role in _FAST_SINGLE_KEYS.items()})
+    assert set(roles) == KEPT_KEYS and len(roles) == sum(map(len, ALIAS_FIELDS.values())) + len(_FAST_SINGLE_KEYS)
+    return roles
+
+
+def _upb_records() -> Callable[[bytes, datetime], list[SpanIn | RawSpan]] | None:
+    """`_otlp_upb.records` set up with the mapping's table, or None (the module is not built or not loaded)."""
+    if _decode_upb is None:
+        return None
+    from . import _otlp_upb
+    try:
+        _otlp_upb.setup_mapping(_fast_roles(), tuple(ALIAS_FIELDS.values()), {
+            "SpanIn": SpanIn, "EventIn": EventIn, "provider_normalise": provider_normalise, "segment": _segment,
+            "rank": _rank, "source": _source, "fromtimestamp": datetime.fromtimestamp, "utc": timezone.utc, "zero": 0,
+            "": "", "llm": "llm", "embedding": "embedding", "unknown": "unknown", "ok": "ok", "error": "error",
+            "agent:": "agent:", "tool:": "tool:", "usage_missing": "usage_missing", "max_tokens": MAX_TOKENS})
+    except (AttributeError, ValueError, RuntimeError):  # a module built from an older source: `make install`
+        logger.warning("ingestion/_otlp_upb cannot map spans (rebuild it with `make install`); mapping in Python",
+                       exc_info=True)
+        return None
+    return _otlp_upb.records
+
+
+_decode_upb = _upb_decoder()
+_records_upb = _upb_records()
+DECODER = "upb" if _decode_upb else "python"
+
+
+def export_records(body: bytes, *, json_body: bool, now: datetime) -> Iterator[tuple[SpanIn | None, str]]:
+    """`span_record` of every span of `export_decode(body)`, in order. With the compiled decoder, a protobuf body's
+    usual spans are mapped in C as they are read (`_otlp_upb.records`: the same records, without the interpreter's
+    cost a span); every other span is mapped here."""
+    if json_body or _records_upb is None:
+        for span in export_decode(body, json_body=json_body):
+            yield span_record(span, now=now)
+        return
+    try:
+        items = _records_upb(body, now + FUTURE_TOLERANCE)
+    except ValueError as exc:
+        raise OtlpDecodeError(f"Body is not a protobuf ExportTraceServiceRequest: {exc}") from None
+    for item in items:
+        if type(item) is SpanIn:
+            yield item, ""
+        else:
+            yield span_record(item, now=now)

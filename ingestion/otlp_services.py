@@ -35,7 +35,7 @@ from accounts.models import ApiKey
 from .models import OtlpSpan, OtlpTrace, RawBatch, TraceEvent
 from .money import usd_to_pico
 from .otlp import (
-    PATH_MAX, RESPONSE_PREFIX, SpanIn, call_decode, call_encode, event_id_for, export_decode, span_record, spans_decode,
+    PATH_MAX, RESPONSE_PREFIX, SpanIn, call_decode, call_encode, event_id_for, export_records, spans_decode,
     spans_encode,
 )
 from .pricing import price_book_get
@@ -113,8 +113,7 @@ def otlp_ingest(*, api_key: ApiKey, body: bytes, json_body: bool, now: datetime 
     records: list[SpanIn] = []
     errors: list[str] = []
     rejected = 0
-    for span in export_decode(body, json_body=json_body):
-        record, error = span_record(span, now=now)
+    for record, error in export_records(body, json_body=json_body, now=now):
         if record is None:
             rejected += 1
             if len(errors) < MAX_ERRORS_IN_RESPONSE:

@@ -1,14 +1,15 @@
 """The compiled OTLP decoder (ingestion/_otlp_upb.c) reads every body exactly as the published Python classes do.
 
 `ingestion.otlp` decodes protobuf exports with `_otlp_upb` when `make install` built it (CI requires it), else with
-`_decode_protobuf_py`. Both must return the same `RawSpan`s for any export, and refuse the same bodies.
+`_decode_protobuf_py`. Both must return the same `RawSpan`s for any export, and refuse the same bodies. The module's
+mapping of the usual spans (`_otlp_upb.records`, used by `export_records`) must give exactly `span_record`'s records.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -27,7 +28,7 @@ needs_upb = pytest.mark.skipif(otlp.DECODER != "upb", reason="ingestion/_otlp_up
 def test_ci_builds_and_uses_the_compiled_decoder():
     if not os.environ.get("LLMOBSERVE_CI"):
         pytest.skip("outside CI the compiled decoder is optional")
-    assert otlp.DECODER == "upb"
+    assert otlp.DECODER == "upb" and otlp._records_upb is not None
 
 
 def python_reading(body: bytes) -> str:
@@ -179,3 +180,134 @@ def test_the_benchs_exports_and_the_test_exports_read_the_same():
     for body in bodies:
         spans = otlp._decode_protobuf(body)
         assert spans and repr(spans) == python_reading(body)
+
+
+# --- the mapping's fast path (`_otlp_upb.records`) -------------------------------------------------------------
+
+NOW = datetime(2026, 11, 30, 23, 40, tzinfo=timezone.utc)
+FUTURE = timedelta(hours=2)
+NOW_NS = int(NOW.timestamp()) * 10**9
+COMMON_KEYS = ["gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.system", "gen_ai.request.model",
+               "gen_ai.response.model", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens",
+               "gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_creation.input_tokens",
+               "gen_ai.usage.reasoning_tokens", "gen_ai.response.id", "gen_ai.agent.name", "gen_ai.tool.name",
+               "enduser.id", "server.address", "gen_ai.request.stream"]
+TEXTS = ["chat", "embeddings", "invoke_agent", "execute_tool", "create_agent", "retrieval", "text_completion",
+         "openai", "anthropic", "aws.bedrock", "OpenAI", "gpt-4o", "claude-sonnet-4-20250514", "api.openai.com",
+         "resp_1", "cust-7", "a/b", "", " chat", "chat ", "é", "x\x01y", "\ud7ff", "m" * 256, "m" * 257, "0"]
+NUMBERS = [0, 1, 64, 3047, otlp.MAX_TOKENS, otlp.MAX_TOKENS + 1, -1, 200, 429]
+
+
+def mapped_values():
+    return (st.sampled_from(TEXTS).map(lambda v: AnyValue(string_value=v))
+            | st.sampled_from(NUMBERS).map(lambda v: AnyValue(int_value=v))
+            | st.booleans().map(lambda v: AnyValue(bool_value=v))
+            | st.sampled_from([0.0, 1.5, float("nan")]).map(lambda v: AnyValue(double_value=v))
+            | st.builds(lambda: AnyValue()))
+
+
+@st.composite
+def mapped_spans(draw):
+    """Spans much like real ones (and their edges): valid ids mostly, times around NOW, the alias table's keys."""
+    ids = draw(st.sampled_from(["valid", "valid", "valid", "zero_parent", "short", "zero_trace"]))
+    trace_id = b"\x00" * 16 if ids == "zero_trace" else b"\x01" + draw(st.binary(min_size=15, max_size=15))
+    span_id = b"\x02" * (7 if ids == "short" else 8)
+    parent = draw(st.sampled_from([b"", b"\x03" * 8])) if ids != "zero_parent" else b"\x00" * 8
+    start = draw(st.integers(NOW_NS - 10**15, NOW_NS + 3600 * 10**9) | st.sampled_from(
+        [NOW_NS + 3600 * 10**9 + 1, 946_684_799 * 10**9, 946_684_800 * 10**9, 0, 2**63 - 1, 2**63 + 5]))
+    duration = draw(st.integers(0, 10**10) | st.sampled_from([2**53, 2**53 - 1, 10**16 + 1, -5]))
+    span = Span(trace_id=trace_id, span_id=span_id, parent_span_id=parent, name="s", start_time_unix_nano=start,
+                end_time_unix_nano=max(0, min(2**64 - 1, start + duration)))
+    # Mostly what instrumentations send (each usual key with a value of its usual kind, or none), then a few
+    # attributes of any kept key with any value, which may repeat a key.
+    usual = {"gen_ai.operation.name": st.sampled_from(["chat", "embeddings", "invoke_agent", "execute_tool",
+                                                       "create_agent", "retrieval", "other", ""])}
+    for key in COMMON_KEYS[1:]:
+        if "usage" in key:
+            usual[key] = st.sampled_from(NUMBERS[:5]) | st.sampled_from(NUMBERS)
+        elif key == "gen_ai.request.stream":
+            usual[key] = st.booleans()
+        else:
+            usual[key] = st.sampled_from(TEXTS[7:17]) | st.sampled_from(TEXTS)
+    for key, values in usual.items():
+        if draw(st.booleans()):
+            value = draw(values)
+            kind = {bool: "bool_value", int: "int_value", str: "string_value"}[type(value)]
+            span.attributes.append(KeyValue(key=key, value=AnyValue(**{kind: value})))
+    keys = st.sampled_from(sorted(otlp.KEPT_KEYS)) | st.just("gen_ai.prompt")
+    if draw(st.booleans()):
+        span.attributes.extend(KeyValue(key=k, value=v)
+                               for k, v in draw(st.lists(st.tuples(keys, mapped_values()), max_size=2)))
+    span.status.code = draw(st.sampled_from([0, 1, 2]))
+    return span
+
+
+@st.composite
+def mapped_exports(draw):
+    request = ExportTraceServiceRequest()
+    for _ in range(draw(st.integers(1, 2))):
+        scope_spans = request.resource_spans.add().scope_spans.add()
+        scope_spans.scope.name = draw(st.sampled_from(["", "opentelemetry.instrumentation.anthropic", "anthropic",
+                                                       "x\x02"]))
+        scope_spans.spans.extend(draw(st.lists(mapped_spans(), min_size=1, max_size=4)))
+    return request.SerializeToString()
+
+
+def python_records(body: bytes) -> str:
+    return repr([otlp.span_record(span, now=NOW) for span in otlp._decode_protobuf_py(body)])
+
+
+@needs_upb
+@settings(max_examples=1500)
+@given(body=mapped_exports())
+def test_the_fast_path_maps_any_export_as_span_record_does(body):
+    assert repr(list(otlp.export_records(body, json_body=False, now=NOW))) == python_records(body)
+
+
+@needs_upb
+@settings(max_examples=200)
+@given(body=exports())
+def test_the_fast_path_maps_arbitrary_exports_as_span_record_does(body):
+    assert repr(list(otlp.export_records(body, json_body=False, now=NOW))) == python_records(body)
+
+
+def _mapped_in_c(body: bytes, now: datetime) -> list[bool]:
+    return [type(item) is otlp.SpanIn for item in otlp._records_upb(body, now + otlp.FUTURE_TOLERANCE)]
+
+
+@needs_upb
+def test_the_usual_spans_are_mapped_in_c_and_the_rest_by_span_record():
+    """The path is taken for what instrumentations usually send, and left for anything the slower rules decide."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from otlp import make_otlp_batches
+
+    now = datetime.now(timezone.utc)
+    for body in make_otlp_batches(2100, 512, steps=4)[0]:
+        assert all(_mapped_in_c(gzip.decompress(body), now))
+    trace = new_trace_id()
+    usual = [chat(trace, input_tokens=120, output_tokens=30, start=now, **{"gen_ai.response.id": "r1"}),
+             S("invoke_agent planner", trace, start=now, attrs={"gen_ai.operation.name": "invoke_agent",
+                                                                "gen_ai.agent.name": "planner", "enduser.id": "c1"}),
+             S("tool", trace, start=now, attrs={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "x"})]
+    failed = S("chat", trace, start=now, error=True, attrs={"gen_ai.operation.name": "chat",
+                                                             "gen_ai.usage.input_tokens": 3, "gen_ai.response.id": "r2"})
+    usual += [failed, S("retrieval", trace, start=now, attrs={"gen_ai.operation.name": "retrieval",
+                                                             "gen_ai.usage.input_tokens": 3})]
+    assert _mapped_in_c(protobuf(usual), now) == [True] * len(usual)
+    records = [record for record, _ in otlp.export_records(protobuf(usual), json_body=False, now=now)]
+    assert [record.call is not None for record in records] == [True, False, False, True, False]
+    assert (records[0].response_id, records[3].response_id, records[3].call.status) == ("r1", "", "error")
+    slower = [chat(trace, input_tokens=1, start=now, **{"error.type": "timeout"}),
+              chat(trace, input_tokens=1, start=now, **{"gen_ai.usage.cost": 0.5}),
+              chat(trace, input_tokens=1.0, start=now),
+              chat(trace, model=" gpt-4o", start=now),
+              S("path", trace, start=now, attrs={"llmobserve.section_path": "a/b"}),
+              S("vercel", trace, start=now, attrs={"ai.operationId": "ai.generateText.doGenerate"}),
+              chat(trace, start=now + FUTURE)]
+    assert _mapped_in_c(protobuf(slower), now) == [False] * len(slower)
+    for body in [protobuf(usual + slower)]:
+        assert repr(list(otlp.export_records(body, json_body=False, now=now))) == repr(
+            [otlp.span_record(span, now=now) for span in otlp._decode_protobuf_py(body)])
