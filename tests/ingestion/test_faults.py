@@ -17,7 +17,11 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
 from tests.processes import Beat, PrivateRedis, WebServer, Worker, app_env, require_postgres_and_redis_server
+
+from .otlp_export import S, chat, new_trace_id, protobuf
 
 pytestmark = [pytest.mark.real_worker, pytest.mark.django_db(transaction=True)]
 
@@ -89,8 +93,60 @@ class Stream:
             self.next_batch += 1
 
     def expected(self) -> tuple[int, str]:
-        cost = sum((inp * IN_PRICE + out * OUT_PRICE) / 10**6 for inp, out in self.sent.values())
-        return len(self.sent), format(cost.normalize(), "f")
+        return expected_of(self.sent)
+
+
+def expected_of(sent: dict[str, tuple[int, int]]) -> tuple[int, str]:
+    """(calls, cost in USD as the read API writes it) of gpt-4o calls of these (input, output) tokens."""
+    cost = sum((inp * IN_PRICE + out * OUT_PRICE) / 10**6 for inp, out in sent.values())
+    return len(sent), format(cost.normalize(), "f")
+
+
+class OtlpStream:
+    """An OpenTelemetry exporter's sends: traces of an agent's root span and its chat calls, exported as a
+    BatchSpanProcessor does (the calls end first; their root, in the next export). It remembers every call it got a
+    200 for, and which have their root sent."""
+
+    CALLS = 3
+
+    def __init__(self, web, key):
+        self.web, self.key = web, key
+        self.sent: dict[str, tuple[int, int]] = {}
+        self.rooted: dict[str, tuple[int, int]] = {}  # the calls whose root was sent
+        self.roots: list[tuple[S, list[str]]] = []  # sent next, with their calls
+        self.calls = 0
+        self.started = datetime.now(timezone.utc) - timedelta(minutes=10)
+
+    def export(self, traces: int) -> None:
+        spans = [root for root, _ in self.roots]
+        for root, calls in self.roots:
+            self.rooted.update({call: self.sent[call] for call in calls})
+        self.roots = []
+        for _ in range(traces):
+            trace, start = new_trace_id(), self.started + timedelta(milliseconds=self.calls)
+            root = S("invoke_agent bot", trace, start=start, scope="app", attrs={
+                "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "bot"})
+            calls = []
+            for i in range(self.CALLS):
+                self.calls += 1
+                inp, out = 1000 + 37 * self.calls, 100 + self.calls % 50
+                call = chat(trace, parent=root.span_id, input_tokens=inp, output_tokens=out, start=start,
+                            **{"gen_ai.response.id": f"resp-{trace}-{i}"})
+                spans.append(call)
+                calls.append(call.span_id)
+                self.sent[call.span_id] = (inp, out)
+            self.roots.append((root, calls))
+        response = self.web.post("/v1/otlp/v1/traces", self.key, data=gzip.compress(protobuf(spans)), timeout=15,
+                                 headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"})
+        assert response.status_code == 200, response.text
+        assert not ExportTraceServiceResponse.FromString(response.content).partial_success.rejected_spans
+
+    def flush(self) -> None:
+        """The last roots, alone."""
+        self.export(0)
+
+    def expected(self) -> tuple[int, str]:
+        return expected_of(self.sent)
 
 
 def settle(stack, read_key, stream, timeout=150.0) -> dict:
@@ -186,3 +242,45 @@ def test_worker_and_web_recover_when_every_database_connection_is_cut(stack, ing
     got = (summary["calls"], summary["cost_usd"], summary["unpriced_calls"])
     assert got == (calls, cost, 0), worker_log(stack)[-4000:]
     assert "OperationalError" in worker_log(stack)  # the worker did lose its connection, and got over it
+
+
+def test_otlp_exports_with_redis_killed_and_the_worker_sigkilled_lose_and_double_count_no_call(stack, ingest_key,
+                                                                                                read_key):
+    """The OTLP path under the same faults: its exports are batches of their own kind, drained, swept and retried
+    as /v1/events' are, and their calls resolve (children before their root, across exports) exactly once."""
+    stream = OtlpStream(stack["web"], ingest_key)
+    first = stack["start_worker"]()
+    first.wait_ready()
+    stream.export(5)
+    stream.export(5)
+    wait_calls(stack, read_key, len(stream.rooted))  # the first export's calls, resolved once their roots came
+
+    stack["redis"].kill()
+    stream.export(5)  # answered 200: stored in PostgreSQL, not queued
+    stack["redis"].start()
+    time.sleep(RETRY_SECONDS + 0.5)
+    stream.export(5)
+    wait_calls(stack, read_key, len(stream.rooted))
+
+    received = first.log_count("] received")
+    stream.export(400)  # 1,200 calls and the last roots: long enough to process that the kill lands inside it
+    first.wait_received(received + 1)
+    first.sigkill()
+    assert first.log_count("] received") > first.log_count("] succeeded"), "the kill did not land inside a task"
+    stream.export(5)  # queued, no worker
+    second = stack["start_worker"]()
+    second.wait_ready()
+    stream.export(5)
+    wait_calls(stack, read_key, len(stream.rooted))
+    second.wait_idle()
+
+    stack["redis"].kill()  # at the end: only the sweeper can process these
+    stream.export(5)
+    stream.flush()
+    stack["redis"].start()
+
+    summary = settle(stack, read_key, stream)
+    calls, cost = stream.expected()
+    assert calls == 435 * OtlpStream.CALLS
+    got = (summary["calls"], summary["cost_usd"], summary["unpriced_calls"])
+    assert got == (calls, cost, 0), worker_log(stack)[-4000:]
