@@ -20,6 +20,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from ingestion import otlp
 
 from .otlp_export import S, chat, new_trace_id, protobuf
+from .test_otlp_ingest import post_otlp  # noqa: F401 - the fixture
 
 needs_upb = pytest.mark.skipif(otlp.DECODER != "upb", reason="ingestion/_otlp_upb is not built (no C compiler at "
                                                                "`make install`): the Python decoder is in use")
@@ -311,3 +312,44 @@ def test_the_usual_spans_are_mapped_in_c_and_the_rest_by_span_record():
     for body in [protobuf(usual + slower)]:
         assert repr(list(otlp.export_records(body, json_body=False, now=now))) == repr(
             [otlp.span_record(span, now=now) for span in otlp._decode_protobuf_py(body)])
+
+
+@needs_upb
+@pytest.mark.django_db
+def test_odd_labels_are_stored_the_same_through_the_endpoint_with_the_c_path_or_without(org, ingest_key, prices,
+                                                                                       post_otlp, monkeypatch):
+    from ingestion.models import TraceEvent
+
+    start = datetime.now(timezone.utc)
+
+    def export() -> bytes:
+        trace = new_trace_id()
+        agent = S("invoke_agent", trace, start=start, scope="app", attrs={
+            "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "ré/search ✓", "enduser.id": "cust é"})
+        tool = S("execute_tool", trace, parent=agent.span_id, start=start, scope="app", attrs={
+            "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "t" * 300})
+        calls = [chat(trace, parent=tool.span_id, input_tokens=10, output_tokens=5, start=start,
+                      **{"gen_ai.response.id": f"r\x01{trace}", "gen_ai.usage.cache_read.input_tokens": 4}),
+                 chat(trace, parent=agent.span_id, input_tokens=7, output_tokens=2, start=start, provider=" OpenAI ",
+                      **{"enduser.id": "  padded  "}),
+                 chat(trace, parent=agent.span_id, input_tokens=3, output_tokens=1, start=start, model="gpt-4o\u200b",
+                      **{"gen_ai.request.stream": True, "gen_ai.usage.reasoning_tokens": 9}),
+                 chat(trace, parent=tool.span_id, input_tokens=20, output_tokens=8, start=start,
+                      **{"gen_ai.response.id": f"ok-{trace}", "gen_ai.request.stream": True})]
+        return protobuf([*calls, tool, agent])
+
+    def stored(run_id: str) -> list[tuple]:
+        return sorted(TraceEvent.objects.for_org(org).filter(run_id=run_id).values_list(
+            "section_path", "customer_id", "provider", "model", "input_tokens", "output_tokens", "cached_input_tokens",
+            "reasoning_tokens", "stream", "status", "cost_pico", "timestamp"))
+
+    body = export()
+    assert _mapped_in_c(body, start) == [False, False, False, True, True, False]  # the plain call and the tool
+    post_otlp(ingest_key, body)
+    monkeypatch.setattr(otlp, "_records_upb", None)  # as without the module: span_record maps every span
+    plain_body = export()
+    post_otlp(ingest_key, plain_body)
+    runs = [otlp.export_decode(b, json_body=False)[0].trace_id for b in (body, plain_body)]
+    with_c, without = stored(runs[0]), stored(runs[1])
+    assert len(with_c) == 4 and with_c == without
+    assert {row[0] for row in with_c} == {"agent:ré_search ✓", "agent:ré_search ✓/tool:" + "t" * 251}
