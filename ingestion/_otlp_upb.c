@@ -205,13 +205,17 @@ fail:
   return NULL;
 }
 
+// What span_record checks of the ids: a trace id of 16 bytes and a span id of 8, neither all zero, a parent of 0 or 8.
+static int ids_valid(upb_StringView trace_id, upb_StringView span_id, upb_StringView parent) {
+  return trace_id.size == TRACE_ID_BYTES && !all_zero(trace_id) && span_id.size == SPAN_ID_BYTES &&
+         !all_zero(span_id) && (parent.size == 0 || parent.size == SPAN_ID_BYTES);
+}
+
 // RawSpan(trace_id, span_id, parent_span_id, scope, start_ns, end_ns, status_code, attrs, ids_valid)
 static PyObject* span_of(const upb_Message* span, PyObject* scope) {
   upb_StringView trace_id = upb_Message_GetFieldByDef(span, f_trace_id).str_val;
   upb_StringView span_id = upb_Message_GetFieldByDef(span, f_span_id).str_val;
   upb_StringView parent = upb_Message_GetFieldByDef(span, f_parent_span_id).str_val;
-  int ids_valid = trace_id.size == TRACE_ID_BYTES && !all_zero(trace_id) && span_id.size == SPAN_ID_BYTES &&
-                  !all_zero(span_id) && (parent.size == 0 || parent.size == SPAN_ID_BYTES);
   const upb_Message* status = submessage(span, f_status);
   PyObject* args[9] = {
       hex(trace_id),
@@ -222,7 +226,7 @@ static PyObject* span_of(const upb_Message* span, PyObject* scope) {
       PyLong_FromUnsignedLongLong(upb_Message_GetFieldByDef(span, f_end).uint64_val),
       PyLong_FromLong(status ? upb_Message_GetFieldByDef(status, f_status_code).int32_val : 0),
       attributes_of(span),
-      PyBool_FromLong(ids_valid),
+      PyBool_FromLong(ids_valid(trace_id, span_id, parent)),
   };
   Py_INCREF(scope);
   PyObject* result = NULL;
@@ -244,7 +248,7 @@ static PyObject* span_of(const upb_Message* span, PyObject* scope) {
 
 #define MAX_KEYS 128
 #define KEY_SLOTS 256
-// Roles of a kept key (ingestion.otlp._FAST_ROLES gives each key one): the alias table's fields first, in
+// Roles of a kept key (ingestion.otlp._fast_roles gives each key one): the alias table's fields first, in
 // ALIAS_FIELDS' order, then the keys read alone.
 enum {
   R_PROVIDER, R_MODEL, R_INPUT, R_CACHE_READ, R_CACHE_WRITE, R_OUTPUT, R_REASONING, R_STREAM, R_CUSTOMER, R_COST,
@@ -285,7 +289,7 @@ static int key_index(upb_StringView v) {
 }
 
 // setup_mapping(roles, aliases, objects): roles {key: role}; aliases: per alias field, its keys in priority order;
-// objects: the classes, functions and texts the mapping builds with (see ingestion.otlp._fast_mapping).
+// objects: the classes and functions the mapping builds with (see ingestion.otlp._upb_records).
 static PyObject* setup_mapping(PyObject* self, PyObject* args) {
   PyObject *roles, *aliases, *objects;
   if (!PyArg_ParseTuple(args, "O!O!O!", &PyDict_Type, &roles, &PyTuple_Type, &aliases, &PyDict_Type, &objects))
@@ -341,9 +345,10 @@ static PyObject* setup_mapping(PyObject* self, PyObject* args) {
   } OBJECTS[] = {
       {"SpanIn", &span_in}, {"EventIn", &event_in}, {"provider_normalise", &provider_normalise},
       {"segment", &segment}, {"rank", &rank_of}, {"source", &source_of}, {"fromtimestamp", &fromtimestamp},
-      {"utc", &utc}, {"zero", &zero}, {"", &s_empty}, {"llm", &s_llm}, {"embedding", &s_embedding}, {"unknown", &s_unknown},
-      {"ok", &s_ok}, {"error", &s_error}, {"agent:", &s_agent_prefix}, {"tool:", &s_tool_prefix},
-      {"usage_missing", &s_usage_missing},
+      {"utc", &utc},
+  }, TEXTS[] = {  // the texts the records hold, each made once
+      {"", &s_empty}, {"llm", &s_llm}, {"embedding", &s_embedding}, {"unknown", &s_unknown}, {"ok", &s_ok},
+      {"error", &s_error}, {"agent:", &s_agent_prefix}, {"tool:", &s_tool_prefix}, {"usage_missing", &s_usage_missing},
   };
   for (size_t i = 0; i < sizeof(OBJECTS) / sizeof(OBJECTS[0]); i++) {
     PyObject* value = PyDict_GetItemString(objects, OBJECTS[i].name);
@@ -351,9 +356,11 @@ static PyObject* setup_mapping(PyObject* self, PyObject* args) {
       PyErr_Format(PyExc_ValueError, "setup_mapping lacks %s", OBJECTS[i].name);
       return NULL;
     }
-    Py_INCREF(value);
-    *OBJECTS[i].target = value;
+    *OBJECTS[i].target = Py_NewRef(value);
   }
+  for (size_t i = 0; i < sizeof(TEXTS) / sizeof(TEXTS[0]); i++)
+    if (!(*TEXTS[i].target = PyUnicode_InternFromString(TEXTS[i].name))) return NULL;
+  if (!(zero = PyLong_FromLong(0))) return NULL;
   PyObject* limit = PyDict_GetItemString(objects, "max_tokens");
   max_tokens = limit ? PyLong_AsLongLong(limit) : -1;
   if (max_tokens < 0) {
@@ -383,11 +390,14 @@ static int plain(upb_StringView v, size_t limit) {
   return v.size == 0 || (v.data[0] != ' ' && v.data[v.size - 1] != ' ');
 }
 
+// The attribute of a role read alone (NULL when no key has it).
+static const Held* single(const Held* held, int role) { return single_key[role] >= 0 ? &held[single_key[role]] : NULL; }
+
 static PyObject* str_of(const Held* held) {
   return held && held->kind ? text(held->value.str_val) : Py_NewRef(Py_None);
 }
 
-// The first present alias of a field with a value that is not "" (None is never held: see `held_kinds_ok`).
+// The first present alias of a field with a value that is not "" (a None value sends the span to Python: record_of).
 static const Held* first_of(const Held* held, int field) {
   for (int i = 0; i < n_alias_keys[field]; i++) {
     const Held* h = &held[alias_keys[field][i]];
@@ -405,9 +415,7 @@ static PyObject* record_of(const upb_Message* span, PyObject* scope_source, PyOb
   upb_StringView trace_id = upb_Message_GetFieldByDef(span, f_trace_id).str_val;
   upb_StringView span_id = upb_Message_GetFieldByDef(span, f_span_id).str_val;
   upb_StringView parent = upb_Message_GetFieldByDef(span, f_parent_span_id).str_val;
-  if (!(trace_id.size == TRACE_ID_BYTES && !all_zero(trace_id) && span_id.size == SPAN_ID_BYTES &&
-        !all_zero(span_id) && (parent.size == 0 || parent.size == SPAN_ID_BYTES)))
-    Py_RETURN_NONE;
+  if (!ids_valid(trace_id, span_id, parent)) Py_RETURN_NONE;
   Held held[MAX_KEYS];
   memset(held, 0, sizeof(Held) * (size_t)n_keys);
   int rare_call = 0;
@@ -440,10 +448,10 @@ static PyObject* record_of(const upb_Message* span, PyObject* scope_source, PyOb
         if (kind != f_string) Py_RETURN_NONE;
     }
   }
-  const Held* op = single_key[R_OPERATION] >= 0 ? &held[single_key[R_OPERATION]] : NULL;
+  const Held* op = single(held, R_OPERATION);
   upb_StringView op_text = op && op->kind ? op->value.str_val : (upb_StringView){"", 0};
-  const Held* agent = single_key[R_AGENT] >= 0 ? &held[single_key[R_AGENT]] : NULL;
-  const Held* tool = single_key[R_TOOL] >= 0 ? &held[single_key[R_TOOL]] : NULL;
+  const Held* agent = single(held, R_AGENT);
+  const Held* tool = single(held, R_TOOL);
   int has_agent = agent && agent->kind && agent->value.str_val.size;
   int has_tool = tool && tool->kind && tool->value.str_val.size;
   // span_is_call, for the attributes this path takes (no Vercel operation id, no OpenInference span kind): a call
@@ -464,19 +472,20 @@ static PyObject* record_of(const upb_Message* span, PyObject* scope_source, PyOb
     call = call_of(span, held, op, customer_id, bound, &status_ok);
     if (call == Py_None) result = Py_NewRef(Py_None);  // refused, or out of this path's arithmetic
     if (!call || call == Py_None) goto done;
-    const Held* response = single_key[R_RESPONSE_ID] >= 0 ? &held[single_key[R_RESPONSE_ID]] : NULL;
+    const Held* response = single(held, R_RESPONSE_ID);
     if (status_ok && response && response->kind) {
       Py_SETREF(response_id, text(response->value.str_val));
       if (!response_id) goto done;
     }
   }
-  if ((equals(op_text, "invoke_agent") || equals(op_text, "create_agent")) && has_agent) {
-    PyObject* name = text(agent->value.str_val);
-    label = name ? PyObject_CallFunctionObjArgs(segment, s_agent_prefix, name, NULL) : NULL;
-    Py_XDECREF(name);
-  } else if (equals(op_text, "execute_tool") && has_tool) {
-    PyObject* name = text(tool->value.str_val);
-    label = name ? PyObject_CallFunctionObjArgs(segment, s_tool_prefix, name, NULL) : NULL;
+  // span_label: an agent's or a tool's segment, else none (workflow and function ids go to Python)
+  const Held* named = (equals(op_text, "invoke_agent") || equals(op_text, "create_agent")) && has_agent ? agent
+                      : equals(op_text, "execute_tool") && has_tool                                  ? tool
+                                                                                                     : NULL;
+  if (named) {
+    PyObject* name = text(named->value.str_val);
+    label = name ? PyObject_CallFunctionObjArgs(segment, named == agent ? s_agent_prefix : s_tool_prefix, name, NULL)
+                 : NULL;
     Py_XDECREF(name);
   } else {
     label = Py_NewRef(s_empty);
@@ -499,12 +508,13 @@ done:
 static PyObject* call_of(const upb_Message* span, const Held* held, const Held* op, PyObject* customer_id,
                          PyObject* bound, int* status_ok) {
   long long tokens[5];
+  const Held* found[5];
   static const int TOKEN_FIELDS[5] = {R_INPUT, R_OUTPUT, R_CACHE_READ, R_CACHE_WRITE, R_REASONING};
   for (int i = 0; i < 5; i++) {
-    const Held* h = first_of(held, TOKEN_FIELDS[i]);
-    tokens[i] = h ? h->value.int64_val : 0;
+    found[i] = first_of(held, TOKEN_FIELDS[i]);
+    tokens[i] = found[i] ? found[i]->value.int64_val : 0;
   }
-  int has_usage = first_of(held, R_INPUT) || first_of(held, R_OUTPUT);
+  int has_usage = found[0] || found[1];
   // tokens_inclusive: input includes the cache's reads and writes, output the reasoning
   if (tokens[2] + tokens[3] > tokens[0]) tokens[0] += tokens[2] + tokens[3];
   if (tokens[4] > tokens[1]) tokens[1] += tokens[4];
@@ -545,7 +555,7 @@ static PyObject* call_of(const upb_Message* span, const Held* held, const Held* 
   metadata = PyDict_New();
   if (!metadata || (!has_usage && !error && PyDict_SetItem(metadata, s_usage_missing, Py_True) < 0)) goto done;
   provider_text = str_of(first_of(held, R_PROVIDER));
-  server = str_of(single_key[R_SERVER_ADDRESS] >= 0 ? &held[single_key[R_SERVER_ADDRESS]] : NULL);
+  server = str_of(single(held, R_SERVER_ADDRESS));
   if (!provider_text || !server) goto done;
   provider = PyObject_CallFunctionObjArgs(provider_normalise, provider_text, server, NULL);
   if (!provider) goto done;
@@ -618,7 +628,8 @@ static PyObject* walk(PyObject* body, PyObject* bound) {
       PyObject* scope = text(scope_message ? upb_Message_GetFieldByDef(scope_message, f_scope_name).str_val : no_name);
       if (!scope) goto fail;
       PyObject *source = NULL, *rank = NULL;  // the scope's, for the fast path
-      if (bound && (!(source = PyObject_CallOneArg(source_of, scope)) || !(rank = PyObject_CallOneArg(rank_of, scope)))) {
+      if (bound &&
+          (!(source = PyObject_CallOneArg(source_of, scope)) || !(rank = PyObject_CallOneArg(rank_of, scope)))) {
         Py_DECREF(scope);
         Py_XDECREF(source);
         goto fail;

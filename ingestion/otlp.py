@@ -180,7 +180,7 @@ def _decode_protobuf_py(body: bytes) -> Iterator[RawSpan]:
     try:
         request = ExportTraceServiceRequest.FromString(body)
     except (DecodeError, RecursionError, ValueError) as exc:
-        raise OtlpDecodeError(f"Body is not a protobuf ExportTraceServiceRequest: {exc}") from None
+        raise _not_an_export(exc) from None
     kept, scalar = KEPT_KEYS, _PB_SCALARS
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
@@ -228,6 +228,8 @@ def _upb_decoder() -> Callable[[bytes], list[RawSpan]] | None:
     return _otlp_upb.decode
 
 
+def _not_an_export(exc: Exception) -> OtlpDecodeError:
+    return OtlpDecodeError(f"Body is not a protobuf ExportTraceServiceRequest: {exc}")
 
 
 def _decode_protobuf(body: bytes) -> list[RawSpan]:
@@ -236,7 +238,7 @@ def _decode_protobuf(body: bytes) -> list[RawSpan]:
     try:
         return _decode_upb(body)
     except ValueError as exc:
-        raise OtlpDecodeError(f"Body is not a protobuf ExportTraceServiceRequest: {exc}") from None
+        raise _not_an_export(exc) from None
 
 
 def _get(obj: dict, camel: str, snake: str, default: Any = None) -> Any:
@@ -694,7 +696,6 @@ _FAST_SINGLE_KEYS = {OPERATION: "operation", AGENT: "agent", TOOL: "tool", RESPO
                          (ERROR_TYPE, HTTP_STATUS, TTFT, TTFT_MS, TIER, COST_AMOUNT, COST_CURRENCY), "rare_call"),
                      **dict.fromkeys((SECTION_PATH, OPERATION_ID, SPAN_KIND, WORKFLOW, FUNCTION_ID), "rare_any")}
 
-
 # The C path's call rule names these operations (and relies on every never-call operation being a text).
 assert CALL_OPERATIONS == {"chat", "generate_content", "text_completion", "embeddings"} and all(NEVER_CALL_OPERATIONS)
 
@@ -714,9 +715,8 @@ def _upb_records() -> Callable[[bytes, datetime], list[SpanIn | RawSpan]] | None
     try:
         _otlp_upb.setup_mapping(_fast_roles(), tuple(ALIAS_FIELDS.values()), {
             "SpanIn": SpanIn, "EventIn": EventIn, "provider_normalise": provider_normalise, "segment": _segment,
-            "rank": _rank, "source": _source, "fromtimestamp": datetime.fromtimestamp, "utc": timezone.utc, "zero": 0,
-            "": "", "llm": "llm", "embedding": "embedding", "unknown": "unknown", "ok": "ok", "error": "error",
-            "agent:": "agent:", "tool:": "tool:", "usage_missing": "usage_missing", "max_tokens": MAX_TOKENS})
+            "rank": _rank, "source": _source, "fromtimestamp": datetime.fromtimestamp, "utc": timezone.utc,
+            "max_tokens": MAX_TOKENS})
     except (AttributeError, ValueError, RuntimeError):  # a module built from an older source: `make install`
         logger.warning("ingestion/_otlp_upb cannot map spans (rebuild it with `make install`); mapping in Python",
                        exc_info=True)
@@ -740,7 +740,7 @@ def export_records(body: bytes, *, json_body: bool, now: datetime) -> Iterator[t
     try:
         items = _records_upb(body, now + FUTURE_TOLERANCE)
     except ValueError as exc:
-        raise OtlpDecodeError(f"Body is not a protobuf ExportTraceServiceRequest: {exc}") from None
+        raise _not_an_export(exc) from None
     for item in items:
         if type(item) is SpanIn:
             yield item, ""

@@ -254,8 +254,9 @@ def mapped_exports(draw):
     return request.SerializeToString()
 
 
-def python_records(body: bytes) -> str:
-    return repr([otlp.span_record(span, now=NOW) for span in otlp._decode_protobuf_py(body)])
+def python_records(body: bytes, now: datetime = NOW) -> str:
+    """`span_record` of the published classes' spans."""
+    return repr([otlp.span_record(span, now=now) for span in otlp._decode_protobuf_py(body)])
 
 
 @needs_upb
@@ -293,14 +294,18 @@ def test_the_usual_spans_are_mapped_in_c_and_the_rest_by_span_record():
              S("invoke_agent planner", trace, start=now, attrs={"gen_ai.operation.name": "invoke_agent",
                                                                 "gen_ai.agent.name": "planner", "enduser.id": "c1"}),
              S("tool", trace, start=now, attrs={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "x"})]
-    failed = S("chat", trace, start=now, error=True, attrs={"gen_ai.operation.name": "chat",
-                                                             "gen_ai.usage.input_tokens": 3, "gen_ai.response.id": "r2"})
+    failed = S("chat", trace, start=now, error=True, attrs={
+        "gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 3, "gen_ai.response.id": "r2"})
+    no_usage = [S("chat", trace, start=now, error=error, attrs={"gen_ai.operation.name": "chat"})
+                for error in (False, True)]
     usual += [failed, S("retrieval", trace, start=now, attrs={"gen_ai.operation.name": "retrieval",
-                                                             "gen_ai.usage.input_tokens": 3})]
+                                                             "gen_ai.usage.input_tokens": 3}), *no_usage]
     assert _mapped_in_c(protobuf(usual), now) == [True] * len(usual)
     records = [record for record, _ in otlp.export_records(protobuf(usual), json_body=False, now=now)]
-    assert [record.call is not None for record in records] == [True, False, False, True, False]
+    assert [record.call is not None for record in records] == [True, False, False, True, False, True, True]
     assert (records[0].response_id, records[3].response_id, records[3].call.status) == ("r1", "", "error")
+    # usage missing is flagged on a call that succeeded, not on one that failed
+    assert [records[5].call.metadata, records[6].call.metadata] == [{"usage_missing": True}, {}]
     slower = [chat(trace, input_tokens=1, start=now, **{"error.type": "timeout"}),
               chat(trace, input_tokens=1, start=now, **{"gen_ai.usage.cost": 0.5}),
               chat(trace, input_tokens=1.0, start=now),
@@ -309,9 +314,8 @@ def test_the_usual_spans_are_mapped_in_c_and_the_rest_by_span_record():
               S("vercel", trace, start=now, attrs={"ai.operationId": "ai.generateText.doGenerate"}),
               chat(trace, start=now + FUTURE)]
     assert _mapped_in_c(protobuf(slower), now) == [False] * len(slower)
-    for body in [protobuf(usual + slower)]:
-        assert repr(list(otlp.export_records(body, json_body=False, now=now))) == repr(
-            [otlp.span_record(span, now=now) for span in otlp._decode_protobuf_py(body)])
+    body = protobuf(usual + slower)
+    assert repr(list(otlp.export_records(body, json_body=False, now=now))) == python_records(body, now)
 
 
 @needs_upb
